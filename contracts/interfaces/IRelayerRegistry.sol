@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @title What other protocol contracts read from the relayer registry.
+interface IRelayerRegistry {
+    /// @notice True if `operator` has a node record and at least the minimum stake.
+    function isActive(address operator) external view returns (bool);
+
+    /// @notice The signing address of `operator`'s node and whether the node is active.
+    function signerOf(address operator) external view returns (address signer, bool active);
+
+    /// @notice The operator whose node signs with `signer` (zero if none).
+    function operatorOf(address signer) external view returns (address);
+}

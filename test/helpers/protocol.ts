@@ -1,0 +1,121 @@
+/**
+ * Shared fixture: the whole token economy deployed by the real Ignition module on Hardhat's
+ * in-process EVM, with short epochs and a small k so tests can walk through epochs quickly.
+ */
+import { network } from "hardhat";
+import { type Address, type Hex, type LocalAccount, keccak256, stringToHex, toHex } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import ProtocolModule from "../../deploy/ignition/modules/Protocol.js";
+import {
+  bandwidthCreditDomain,
+  epochRewardsDomain,
+  signClientKeyAuthorization,
+} from "@x0tta6bl4/relayer/accounting/receipts";
+
+export const X0T = 10n ** 18n;
+export const GB = 1_000_000_000n;
+export const EPOCH = 60;
+export const MIN_STAKE = 1_000n * X0T;
+export const UNBONDING_DELAY = 3_600;
+
+export const TEST_PARAMETERS = {
+  epochLength: EPOCH,
+  minAttestations: 2,
+  minStake: MIN_STAKE,
+  unbondingDelay: UNBONDING_DELAY,
+};
+
+export async function connect() {
+  return network.create();
+}
+
+export type Connection = Awaited<ReturnType<typeof connect>>;
+
+/** Deploys with the Ignition module and returns typed contracts and funded actors. */
+export async function deployProtocol(connection: Connection, parameters: Record<string, unknown> = {}) {
+  const { viem, ignition } = connection;
+  const wallets = await viem.getWalletClients();
+  const [deployer, treasury] = wallets;
+  if (!deployer || !treasury) throw new Error("the test network needs at least two funded accounts");
+  const deployed = await ignition.deploy(ProtocolModule, {
+    parameters: { Protocol: { ...TEST_PARAMETERS, ...parameters } },
+  });
+  const token = await viem.getContractAt("X0T", deployed.token.address);
+  const registry = await viem.getContractAt("RelayerRegistry", deployed.registry.address);
+  const credit = await viem.getContractAt("BandwidthCredit", deployed.credit.address);
+  const rewards = await viem.getContractAt("EpochRewards", deployed.rewards.address);
+  const publicClient = await viem.getPublicClient();
+  const chainId = await publicClient.getChainId();
+  return {
+    viem,
+    publicClient,
+    chainId,
+    deployer,
+    treasury,
+    wallets,
+    token,
+    registry,
+    credit,
+    rewards,
+    receiptDomain: epochRewardsDomain(chainId, rewards.address),
+    creditDomain: bandwidthCreditDomain(chainId, credit.address),
+  };
+}
+
+export type Protocol = Awaited<ReturnType<typeof deployProtocol>>;
+export type Wallet = Protocol["wallets"][number];
+
+/** Gives `to` X0T from the distributor (the deployer); the recipient pays no fee on it. */
+export async function fund(p: Protocol, to: Address, amount: bigint) {
+  await p.token.write.setFeeExempt([to, true]);
+  await p.token.write.transfer([to, amount]);
+  await p.token.write.setFeeExempt([to, false]);
+}
+
+/** A deterministic fake node-keys hash: sha256 of the keys is what production stores. */
+export function keysHashOf(label: string): Hex {
+  return keccak256(toHex(label));
+}
+
+/** ISO 3166-1 alpha-2 region code as the registry's bytes2. */
+export function region(code: string): Hex {
+  return stringToHex(code, { size: 2 });
+}
+
+/** Registers `operator` as a relayer with a fresh signer; returns that signer. */
+export async function registerRelayer(p: Protocol, operator: Wallet, stake = MIN_STAKE): Promise<LocalAccount> {
+  const signer = privateKeyToAccount(generatePrivateKey());
+  await fund(p, operator.account.address, stake);
+  await p.token.write.approve([p.registry.address, stake], { account: operator.account });
+  await p.registry.write.register(
+    ["127.0.0.1:9001", region("DE"), keysHashOf(operator.account.address), signer.address, stake],
+    {
+      account: operator.account,
+    },
+  );
+  return signer;
+}
+
+/** Buys `bytes` of credit for `payer` and authorises a fresh client key; returns the key. */
+export async function buyCredit(p: Protocol, payer: Wallet, amount: bigint): Promise<LocalAccount> {
+  await fund(p, payer.account.address, amount);
+  await p.token.write.approve([p.credit.address, amount], { account: payer.account });
+  await p.credit.write.buy([amount], { account: payer.account });
+  return authorizeKey(p, payer);
+}
+
+export async function authorizeKey(p: Protocol, payer: Wallet): Promise<LocalAccount> {
+  const key = privateKeyToAccount(generatePrivateKey());
+  const proof = await signClientKeyAuthorization(key, p.creditDomain, payer.account.address);
+  await p.credit.write.authorizeClientKey([key.address, proof], { account: payer.account });
+  return key;
+}
+
+/** Moves time to the start of epoch `epoch` (+ `offset` seconds). */
+export async function warpToEpoch(connection: Connection, p: Protocol, epoch: bigint, offset = 1) {
+  const [anchorEpoch, anchorTime, length] = await p.rewards.read.schedule();
+  const target = anchorTime + (epoch - anchorEpoch) * length + BigInt(offset);
+  const now = BigInt(await connection.networkHelpers.time.latest());
+  if (now >= target) throw new Error(`already past epoch ${epoch} + ${offset}s (now ${now}, target ${target})`);
+  await connection.networkHelpers.time.increaseTo(target);
+}
