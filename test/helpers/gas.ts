@@ -1,0 +1,220 @@
+/**
+ * Gas of the calls users pay for, measured on the in-process EVM from real transaction receipts.
+ * Used by test/contracts/gas.test.ts (budgets) and scripts/gas-report.ts (the table in README).
+ */
+import { getAddress, type Hex, parseSignature } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { signClientKeyAuthorization, signReceipt, sortReceipts } from "@x0tta6bl4/relayer/accounting/receipts";
+import {
+  type Connection,
+  deployProtocol,
+  fund,
+  keysHashOf,
+  MIN_STAKE,
+  type Protocol,
+  region,
+  registerRelayer,
+  warpToEpoch,
+  X0T,
+} from "./protocol.js";
+
+export interface GasRow {
+  call: string;
+  gas: bigint;
+  /** Goal from shared/PERFORMANCE.md, where it sets one. */
+  goal?: bigint;
+  /** Regression ceiling asserted by test/contracts/gas.test.ts. */
+  ceiling: bigint;
+  note: string;
+}
+
+const CELL = 1_000;
+
+async function gasOf(p: Protocol, hash: Promise<Hex>): Promise<bigint> {
+  const receipt = await p.publicClient.waitForTransactionReceipt({ hash: await hash });
+  if (receipt.status !== "success") throw new Error(`transaction ${receipt.transactionHash} reverted`);
+  return receipt.gasUsed;
+}
+
+async function permit(p: Protocol, owner: Protocol["wallets"][number], spender: Hex, value: bigint) {
+  const deadline = BigInt(Math.floor(Date.now() / 1000) + 10 * 365 * 86_400);
+  const nonce = await p.token.read.nonces([owner.account.address]);
+  const signature = await owner.signTypedData({
+    domain: { name: "x0tta6bl4", version: "1", chainId: p.chainId, verifyingContract: p.token.address },
+    types: {
+      Permit: [
+        { name: "owner", type: "address" },
+        { name: "spender", type: "address" },
+        { name: "value", type: "uint256" },
+        { name: "nonce", type: "uint256" },
+        { name: "deadline", type: "uint256" },
+      ],
+    },
+    primaryType: "Permit",
+    message: { owner: owner.account.address, spender, value, nonce, deadline },
+  });
+  const { v, r, s } = parseSignature(signature);
+  return { deadline, v: Number(v), r, s };
+}
+
+/** `count` fresh payer accounts, each with credit and one client key; their receipts for `relayer`. */
+async function payersWithReceipts(connection: Connection, p: Protocol, count: number, relayer: Hex, epoch: bigint) {
+  const receipts = [];
+  for (let i = 0; i < count; i++) {
+    const payer = privateKeyToAccount(generatePrivateKey());
+    await connection.networkHelpers.setBalance(payer.address, 10n ** 18n);
+    await fund(p, payer.address, X0T);
+    await p.token.write.approve([p.credit.address, X0T], { account: payer });
+    await p.credit.write.buy([X0T], { account: payer });
+    const key = privateKeyToAccount(generatePrivateKey());
+    const proof = await signClientKeyAuthorization(key, p.creditDomain, payer.address);
+    await p.credit.write.authorizeClientKey([key.address, proof], { account: payer });
+    receipts.push(
+      await signReceipt(key, p.receiptDomain, { relayer, epoch, cells: 100_000n, cellSize: CELL, hops: 3 }),
+    );
+  }
+  return sortReceipts(receipts);
+}
+
+export async function measureGas(connection: Connection): Promise<GasRow[]> {
+  // Hour-long epochs: the setup below mines hundreds of blocks, each at least a second apart.
+  const p = await deployProtocol(connection, { minAttestations: 1, epochLength: 3_600 });
+  const w = p.wallets;
+  const rows: GasRow[] = [];
+  const fresh = (n: number) => getAddress(`0x${n.toString(16).padStart(40, "0")}`);
+
+  // A transfer between two holders (1% burned).
+  await fund(p, w[2]!.account.address, 1_000n * X0T);
+  await fund(p, w[3]!.account.address, 1n);
+  rows.push({
+    call: "X0T.transfer",
+    gas: await gasOf(p, p.token.write.transfer([w[3]!.account.address, 10n * X0T], { account: w[2]!.account })),
+    ceiling: 90_000n,
+    note: "between two holders; 1% burned (an ERC20Votes supply checkpoint)",
+  });
+
+  // Buy credit with a permit, in one transaction.
+  const buyer = w[4]!;
+  await fund(p, buyer.account.address, 10n * X0T);
+  const sig = await permit(p, buyer, p.credit.address, 10n * X0T);
+  rows.push({
+    call: "BandwidthCredit.buyWithPermit",
+    gas: await gasOf(
+      p,
+      p.credit.write.buyWithPermit([10n * X0T, sig.deadline, sig.v, sig.r, sig.s], { account: buyer.account }),
+    ),
+    goal: 150_000n,
+    ceiling: 150_000n,
+    note: "first purchase of the account",
+  });
+
+  // Stake + register. The very first registration also creates the registry's balance and list.
+  await registerRelayer(p, w[8]!);
+  const operator = w[5]!;
+  await fund(p, operator.account.address, 2n * MIN_STAKE);
+  await p.token.write.approve([p.registry.address, MIN_STAKE], { account: operator.account });
+  const node = ["relay-01.example.net:9443", region("DE"), keysHashOf("gas")] as const;
+  rows.push({
+    call: "RelayerRegistry.register",
+    gas: await gasOf(p, p.registry.write.register([...node, fresh(0xa1), MIN_STAKE], { account: operator.account })),
+    goal: 200_000n,
+    ceiling: 200_000n,
+    note: "stake + register after approve, 25-byte endpoint",
+  });
+  const operator2 = w[9]!;
+  await fund(p, operator2.account.address, MIN_STAKE);
+  const stakeSig = await permit(p, operator2, p.registry.address, MIN_STAKE);
+  rows.push({
+    call: "RelayerRegistry.registerWithPermit",
+    gas: await gasOf(
+      p,
+      p.registry.write.registerWithPermit(
+        [...node, fresh(0xa2), MIN_STAKE, stakeSig.deadline, stakeSig.v, stakeSig.r, stakeSig.s],
+        {
+          account: operator2.account,
+        },
+      ),
+    ),
+    ceiling: 250_000n,
+    note: "the same in one transaction (the permit writes nonce + allowance)",
+  });
+
+  // Receipts: a 1-receipt and a 100-receipt batch, each the relayer's first for its epoch.
+  const relayerA = w[6]!;
+  const relayerB = w[7]!;
+  await registerRelayer(p, relayerA);
+  await registerRelayer(p, relayerB);
+  const one = await payersWithReceipts(connection, p, 1, getAddress(relayerA.account.address), 0n);
+  const hundred = await payersWithReceipts(connection, p, 100, getAddress(relayerB.account.address), 0n);
+  await warpToEpoch(connection, p, 1n);
+  const gas1 = await gasOf(
+    p,
+    p.rewards.write.submitReceipts([relayerA.account.address, 0n, one], { account: relayerA.account }),
+  );
+  const gas100 = await gasOf(
+    p,
+    p.rewards.write.submitReceipts([relayerB.account.address, 0n, hundred], { account: relayerB.account }),
+  );
+  rows.push({
+    call: "EpochRewards.submitReceipts, 1 receipt",
+    gas: gas1,
+    ceiling: 220_000n,
+    note: "first batch of the relayer's epoch",
+  });
+  rows.push({
+    call: "EpochRewards.submitReceipts, 100 receipts",
+    gas: gas100,
+    ceiling: 2_600_000n,
+    note: "100 distinct payer accounts (cold slots)",
+  });
+  rows.push({
+    call: "marginal gas per receipt",
+    gas: (gas100 - gas1) / 99n,
+    goal: 30_000n,
+    ceiling: 30_000n,
+    note: "(gas(100) - gas(1)) / 99",
+  });
+
+  // Claims: the relayer already holds X0T (the usual case after its first claim).
+  const relayer = getAddress(relayerB.account.address);
+  await fund(p, relayer, X0T);
+  const epochs: bigint[] = [];
+  for (let e = 1n; e <= 24n; e++) {
+    const batch = await payersWithReceipts(connection, p, 1, relayer, e);
+    await warpToEpoch(connection, p, e + 1n);
+    await p.rewards.write.submitReceipts([relayer, e, batch], { account: relayerB.account });
+    epochs.push(e);
+  }
+  await warpToEpoch(connection, p, 26n);
+  rows.push({
+    call: "EpochRewards.claim, 1 epoch",
+    gas: await gasOf(p, p.rewards.write.claim([relayer, [0n]])),
+    goal: 80_000n,
+    ceiling: 95_000n,
+    note: "~29k of it is ERC20Votes' supply checkpoint that every mint writes",
+  });
+  const gas24 = await gasOf(p, p.rewards.write.claim([relayer, epochs]));
+  rows.push({
+    call: "EpochRewards.claim, 24 epochs",
+    gas: gas24,
+    ceiling: 400_000n,
+    note: "a day of hourly epochs, one mint",
+  });
+  rows.push({
+    call: "claim gas per epoch, 24 at once",
+    gas: gas24 / 24n,
+    ceiling: 20_000n,
+    note: "how relayers should claim",
+  });
+  return rows;
+}
+
+export function formatGasTable(rows: GasRow[]): string {
+  const lines = ["| call | gas | goal | note |", "| --- | ---: | --- | --- |"];
+  for (const r of rows) {
+    const goal =
+      r.goal === undefined ? "" : `<= ${r.goal.toLocaleString("en-US")} ${r.gas <= r.goal ? "met" : "**missed**"}`;
+    lines.push(`| ${r.call} | ${r.gas.toLocaleString("en-US")} | ${goal} | ${r.note} |`);
+  }
+  return lines.join("\n");
+}
