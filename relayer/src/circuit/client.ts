@@ -1,0 +1,304 @@
+/**
+ * The client's side of a circuit (docs/protocol.md, "Circuits"): built hop by hop (telescoping)
+ * — a hybrid handshake with the first hop in CREATE, then with each further hop inside an EXTEND
+ * sent through the hops already built — so no single relay sees both the client and the target.
+ * Streams are opened at the last hop with BEGIN.
+ */
+import { AuthenticationError } from "../crypto/cipher.ts";
+import { HandshakeError, REPLY_BYTES, startClientHandshake } from "../crypto/handshake.ts";
+import type { ClientHandshake } from "../crypto/handshake.ts";
+import type { RelayPublicKeys } from "../crypto/keys.ts";
+import {
+  CellCommand,
+  DestroyReason,
+  MAX_HOPS,
+  ProtocolError,
+  RelayCommand,
+  decodeRelayMessage,
+  encodeExtend,
+  encodeRelayHeader,
+  encodeTarget,
+} from "../wire/cell.ts";
+import type { Cell, Target } from "../wire/cell.ts";
+import { StreamOpenError, StreamReason, parseStreamReason } from "../wire/reasons.ts";
+import type { CircuitEndpoint, CircuitMux } from "./mux.ts";
+import { ClientHop, unwrapBackward, wrapForward } from "./onion.ts";
+import { CircuitStream } from "./stream.ts";
+
+/** A relay the client may use as a hop: where it listens and its verified static public keys. */
+export interface HopInfo {
+  host: string;
+  port: number;
+  keys: RelayPublicKeys;
+}
+
+/** Why a circuit ended; `reason` is the DESTROY reason (authentication for a tampered cell). */
+export class CircuitError extends Error {
+  override name = "CircuitError";
+  readonly reason: DestroyReason;
+  constructor(reason: DestroyReason, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.reason = reason;
+  }
+}
+
+export interface CircuitOptions {
+  /** Each hop must answer within this time (default 10 s). */
+  stepTimeoutMs?: number;
+  rekeyInterval?: number;
+}
+
+type Waiter = { resolve: (cell: Buffer) => void; reject: (error: Error) => void; expect: "created" | "extended" };
+
+export class ClientCircuit implements CircuitEndpoint {
+  readonly path: readonly HopInfo[];
+  private readonly mux: CircuitMux;
+  private readonly id: number;
+  private readonly hops: ClientHop[] = [];
+  private readonly streams = new Map<number, CircuitStream>();
+  private readonly opening = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private waiter: Waiter | undefined;
+  private nextStreamId = 1;
+  private error: CircuitError | undefined;
+  private readonly closeListeners: Array<(error: CircuitError) => void> = [];
+  readonly createdAt = Date.now();
+
+  private constructor(mux: CircuitMux, path: readonly HopInfo[]) {
+    this.mux = mux;
+    this.path = path;
+    this.id = mux.add(this);
+  }
+
+  /** Builds a circuit through `path` (1–5 hops) on `mux`, a link to path[0]. */
+  static async build(mux: CircuitMux, path: readonly HopInfo[], options: CircuitOptions = {}): Promise<ClientCircuit> {
+    if (path.length < 1 || path.length > MAX_HOPS)
+      throw new RangeError(`a circuit has 1..${MAX_HOPS} hops, got ${path.length}`);
+    const circuit = new ClientCircuit(mux, path);
+    const timeout = options.stepTimeoutMs ?? 10_000;
+    try {
+      for (let i = 0; i < path.length; i++) {
+        const hop = path[i] as HopInfo;
+        const hs: ClientHandshake = startClientHandshake(hop.keys);
+        let reply: Buffer;
+        if (i === 0) {
+          const wait = circuit.wait("created", timeout);
+          mux.send(circuit.id, CellCommand.create, [hs.hello]);
+          reply = await wait;
+        } else {
+          const body = encodeExtend({
+            host: hop.host,
+            port: hop.port,
+            x25519: Buffer.from(hop.keys.x25519),
+            mlkem: Buffer.from(hop.keys.mlkem),
+            hello: hs.hello,
+          });
+          const wait = circuit.wait("extended", timeout);
+          circuit.sendTo(i - 1, RelayCommand.extend, 0, [body]);
+          reply = await wait;
+        }
+        circuit.hops.push(new ClientHop(hs.finish(reply), options.rekeyInterval));
+      }
+    } catch (error) {
+      const reason = error instanceof HandshakeError ? DestroyReason.authentication : DestroyReason.connectFailed;
+      circuit.fail(
+        error instanceof CircuitError
+          ? error
+          : new CircuitError(reason, `circuit build failed: ${(error as Error).message}`, { cause: error }),
+      );
+      throw circuit.error;
+    }
+    return circuit;
+  }
+
+  get closed(): boolean {
+    return this.error !== undefined;
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  onClose(listener: (error: CircuitError) => void): void {
+    if (this.error) listener(this.error);
+    else this.closeListeners.push(listener);
+  }
+
+  /** Opens a stream to `target` from the last hop; rejects with StreamOpenError(reason). */
+  openStream(target: Target, signal?: AbortSignal): Promise<CircuitStream> {
+    if (this.error) return Promise.reject(new StreamOpenError(StreamReason.generalFailure, this.error.message));
+    const streamId = this.allocateStreamId();
+    const stream = new CircuitStream(streamId, {
+      send: (command, id, parts) => this.sendTo(this.hops.length - 1, command, id, parts),
+      whenWritable: (callback) => this.mux.link.onceDrained(callback),
+      release: (id) => {
+        if (this.streams.get(id) === stream) this.streams.delete(id);
+      },
+    });
+    this.streams.set(streamId, stream);
+    return new Promise<CircuitStream>((resolve, reject) => {
+      const onAbort = () => {
+        this.opening.delete(streamId);
+        stream.abort(new StreamOpenError(StreamReason.ttlExpired, "stream open timed out"));
+        this.sendTo(this.hops.length - 1, RelayCommand.end, streamId, [Buffer.of(StreamReason.ttlExpired)]);
+        reject(new StreamOpenError(StreamReason.ttlExpired, "stream open timed out"));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.opening.set(streamId, {
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(stream);
+        },
+        reject: (error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      });
+      this.sendTo(this.hops.length - 1, RelayCommand.begin, streamId, [encodeTarget(target)]);
+    });
+  }
+
+  /** Tears the circuit down and tells the relays. */
+  close(): void {
+    if (this.error) return;
+    this.mux.send(this.id, CellCommand.destroy, [Buffer.of(DestroyReason.requested)]);
+    this.fail(new CircuitError(DestroyReason.requested, "circuit closed"));
+  }
+
+  onCell(cell: Cell): void {
+    if (this.error) return;
+    try {
+      if (cell.command === CellCommand.created) {
+        if (this.waiter?.expect !== "created" || cell.body.length !== REPLY_BYTES)
+          throw new ProtocolError("unexpected CREATED");
+        return this.settle(cell.body);
+      }
+      if (cell.command === CellCommand.destroy) {
+        const reason = (cell.body[0] ?? DestroyReason.none) as DestroyReason;
+        const what =
+          reason === DestroyReason.authentication ? "a relay saw a cell fail authentication" : `reason ${reason}`;
+        return this.fail(new CircuitError(reason, `circuit destroyed by a relay: ${what}`));
+      }
+      if (cell.command !== CellCommand.relay || this.hops.length === 0) throw new ProtocolError("unexpected cell");
+      const { hop, message } = unwrapBackward(this.hops, cell.body);
+      this.handle(hop, message);
+    } catch (error) {
+      const reason = error instanceof AuthenticationError ? DestroyReason.authentication : DestroyReason.protocol;
+      if (!(error instanceof AuthenticationError || error instanceof ProtocolError)) throw error;
+      this.mux.send(this.id, CellCommand.destroy, [Buffer.of(reason)]);
+      this.fail(new CircuitError(reason, `circuit closed: ${error.message}`, { cause: error }));
+    }
+  }
+
+  onLinkClosed(error: Error | undefined): void {
+    this.fail(
+      new CircuitError(DestroyReason.linkClosed, `link to the first hop closed${error ? `: ${error.message}` : ""}`, {
+        cause: error,
+      }),
+    );
+  }
+
+  private handle(hop: number, bytes: Buffer): void {
+    const message = decodeRelayMessage(bytes);
+    const last = this.hops.length - 1;
+    switch (message.command) {
+      case RelayCommand.extended:
+        if (hop !== last || this.waiter?.expect !== "extended") throw new ProtocolError("unexpected EXTENDED");
+        return this.settle(message.data);
+      case RelayCommand.extendFailed: {
+        if (hop !== last || !this.waiter) throw new ProtocolError("unexpected EXTEND_FAILED");
+        const waiter = this.waiter;
+        this.waiter = undefined;
+        return waiter.reject(
+          new CircuitError(
+            DestroyReason.connectFailed,
+            `hop ${hop + 1} could not extend (reason ${message.data[0] ?? 1})`,
+          ),
+        );
+      }
+      case RelayCommand.connected:
+      case RelayCommand.data:
+      case RelayCommand.end:
+      case RelayCommand.sendme: {
+        if (hop !== last) throw new ProtocolError("stream message from a middle hop");
+        const opening = this.opening.get(message.streamId);
+        const stream = this.streams.get(message.streamId);
+        if (opening) {
+          this.opening.delete(message.streamId);
+          if (message.command === RelayCommand.connected) return opening.resolve();
+          if (message.command !== RelayCommand.end) throw new ProtocolError("stream data before CONNECTED");
+          const reason = parseStreamReason(message.data[0] ?? StreamReason.generalFailure);
+          const error = new StreamOpenError(
+            reason === StreamReason.done ? StreamReason.generalFailure : reason,
+            `exit could not open the stream (reason ${reason})`,
+          );
+          stream?.abort(error);
+          return opening.reject(error);
+        }
+        if (message.command === RelayCommand.connected) throw new ProtocolError("CONNECTED twice");
+        stream?.receive(message.command, message.data);
+        return;
+      }
+      default:
+        throw new ProtocolError(`relay command ${message.command} not accepted by a client`);
+    }
+  }
+
+  private sendTo(hop: number, command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
+    if (this.error) return false;
+    return this.mux.send(
+      this.id,
+      CellCommand.relay,
+      wrapForward(this.hops, hop, [encodeRelayHeader(command, streamId), ...data]),
+    );
+  }
+
+  private allocateStreamId(): number {
+    for (let tries = 0; tries < 0x10000; tries++) {
+      const id = this.nextStreamId;
+      this.nextStreamId = id >= 0xffff ? 1 : id + 1;
+      if (!this.streams.has(id)) return id;
+    }
+    throw new StreamOpenError(StreamReason.generalFailure, "no free stream id on this circuit");
+  }
+
+  private wait(expect: Waiter["expect"], timeoutMs: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new CircuitError(DestroyReason.timeout, `no ${expect.toUpperCase()} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = {
+        expect,
+        resolve: (body) => {
+          clearTimeout(timer);
+          resolve(body);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+    });
+  }
+
+  private settle(body: Buffer): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.resolve(body);
+  }
+
+  private fail(error: CircuitError): void {
+    if (this.error) return;
+    this.error = error;
+    this.mux.remove(this.id);
+    this.waiter?.reject(error);
+    this.waiter = undefined;
+    for (const o of this.opening.values())
+      o.reject(new StreamOpenError(StreamReason.generalFailure, error.message, { cause: error }));
+    this.opening.clear();
+    for (const s of [...this.streams.values()]) s.abort(error);
+    this.streams.clear();
+    for (const listener of this.closeListeners.splice(0)) listener(error);
+  }
+}

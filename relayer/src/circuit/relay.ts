@@ -1,0 +1,383 @@
+/**
+ * The relay's side of circuits (docs/protocol.md, "Circuits"): answers CREATE on inbound links,
+ * removes its onion layer from forward cells, adds it to backward ones, extends circuits to the
+ * next hop on request, and, on an exit, opens streams to targets through `openTarget`.
+ *
+ * Nothing here touches a socket: links come from link/, target connections from the injected
+ * `openTarget` (exit/ in production).
+ */
+import type { Duplex } from "node:stream";
+import { HELLO_BYTES, REPLY_BYTES, respondToHandshake } from "../crypto/handshake.ts";
+import { AuthenticationError } from "../crypto/cipher.ts";
+import { MLKEM768_PUBLIC_BYTES, X25519_PUBLIC_BYTES, keysHashOf } from "../crypto/keys.ts";
+import type { RelayPublicKeys, StaticKeys } from "../crypto/keys.ts";
+import type { Link } from "../link/link.ts";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
+import {
+  CellCommand,
+  DestroyReason,
+  ProtocolError,
+  RelayCommand,
+  decodeExtend,
+  decodeRelayMessage,
+  decodeTarget,
+  encodeRelayHeader,
+} from "../wire/cell.ts";
+import type { Cell, Target } from "../wire/cell.ts";
+import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
+import { CircuitMux } from "./mux.ts";
+import { LAYER_MINE, LAYER_PASS, RelayHop } from "./onion.ts";
+import { CircuitStream } from "./stream.ts";
+
+export type OpenTarget = (target: Target, signal: AbortSignal) => Promise<Duplex>;
+export type ConnectLink = (host: string, port: number, relay: RelayPublicKeys) => Promise<Link>;
+
+export interface RelayLimits {
+  circuitsPerLink: number;
+  streamsPerCircuit: number;
+  /** A stream must connect within this time (exit). */
+  connectTimeoutMs: number;
+}
+
+export const DEFAULT_RELAY_LIMITS: RelayLimits = {
+  circuitsPerLink: 8192,
+  streamsPerCircuit: 256,
+  connectTimeoutMs: 10_000,
+};
+
+export interface RelayCoreOptions {
+  keys: StaticKeys;
+  connectLink: ConnectLink;
+  /** Set on exits only; without it BEGIN is answered with END(not allowed). */
+  openTarget?: OpenTarget;
+  limits?: Partial<RelayLimits>;
+  logger?: Logger;
+  rekeyInterval?: number;
+  /**
+   * Adversarial tests only: sees every forward cell body this relay is about to pass on and may
+   * change it (a malicious relay). Never set in production.
+   */
+  tamperForward?: (body: Buffer) => void;
+}
+
+/** Runs every circuit that passes through this relay. */
+export class RelayCore {
+  readonly options: RelayCoreOptions;
+  readonly limits: RelayLimits;
+  private readonly log: Logger;
+  private readonly outbound = new Map<string, Promise<CircuitMux>>();
+  private readonly inbound = new Set<Link>();
+  /** Circuits alive here (for metrics and tests). */
+  circuits = 0;
+
+  constructor(options: RelayCoreOptions) {
+    this.options = options;
+    this.limits = { ...DEFAULT_RELAY_LIMITS, ...options.limits };
+    this.log = options.logger ?? silentLogger;
+  }
+
+  /** Takes over an accepted, handshaken link from a client or a previous hop. */
+  attach(link: Link): void {
+    this.inbound.add(link);
+    const circuits = new Map<number, RelayCircuit>();
+    link.setHandler({
+      onCell: (cell) => {
+        try {
+          this.onInboundCell(link, circuits, cell);
+        } catch (error) {
+          if (!(error instanceof ProtocolError)) throw error;
+          this.log.warn("protocol violation on inbound link, closing it", { error: error.message });
+          link.close(error);
+        }
+      },
+      onClose: () => {
+        this.inbound.delete(link);
+        for (const c of [...circuits.values()]) c.destroy(DestroyReason.linkClosed, "prev");
+      },
+    });
+  }
+
+  /** Closes every link (and so every circuit). */
+  close(): void {
+    for (const link of [...this.inbound]) link.close();
+    for (const mux of this.outbound.values())
+      void mux.then(
+        (m) => m.link.close(),
+        () => {},
+      );
+    this.outbound.clear();
+  }
+
+  private onInboundCell(link: Link, circuits: Map<number, RelayCircuit>, cell: Cell): void {
+    const existing = circuits.get(cell.circuitId);
+    switch (cell.command) {
+      case CellCommand.create: {
+        if (existing || cell.circuitId === 0) throw new ProtocolError("CREATE for a circuit id in use");
+        if (circuits.size >= this.limits.circuitsPerLink) {
+          link.send(cell.circuitId, CellCommand.destroy, [Buffer.of(DestroyReason.resourceLimit)]);
+          return;
+        }
+        if (cell.body.length !== HELLO_BYTES) throw new ProtocolError("CREATE body size");
+        let answer;
+        try {
+          answer = respondToHandshake(this.options.keys, cell.body);
+        } catch (error) {
+          this.log.info("circuit handshake refused", { error: (error as Error).message });
+          link.send(cell.circuitId, CellCommand.destroy, [Buffer.of(DestroyReason.protocol)]);
+          return;
+        }
+        const circuit = new RelayCircuit(
+          this,
+          link,
+          cell.circuitId,
+          new RelayHop(answer.keys, this.options.rekeyInterval),
+          () => {
+            circuits.delete(cell.circuitId);
+            this.circuits--;
+          },
+        );
+        circuits.set(cell.circuitId, circuit);
+        this.circuits++;
+        link.send(cell.circuitId, CellCommand.created, [answer.reply]);
+        return;
+      }
+      case CellCommand.relay:
+        existing?.fromPrev(cell.body);
+        return;
+      case CellCommand.destroy:
+        existing?.destroy(DestroyReason.requested, "prev");
+        return;
+      default:
+        throw new ProtocolError(`cell command ${cell.command} not allowed on an inbound link`);
+    }
+  }
+
+  /** A link to the next hop, shared by every circuit extended there. */
+  async outboundMux(host: string, port: number, relay: RelayPublicKeys): Promise<CircuitMux> {
+    const key = `${host}|${port}|${Buffer.from(relay.keysHash).toString("hex")}`;
+    let mux = this.outbound.get(key);
+    if (mux) {
+      const ready = await mux.catch(() => undefined);
+      if (ready && !ready.link.isClosed) return ready;
+      this.outbound.delete(key);
+    }
+    mux = this.options
+      .connectLink(host, port, relay)
+      .then((link) => new CircuitMux(link, () => this.outbound.delete(key)));
+    this.outbound.set(key, mux);
+    mux.catch(() => this.outbound.delete(key));
+    return mux;
+  }
+
+  get logger(): Logger {
+    return this.log;
+  }
+}
+
+type Side = "prev" | "next";
+
+class RelayCircuit {
+  private readonly core: RelayCore;
+  private readonly prev: Link;
+  private readonly prevId: number;
+  private readonly hop: RelayHop;
+  private readonly onGone: () => void;
+  private next: { mux: CircuitMux; id: number } | undefined;
+  private extending = false;
+  private readonly streams = new Map<number, CircuitStream>();
+  private dead = false;
+
+  constructor(core: RelayCore, prev: Link, prevId: number, hop: RelayHop, onGone: () => void) {
+    this.core = core;
+    this.prev = prev;
+    this.prevId = prevId;
+    this.hop = hop;
+    this.onGone = onGone;
+  }
+
+  fromPrev(body: Buffer): void {
+    if (this.dead) return;
+    let plain: Buffer;
+    try {
+      plain = this.hop.openForward.open(body);
+    } catch (error) {
+      if (!(error instanceof AuthenticationError)) throw error;
+      this.core.logger.warn("forward cell failed authentication: destroying the circuit");
+      return this.destroy(DestroyReason.authentication);
+    }
+    try {
+      if (plain[0] === 0) return this.passForward(plain.subarray(1));
+      if (plain[0] !== 1) throw new ProtocolError("bad onion layer flag");
+      this.handle(plain.subarray(1));
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.core.logger.warn("protocol violation on a circuit, destroying it", { error: error.message });
+      this.destroy(DestroyReason.protocol);
+    }
+  }
+
+  private passForward(inner: Buffer): void {
+    if (!this.next) throw new ProtocolError("cell to pass on, but the circuit ends here");
+    this.core.options.tamperForward?.(inner);
+    if (!this.next.mux.send(this.next.id, CellCommand.relay, [inner])) {
+      // Hop-by-hop back-pressure: stop reading the previous link until the next one drains.
+      this.prev.pause();
+      this.next.mux.link.onceDrained(() => this.prev.resume());
+    }
+  }
+
+  private fromNext(cell: Cell): void {
+    if (this.dead) return;
+    if (cell.command === CellCommand.relay) {
+      const sealed = this.hop.sealBackward.seal([LAYER_PASS, cell.body]);
+      if (!this.prev.send(this.prevId, CellCommand.relay, sealed) && this.next) {
+        const link = this.next.mux.link;
+        link.pause();
+        this.prev.onceDrained(() => link.resume());
+      }
+    } else if (cell.command === CellCommand.destroy) {
+      this.destroy((cell.body[0] ?? DestroyReason.none) as DestroyReason, "next");
+    } else {
+      this.destroy(DestroyReason.protocol);
+    }
+  }
+
+  /** Sends a relay message that this hop originates, back towards the client. */
+  sendBackward(command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
+    if (this.dead) return false;
+    const sealed = this.hop.sealBackward.seal([LAYER_MINE, encodeRelayHeader(command, streamId), ...data]);
+    return this.prev.send(this.prevId, CellCommand.relay, sealed);
+  }
+
+  private handle(bytes: Buffer): void {
+    const message = decodeRelayMessage(bytes);
+    switch (message.command) {
+      case RelayCommand.extend:
+        return this.extend(message.data);
+      case RelayCommand.begin:
+        return this.begin(message.streamId, message.data);
+      case RelayCommand.data:
+      case RelayCommand.end:
+      case RelayCommand.sendme: {
+        const stream = this.streams.get(message.streamId);
+        if (stream) stream.receive(message.command, message.data);
+        else if (message.command === RelayCommand.sendme) throw new ProtocolError("SENDME for an unknown stream");
+        return; // DATA/END for a stream already closed here: in flight, drop.
+      }
+      default:
+        throw new ProtocolError(`relay command ${message.command} not accepted by a relay`);
+    }
+  }
+
+  private extend(data: Buffer): void {
+    if (this.next || this.extending) throw new ProtocolError("EXTEND on a circuit that already goes on");
+    const req = decodeExtend(data, { x25519: X25519_PUBLIC_BYTES, mlkem: MLKEM768_PUBLIC_BYTES, hello: HELLO_BYTES });
+    const relay = { x25519: req.x25519, mlkem: req.mlkem, keysHash: keysHashOf(req.x25519, req.mlkem) };
+    this.extending = true;
+    const fail = (reason: StreamReason, why: string) => {
+      this.extending = false;
+      this.core.logger.info("extend failed", { error: why });
+      this.sendBackward(RelayCommand.extendFailed, 0, [Buffer.of(reason)]);
+    };
+    this.core.outboundMux(req.host, req.port, relay).then(
+      (mux) => {
+        if (this.dead) return;
+        if (mux.link.isClosed) return fail(StreamReason.hostUnreachable, "link closed");
+        const id = mux.add({
+          onCell: (cell) => (this.next ? this.fromNext(cell) : created(cell)),
+          onLinkClosed: () =>
+            this.next
+              ? this.destroy(DestroyReason.linkClosed, "next")
+              : fail(StreamReason.hostUnreachable, "link closed"),
+        });
+        const created = (cell: Cell) => {
+          this.extending = false;
+          if (this.dead) {
+            mux.send(id, CellCommand.destroy, [Buffer.of(DestroyReason.requested)]);
+            mux.remove(id);
+          } else if (cell.command === CellCommand.created && cell.body.length === REPLY_BYTES) {
+            this.next = { mux, id };
+            this.sendBackward(RelayCommand.extended, 0, [cell.body]);
+          } else {
+            if (cell.command !== CellCommand.destroy)
+              mux.send(id, CellCommand.destroy, [Buffer.of(DestroyReason.protocol)]);
+            mux.remove(id);
+            fail(StreamReason.generalFailure, "next hop refused the circuit");
+          }
+        };
+        mux.send(id, CellCommand.create, [req.hello]);
+      },
+      (error: Error) => fail(StreamReason.hostUnreachable, error.message),
+    );
+  }
+
+  private begin(streamId: number, data: Buffer): void {
+    if (streamId === 0) throw new ProtocolError("BEGIN on stream 0");
+    if (this.streams.has(streamId)) throw new ProtocolError("BEGIN for a stream id in use");
+    const target = decodeTarget(data);
+    const openTarget = this.core.options.openTarget;
+    if (!openTarget || this.next) {
+      this.sendBackward(RelayCommand.end, streamId, [Buffer.of(StreamReason.notAllowed)]);
+      return;
+    }
+    if (this.streams.size >= this.core.limits.streamsPerCircuit) {
+      this.sendBackward(RelayCommand.end, streamId, [Buffer.of(StreamReason.generalFailure)]);
+      return;
+    }
+    const stream = new CircuitStream(streamId, {
+      send: (command, id, parts) => this.sendBackward(command, id, parts),
+      whenWritable: (callback) => this.prev.onceDrained(callback),
+      release: (id) => {
+        if (this.streams.get(id) === stream) this.streams.delete(id);
+      },
+    });
+    this.streams.set(streamId, stream);
+    // Errors end the stream (END with a reason goes back); they must never escape as uncaught.
+    stream.on("error", (error) => this.core.logger.debug("exit stream error", { error: error.message }));
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.core.limits.connectTimeoutMs);
+    stream.once("close", () => abort.abort());
+    this.core.logger.debug("exit stream opening", { host: target.host, port: target.port });
+    openTarget(target, abort.signal).then(
+      (socket) => {
+        clearTimeout(timer);
+        if (stream.destroyed) return void socket.destroy();
+        this.sendBackward(RelayCommand.connected, streamId, []);
+        socket.on("error", (error) => stream.destroy(error));
+        stream.on("error", () => socket.destroy());
+        stream.on("close", () => socket.destroy());
+        socket.on("close", () => {
+          if (!stream.writableEnded) stream.destroy();
+        });
+        stream.pipe(socket);
+        socket.pipe(stream);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        const reason =
+          error instanceof StreamOpenError
+            ? error.reason
+            : abort.signal.aborted
+              ? StreamReason.ttlExpired
+              : StreamReason.generalFailure;
+        if (!stream.destroyed) stream.destroy(new StreamOpenError(reason, "target unreachable"));
+      },
+    );
+  }
+
+  /** Tears the circuit down, telling the side(s) that did not ask for it. */
+  destroy(reason: DestroyReason, from?: Side): void {
+    if (this.dead) return;
+    this.dead = true;
+    if (from !== "prev" && !this.prev.isClosed) this.prev.send(this.prevId, CellCommand.destroy, [Buffer.of(reason)]);
+    if (this.next) {
+      if (from !== "next") this.next.mux.send(this.next.id, CellCommand.destroy, [Buffer.of(reason)]);
+      this.next.mux.remove(this.next.id);
+    }
+    const error = new Error(`circuit destroyed (reason ${reason})`);
+    for (const s of [...this.streams.values()]) s.abort(error);
+    this.streams.clear();
+    this.onGone();
+  }
+}

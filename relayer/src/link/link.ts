@@ -1,0 +1,239 @@
+/**
+ * A link: one TCP connection between two nodes, keyed by the hybrid handshake against the
+ * responder's static keys, then carrying AES-256-GCM sealed cells (docs/protocol.md, "Link").
+ * Only link/, socks/ and exit/ touch sockets; everything above sees `Link.send` and `onCell`.
+ *
+ * A peer's bytes are never trusted: frames are length-checked before buffering, every cell is
+ * authenticated, and any failure closes this link only (the owner is told through `onClose`).
+ */
+import { Socket, connect as netConnect } from "node:net";
+import { AuthenticationError, CellOpener, CellSealer, TAG_BYTES } from "../crypto/cipher.ts";
+import {
+  HELLO_BYTES,
+  HandshakeError,
+  REPLY_BYTES,
+  respondToHandshake,
+  startClientHandshake,
+} from "../crypto/handshake.ts";
+import type { RelayPublicKeys, StaticKeys } from "../crypto/keys.ts";
+import { FrameReader, ProtocolError, decodeCell, encodeCellHeader, encodeFrameHeader } from "../wire/cell.ts";
+import type { Cell, CellCommand } from "../wire/cell.ts";
+
+export interface LinkHandler {
+  onCell(cell: Cell): void;
+  onClose(error: Error | undefined): void;
+}
+
+export interface LinkOptions {
+  /** The whole handshake must finish within this time (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** Cells per key before the GCM key ratchets (tests lower it). */
+  rekeyInterval?: number;
+}
+
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export class LinkError extends Error {
+  override name = "LinkError";
+}
+
+export class Link {
+  readonly remote: string;
+  private readonly socket: Socket;
+  private readonly reader = new FrameReader();
+  private sealer: CellSealer | undefined;
+  private opener: CellOpener | undefined;
+  private handler: LinkHandler | undefined;
+  private closed = false;
+  private pauses = 0;
+  private drainWaiters: Array<() => void> = [];
+  /** Cells sent and received, for accounting and tests. */
+  cellsSent = 0;
+  cellsReceived = 0;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    this.remote = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
+    socket.setNoDelay(true);
+    socket.on("drain", () => {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    });
+  }
+
+  /** Opens a link to the relay at host:port, authenticating it against `relay` (its keysHash). */
+  static connect(host: string, port: number, relay: RelayPublicKeys, options: LinkOptions = {}): Promise<Link> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host, port });
+      const link = new Link(socket);
+      const hs = startClientHandshake(relay);
+      const timer = setTimeout(
+        () => fail(new LinkError(`link handshake with ${host}:${port} timed out`)),
+        options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      );
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(error);
+      };
+      socket.once("error", (cause) => fail(new LinkError(`link to ${host}:${port}: ${cause.message}`, { cause })));
+      socket.once("close", () => fail(new LinkError(`link to ${host}:${port} closed during the handshake`)));
+      socket.once("connect", () => socket.write(Buffer.concat([encodeFrameHeader(hs.hello.length), hs.hello])));
+      const onData = (chunk: Buffer) => {
+        let frames: Buffer[];
+        try {
+          frames = link.reader.push(chunk);
+          if (frames.length === 0) return;
+          const reply = frames[0] as Buffer;
+          if (reply.length !== REPLY_BYTES) throw new HandshakeError("reply has the wrong size");
+          const keys = hs.finish(reply);
+          link.sealer = new CellSealer(keys.forward, options.rekeyInterval);
+          link.opener = new CellOpener(keys.backward, options.rekeyInterval);
+        } catch (error) {
+          return fail(error instanceof Error ? error : new LinkError(String(error)));
+        }
+        clearTimeout(timer);
+        socket.removeAllListeners("error");
+        socket.removeAllListeners("close");
+        socket.off("data", onData);
+        link.attach();
+        resolve(link);
+        link.deliver(frames.slice(1));
+      };
+      socket.on("data", onData);
+    });
+  }
+
+  /** Answers a link handshake on an accepted socket with this relay's static keys. */
+  static accept(socket: Socket, keys: StaticKeys, options: LinkOptions = {}): Promise<Link> {
+    return new Promise((resolve, reject) => {
+      const link = new Link(socket);
+      const timer = setTimeout(
+        () => fail(new LinkError("link handshake timed out")),
+        options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      );
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(error);
+      };
+      socket.once("error", (cause) => fail(new LinkError(`link from ${link.remote}: ${cause.message}`, { cause })));
+      socket.once("close", () => fail(new LinkError(`link from ${link.remote} closed during the handshake`)));
+      const onData = (chunk: Buffer) => {
+        let frames: Buffer[];
+        try {
+          frames = link.reader.push(chunk);
+          if (frames.length === 0) {
+            if (link.reader.pending > HELLO_BYTES + 4) throw new ProtocolError("oversized hello");
+            return;
+          }
+          const hello = frames[0] as Buffer;
+          const answer = respondToHandshake(keys, hello);
+          link.sealer = new CellSealer(answer.keys.backward, options.rekeyInterval);
+          link.opener = new CellOpener(answer.keys.forward, options.rekeyInterval);
+          socket.write(Buffer.concat([encodeFrameHeader(answer.reply.length), answer.reply]));
+        } catch (error) {
+          return fail(error instanceof Error ? error : new LinkError(String(error)));
+        }
+        clearTimeout(timer);
+        socket.removeAllListeners("error");
+        socket.removeAllListeners("close");
+        socket.off("data", onData);
+        link.attach();
+        resolve(link);
+        // Cells sent right behind the hello wait until the owner sets a handler.
+        link.deliver(frames.slice(1));
+      };
+      socket.on("data", onData);
+    });
+  }
+
+  private backlog: Buffer[] = [];
+
+  /** Sets who receives cells and the close notice; cells that arrived earlier are delivered now. */
+  setHandler(handler: LinkHandler): void {
+    this.handler = handler;
+    const backlog = this.backlog;
+    this.backlog = [];
+    this.deliver(backlog);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** True when the socket's buffer is full: wait for `onceDrained` before sending more. */
+  get needsDrain(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  onceDrained(callback: () => void): void {
+    if (!this.socket.writableNeedDrain || this.closed) callback();
+    else this.drainWaiters.push(callback);
+  }
+
+  /** Seals and sends one cell; returns false when the socket asks the sender to wait for drain. */
+  send(circuitId: number, command: CellCommand, body: readonly Buffer[]): boolean {
+    if (this.closed || !this.sealer) return false;
+    const sealed = this.sealer.seal([encodeCellHeader(circuitId, command), ...body]);
+    let length = 0;
+    for (const part of sealed) length += part.length;
+    this.socket.cork();
+    this.socket.write(encodeFrameHeader(length));
+    for (const part of sealed) this.socket.write(part);
+    this.socket.uncork();
+    this.cellsSent++;
+    return !this.socket.writableNeedDrain;
+  }
+
+  /** Stops reading from the peer (counted: each pause needs a resume). */
+  pause(): void {
+    if (this.pauses++ === 0) this.socket.pause();
+  }
+
+  resume(): void {
+    if (this.pauses > 0 && --this.pauses === 0 && !this.closed) this.socket.resume();
+  }
+
+  close(error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+    this.handler?.onClose(error);
+  }
+
+  private attach(): void {
+    this.socket.on("data", (chunk: Buffer) => {
+      try {
+        this.deliver(this.reader.push(chunk));
+      } catch (error) {
+        this.close(error instanceof Error ? error : new LinkError(String(error)));
+      }
+    });
+    this.socket.on("error", (error) => this.close(error));
+    this.socket.on("close", () => this.close());
+  }
+
+  private deliver(frames: Buffer[]): void {
+    if (!this.handler) {
+      this.backlog.push(...frames);
+      return;
+    }
+    for (const frame of frames) {
+      if (this.closed) return;
+      try {
+        if (frame.length < TAG_BYTES + 5) throw new ProtocolError("frame too short for a cell");
+        const cell = decodeCell((this.opener as CellOpener).open(frame));
+        this.cellsReceived++;
+        this.handler.onCell(cell);
+      } catch (error) {
+        if (error instanceof ProtocolError || error instanceof AuthenticationError) return this.close(error);
+        throw error;
+      }
+    }
+  }
+}

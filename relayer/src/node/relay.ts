@@ -1,0 +1,71 @@
+/**
+ * A relay process's data plane: the link listener, the circuits through it and, on exits, the
+ * target connections. Composition only; the layers below do the work.
+ */
+import type { StaticKeys } from "../crypto/keys.ts";
+import { publicKeysOf } from "../crypto/keys.ts";
+import type { RelayPublicKeys } from "../crypto/keys.ts";
+import { Link } from "../link/link.ts";
+import { listenForLinks } from "../link/listener.ts";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
+import { RelayCore } from "../circuit/relay.ts";
+import type { OpenTarget, RelayLimits } from "../circuit/relay.ts";
+
+export interface RelayNodeOptions {
+  host: string;
+  port: number;
+  keys: StaticKeys;
+  /** Present on exits: opens a connection to a target under the exit policy. */
+  openTarget?: OpenTarget;
+  limits?: Partial<RelayLimits>;
+  handshakesPerSecond?: number;
+  rekeyInterval?: number;
+  logger?: Logger;
+  tamperForward?: (body: Buffer) => void;
+}
+
+export interface RelayNode {
+  readonly host: string;
+  readonly port: number;
+  readonly keys: RelayPublicKeys;
+  readonly core: RelayCore;
+  close(): Promise<void>;
+}
+
+export async function startRelay(options: RelayNodeOptions): Promise<RelayNode> {
+  const log = options.logger ?? silentLogger;
+  const core = new RelayCore({
+    keys: options.keys,
+    openTarget: options.openTarget,
+    limits: options.limits,
+    logger: log,
+    rekeyInterval: options.rekeyInterval,
+    tamperForward: options.tamperForward,
+    connectLink: (host, port, relay) => Link.connect(host, port, relay, { rekeyInterval: options.rekeyInterval }),
+  });
+  const listener = await listenForLinks({
+    host: options.host,
+    port: options.port,
+    keys: options.keys,
+    handshakesPerSecond: options.handshakesPerSecond,
+    rekeyInterval: options.rekeyInterval,
+    logger: log,
+    onLink: (link) => core.attach(link),
+  });
+  log.info("relay listening", {
+    host: listener.address.host,
+    port: listener.address.port,
+    exit: options.openTarget !== undefined,
+  });
+  return {
+    host: listener.address.host,
+    port: listener.address.port,
+    keys: publicKeysOf(options.keys),
+    core,
+    close: async () => {
+      core.close();
+      await listener.close();
+    },
+  };
+}

@@ -1,0 +1,324 @@
+/**
+ * The one definition of the relay cell and of the frames that carry it (docs/protocol.md, "Wire").
+ * Pure functions over bytes; every length is checked against an explicit bound before use.
+ *
+ * Link frame:  length u32 BE | payload (length bytes, at most MAX_FRAME_BYTES)
+ *   The first frame each way is the link handshake (HELLO / REPLY) in clear; every later payload
+ *   is AES-256-GCM(link key) of a cell.
+ * Cell:        circuit id u32 BE | command u8 | body (at most MAX_CELL_BODY_BYTES)
+ * RELAY body:  onion layers; once the last layer is removed, a relay message:
+ *              command u8 | stream id u16 BE | data
+ */
+import { TAG_BYTES } from "../crypto/cipher.ts";
+import { StreamReason, parseStreamReason } from "./reasons.ts";
+
+/** Largest cell body: the "packet" that rewards count has at most this many bytes (cellSize). */
+export const MAX_CELL_BODY_BYTES = 16_384;
+export const CELL_HEADER_BYTES = 5;
+export const MAX_CELL_BYTES = CELL_HEADER_BYTES + MAX_CELL_BODY_BYTES;
+/** A link frame's payload: a sealed cell, or a handshake message (smaller). */
+export const MAX_FRAME_BYTES = MAX_CELL_BYTES + TAG_BYTES;
+export const FRAME_HEADER_BYTES = 4;
+/** Most hops a circuit may have (1–5; 3 by default). */
+export const MAX_HOPS = 5;
+/** One onion layer: a 1-byte "for you / pass on" flag and the GCM tag. */
+export const LAYER_OVERHEAD_BYTES = 1 + TAG_BYTES;
+export const RELAY_HEADER_BYTES = 3;
+/** Largest DATA payload: fits through MAX_HOPS layers whatever the circuit length. */
+export const MAX_RELAY_DATA_BYTES = MAX_CELL_BODY_BYTES - MAX_HOPS * LAYER_OVERHEAD_BYTES - RELAY_HEADER_BYTES;
+
+export const CellCommand = { create: 1, created: 2, relay: 3, destroy: 4 } as const;
+export type CellCommand = (typeof CellCommand)[keyof typeof CellCommand];
+
+export const RelayCommand = {
+  begin: 1,
+  connected: 2,
+  data: 3,
+  end: 4,
+  sendme: 5,
+  extend: 6,
+  extended: 7,
+  extendFailed: 8,
+} as const;
+export type RelayCommand = (typeof RelayCommand)[keyof typeof RelayCommand];
+
+/** Why a circuit was destroyed (DESTROY body). */
+export const DestroyReason = {
+  none: 0,
+  protocol: 1,
+  internal: 2,
+  requested: 3,
+  authentication: 4,
+  resourceLimit: 5,
+  connectFailed: 6,
+  timeout: 7,
+  linkClosed: 8,
+} as const;
+export type DestroyReason = (typeof DestroyReason)[keyof typeof DestroyReason];
+
+/** A peer sent bytes that break the protocol: the link (or circuit) that carried them closes. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+export interface Cell {
+  circuitId: number;
+  command: CellCommand;
+  body: Buffer;
+}
+
+const CELL_COMMANDS = new Set<number>(Object.values(CellCommand));
+const RELAY_COMMANDS = new Set<number>(Object.values(RelayCommand));
+
+export function encodeCellHeader(circuitId: number, command: CellCommand): Buffer {
+  const header = Buffer.allocUnsafe(CELL_HEADER_BYTES);
+  header.writeUInt32BE(circuitId, 0);
+  header[4] = command;
+  return header;
+}
+
+export function decodeCell(bytes: Buffer): Cell {
+  if (bytes.length < CELL_HEADER_BYTES) throw new ProtocolError("cell shorter than its header");
+  if (bytes.length > MAX_CELL_BYTES) throw new ProtocolError(`cell of ${bytes.length} bytes exceeds ${MAX_CELL_BYTES}`);
+  const command = bytes[4] as number;
+  if (!CELL_COMMANDS.has(command)) throw new ProtocolError(`unknown cell command ${command}`);
+  return { circuitId: bytes.readUInt32BE(0), command: command as CellCommand, body: bytes.subarray(CELL_HEADER_BYTES) };
+}
+
+export function encodeFrameHeader(length: number): Buffer {
+  if (!Number.isInteger(length) || length < 1 || length > MAX_FRAME_BYTES)
+    throw new RangeError(`frame length ${length}`);
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  header.writeUInt32BE(length, 0);
+  return header;
+}
+
+/**
+ * Incremental frame reader: feed it TCP chunks, get whole frame payloads. A payload that sits in
+ * one chunk is returned as a view (no copy). The length is checked before anything is buffered,
+ * so a peer cannot make it hold more than one frame.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private readonly max: number;
+
+  constructor(maxFrameBytes = MAX_FRAME_BYTES) {
+    this.max = maxFrameBytes;
+  }
+
+  /** Bytes held for an incomplete frame. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  /** Appends `chunk` and returns every frame now complete, in order. Throws ProtocolError. */
+  push(chunk: Buffer): Buffer[] {
+    const frames: Buffer[] = [];
+    if (this.buffered === 0) {
+      // Fast path: parse straight out of the chunk.
+      let offset = 0;
+      while (chunk.length - offset >= FRAME_HEADER_BYTES) {
+        const length = this.checkLength(chunk.readUInt32BE(offset));
+        if (chunk.length - offset - FRAME_HEADER_BYTES < length) break;
+        offset += FRAME_HEADER_BYTES;
+        frames.push(chunk.subarray(offset, offset + length));
+        offset += length;
+      }
+      if (offset < chunk.length) this.keep(chunk.subarray(offset));
+      return frames;
+    }
+    this.keep(chunk);
+    for (let guard = 0; guard < 1_000_000; guard++) {
+      if (this.buffered < FRAME_HEADER_BYTES) break;
+      const head = this.peekHeader();
+      const length = this.checkLength(head);
+      if (this.buffered < FRAME_HEADER_BYTES + length) break;
+      const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.buffered);
+      frames.push(all.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length));
+      const rest = all.subarray(FRAME_HEADER_BYTES + length);
+      this.chunks = [];
+      this.buffered = 0;
+      if (rest.length > 0) return frames.concat(this.push(rest));
+    }
+    return frames;
+  }
+
+  private keep(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (this.buffered >= FRAME_HEADER_BYTES) this.checkLength(this.peekHeader());
+  }
+
+  private peekHeader(): number {
+    const first = this.chunks[0] as Buffer;
+    if (first.length >= FRAME_HEADER_BYTES) return first.readUInt32BE(0);
+    return Buffer.concat(this.chunks, this.buffered).readUInt32BE(0);
+  }
+
+  private checkLength(length: number): number {
+    if (length === 0 || length > this.max) throw new ProtocolError(`frame length ${length} outside 1..${this.max}`);
+    return length;
+  }
+}
+
+/** A relay message, once every onion layer is off. */
+export interface RelayMessage {
+  command: RelayCommand;
+  streamId: number;
+  data: Buffer;
+}
+
+export function encodeRelayHeader(command: RelayCommand, streamId: number): Buffer {
+  const header = Buffer.allocUnsafe(RELAY_HEADER_BYTES);
+  header[0] = command;
+  header.writeUInt16BE(streamId, 1);
+  return header;
+}
+
+export function decodeRelayMessage(bytes: Buffer): RelayMessage {
+  if (bytes.length < RELAY_HEADER_BYTES) throw new ProtocolError("relay message shorter than its header");
+  const command = bytes[0] as number;
+  if (!RELAY_COMMANDS.has(command)) throw new ProtocolError(`unknown relay command ${command}`);
+  return {
+    command: command as RelayCommand,
+    streamId: bytes.readUInt16BE(1),
+    data: bytes.subarray(RELAY_HEADER_BYTES),
+  };
+}
+
+/** Where a stream goes: sent in BEGIN; the exit resolves names itself (socks5h). */
+export interface Target {
+  type: "ipv4" | "ipv6" | "domain";
+  host: string;
+  port: number;
+}
+
+const ATYP = { ipv4: 1, domain: 3, ipv6: 4 } as const;
+
+export function encodeTarget(target: Target): Buffer {
+  if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new RangeError("target port");
+  let addr: Buffer;
+  if (target.type === "ipv4") {
+    const parts = target.host.split(".").map(Number);
+    if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255))
+      throw new RangeError("IPv4 host");
+    addr = Buffer.concat([Buffer.of(ATYP.ipv4), Buffer.from(parts)]);
+  } else if (target.type === "ipv6") {
+    addr = Buffer.concat([Buffer.of(ATYP.ipv6), ipv6ToBytes(target.host)]);
+  } else {
+    const name = Buffer.from(target.host, "utf8");
+    if (name.length < 1 || name.length > 255) throw new RangeError("domain length");
+    addr = Buffer.concat([Buffer.of(ATYP.domain, name.length), name]);
+  }
+  const port = Buffer.allocUnsafe(2);
+  port.writeUInt16BE(target.port, 0);
+  return Buffer.concat([addr, port]);
+}
+
+export function decodeTarget(bytes: Buffer): Target {
+  const fail = (why: string): never => {
+    throw new ProtocolError(`BEGIN target: ${why}`);
+  };
+  if (bytes.length < 1) fail("empty");
+  const atyp = bytes[0];
+  let host: string;
+  let type: Target["type"];
+  let offset: number;
+  if (atyp === ATYP.ipv4) {
+    if (bytes.length !== 1 + 4 + 2) fail("bad IPv4 length");
+    host = [...bytes.subarray(1, 5)].join(".");
+    type = "ipv4";
+    offset = 5;
+  } else if (atyp === ATYP.ipv6) {
+    if (bytes.length !== 1 + 16 + 2) fail("bad IPv6 length");
+    host = bytesToIpv6(bytes.subarray(1, 17));
+    type = "ipv6";
+    offset = 17;
+  } else if (atyp === ATYP.domain) {
+    const length = bytes[1] ?? 0;
+    if (length < 1 || bytes.length !== 2 + length + 2) fail("bad domain length");
+    const name = bytes.subarray(2, 2 + length);
+    if (name.some((c) => c < 0x21 || c > 0x7e)) fail("domain has non-printable bytes");
+    host = name.toString("latin1");
+    type = "domain";
+    offset = 2 + length;
+  } else {
+    return fail(`unknown address type ${atyp}`);
+  }
+  const port = bytes.readUInt16BE(offset);
+  if (port === 0) fail("port 0");
+  return { type, host, port };
+}
+
+function ipv6ToBytes(host: string): Buffer {
+  const out = Buffer.alloc(16);
+  const [head = "", tail] = host.split("::");
+  const parse = (s: string) => (s === "" ? [] : s.split(":").map((g) => Number.parseInt(g, 16)));
+  const h = parse(head);
+  const t = tail === undefined ? [] : parse(tail);
+  if (tail === undefined && h.length !== 8) throw new RangeError("IPv6 host");
+  const groups = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff))
+    throw new RangeError("IPv6 host");
+  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  return out;
+}
+
+function bytesToIpv6(bytes: Buffer): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  if (best < 0) return groups.join(":");
+  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
+}
+
+export function encodeReason(reason: StreamReason): Buffer {
+  return Buffer.of(reason);
+}
+
+export function decodeReason(bytes: Buffer): StreamReason {
+  return bytes.length >= 1 ? parseStreamReason(bytes[0] as number) : StreamReason.done;
+}
+
+/** EXTEND: where the next hop is, its static public keys, and the HELLO for it. */
+export interface ExtendRequest {
+  host: string;
+  port: number;
+  x25519: Buffer;
+  mlkem: Buffer;
+  hello: Buffer;
+}
+
+export function encodeExtend(req: ExtendRequest): Buffer {
+  const host = Buffer.from(req.host, "utf8");
+  if (host.length < 1 || host.length > 255) throw new RangeError("extend host");
+  const port = Buffer.allocUnsafe(2);
+  port.writeUInt16BE(req.port, 0);
+  return Buffer.concat([Buffer.of(host.length), host, port, req.x25519, req.mlkem, req.hello]);
+}
+
+export function decodeExtend(bytes: Buffer, sizes: { x25519: number; mlkem: number; hello: number }): ExtendRequest {
+  const hostLength = bytes[0] ?? 0;
+  const expected = 1 + hostLength + 2 + sizes.x25519 + sizes.mlkem + sizes.hello;
+  if (hostLength < 1 || bytes.length !== expected) throw new ProtocolError("EXTEND: bad length");
+  let offset = 1;
+  const take = (n: number) => bytes.subarray(offset, (offset += n));
+  const host = take(hostLength).toString("latin1");
+  const port = take(2).readUInt16BE(0);
+  if (port === 0) throw new ProtocolError("EXTEND: port 0");
+  return { host, port, x25519: take(sizes.x25519), mlkem: take(sizes.mlkem), hello: take(sizes.hello) };
+}

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { ClientCircuit, CircuitError } from "../../relayer/src/circuit/client.ts";
+import { CircuitMux } from "../../relayer/src/circuit/mux.ts";
+import { Link } from "../../relayer/src/link/link.ts";
+import type { RelayNode } from "../../relayer/src/node/relay.ts";
+import { DestroyReason } from "../../relayer/src/wire/cell.ts";
+import { StreamOpenError, StreamReason } from "../../relayer/src/wire/reasons.ts";
+import { expectedSha256, hopsOf, startBlobServer, startRelays } from "./helpers.ts";
+
+async function buildCircuit(relays: RelayNode[]) {
+  const hops = hopsOf(relays);
+  const first = hops[0]!;
+  const link = await Link.connect(first.host, first.port, first.keys);
+  const mux = new CircuitMux(link);
+  const circuit = await ClientCircuit.build(mux, hops);
+  return { circuit, link };
+}
+
+/** Sends an HTTP/1.0 GET through `circuit` and returns the sha256 of the body and its length. */
+async function fetchThrough(circuit: ClientCircuit, port: number, path: string) {
+  const stream = await circuit.openStream({ type: "ipv4", host: "127.0.0.1", port });
+  // No half-close: Node's HTTP server cuts a response short when the client half-closes.
+  stream.write(`GET ${path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
+  const h = createHash("sha256");
+  let head = Buffer.alloc(0);
+  let bodyBytes = 0;
+  let inBody = false;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    if (inBody) {
+      h.update(chunk);
+      bodyBytes += chunk.length;
+      continue;
+    }
+    head = Buffer.concat([head, chunk]);
+    const end = head.indexOf("\r\n\r\n");
+    if (end >= 0) {
+      inBody = true;
+      const body = head.subarray(end + 4);
+      h.update(body);
+      bodyBytes += body.length;
+    }
+  }
+  return { sha256: h.digest("hex"), bytes: bodyBytes };
+}
+
+describe("circuits", () => {
+  let relays: RelayNode[];
+  let blob: Awaited<ReturnType<typeof startBlobServer>>;
+  before(async () => {
+    relays = await startRelays(3);
+    blob = await startBlobServer();
+  });
+  after(async () => {
+    await Promise.all(relays.map((r) => r.close()));
+    await blob.close();
+  });
+
+  for (const n of [1, 2, 3]) {
+    it(`carries a 4 MiB body byte-identical over ${n} hop(s)`, async () => {
+      const { circuit, link } = await buildCircuit(relays.slice(0, n));
+      const size = 4 * 1024 * 1024 + 7;
+      const got = await fetchThrough(circuit, blob.port, `/blob/${size}`);
+      assert.equal(got.bytes, size);
+      assert.equal(got.sha256, expectedSha256(size));
+      circuit.close();
+      link.close();
+    });
+  }
+
+  it("reports a refused target with the exit's reason", async () => {
+    const { circuit, link } = await buildCircuit(relays);
+    await assert.rejects(
+      circuit.openStream({ type: "ipv4", host: "127.0.0.1", port: 1 }),
+      (e: unknown) => e instanceof StreamOpenError,
+    );
+    circuit.close();
+    link.close();
+  });
+});
+
+describe("a relay that tampers with a cell", () => {
+  it("makes the next hop destroy the circuit with an authentication error", async () => {
+    let armed = false;
+    const [bad] = await startRelays(1, {
+      tamperForward: (body) => {
+        if (armed && body.length > 0) body[body.length >> 1]! ^= 0x01;
+      },
+    });
+    const rest = await startRelays(2);
+    const blob = await startBlobServer();
+    const { circuit, link } = await buildCircuit([bad!, ...rest]);
+    const closed = new Promise<CircuitError>((resolve) => circuit.onClose(resolve));
+    armed = true;
+    await assert.rejects(circuit.openStream({ type: "ipv4", host: "127.0.0.1", port: blob.port }));
+    const error = await closed;
+    assert.equal(error.reason, DestroyReason.authentication);
+    assert.equal(circuit.closed, true);
+    // The tampering relay and the others stay up: a fresh circuit through honest relays works.
+    const again = await buildCircuit(rest);
+    const got = await fetchThrough(again.circuit, blob.port, "/blob/1000");
+    assert.equal(got.sha256, expectedSha256(1000));
+    again.link.close();
+    link.close();
+    await Promise.all([bad!, ...rest].map((r) => r.close()));
+    await blob.close();
+    assert.ok(StreamReason.done === 0);
+  });
+});

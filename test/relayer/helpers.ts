@@ -1,0 +1,87 @@
+/** Test fixtures for the data plane: relays on 127.0.0.1, a local HTTP server, hashing. */
+import { createHash } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { connect } from "node:net";
+import type { Duplex } from "node:stream";
+import { generateStaticKeys, initCrypto } from "../../relayer/src/crypto/keys.ts";
+import { startRelay } from "../../relayer/src/node/relay.ts";
+import type { RelayNode, RelayNodeOptions } from "../../relayer/src/node/relay.ts";
+import type { HopInfo } from "../../relayer/src/circuit/client.ts";
+import type { Target } from "../../relayer/src/wire/cell.ts";
+
+/** A direct loopback connector standing in for the exit policy in circuit-level tests. */
+export function loopbackTarget(target: Target): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: target.host, port: target.port });
+    socket.once("connect", () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+export async function startRelays(count: number, extra: Partial<RelayNodeOptions> = {}): Promise<RelayNode[]> {
+  await initCrypto();
+  const relays: RelayNode[] = [];
+  for (let i = 0; i < count; i++) {
+    relays.push(
+      await startRelay({
+        host: "127.0.0.1",
+        port: 0,
+        keys: generateStaticKeys(),
+        openTarget: loopbackTarget,
+        ...extra,
+      }),
+    );
+  }
+  return relays;
+}
+
+export function hopsOf(relays: RelayNode[]): HopInfo[] {
+  return relays.map((r) => ({ host: r.host, port: r.port, keys: r.keys }));
+}
+
+/** An HTTP server on 127.0.0.1 serving `size` deterministic bytes at /blob/<size>. */
+export async function startBlobServer(): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    const size = Number((req.url ?? "").split("/")[2] ?? 0);
+    if (!Number.isSafeInteger(size) || size < 0 || size > 1 << 30) {
+      res.writeHead(400).end();
+      return;
+    }
+    res.writeHead(200, { "content-length": size, "content-type": "application/octet-stream" });
+    const chunk = blobChunk();
+    let left = size;
+    const write = () => {
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        left -= n;
+        if (!res.write(chunk.subarray(0, n))) return void res.once("drain", write);
+      }
+      res.end();
+    };
+    write();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+let chunkCache: Buffer | undefined;
+/** 64 KiB of pseudo-random bytes (fixed), repeated to make blobs. */
+export function blobChunk(): Buffer {
+  if (!chunkCache) {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 2048; i++) parts.push(createHash("sha256").update(`x0t-${i}`).digest());
+    chunkCache = Buffer.concat(parts);
+  }
+  return chunkCache;
+}
+
+export function expectedSha256(size: number): string {
+  const h = createHash("sha256");
+  const chunk = blobChunk();
+  for (let left = size; left > 0; left -= chunk.length) h.update(chunk.subarray(0, Math.min(left, chunk.length)));
+  return h.digest("hex");
+}
