@@ -58,7 +58,8 @@ export class CellSealer extends CellCipherState {
    * chunks followed by the 16-byte tag: their total length is the input length + 16.
    */
   seal(parts: readonly Uint8Array[]): Buffer[] {
-    const cipher = createCipheriv("aes-256-gcm", this.key, this.nextNonce());
+    const nonce = this.nextNonce(); // may ratchet the key: take the nonce before the key
+    const cipher = createCipheriv("aes-256-gcm", this.key, nonce);
     const out: Buffer[] = [];
     for (const part of parts) if (part.length > 0) out.push(cipher.update(part));
     cipher.final();
