@@ -1,0 +1,261 @@
+/**
+ * One SOCKS5 client connection: handshake, opening the stream, then relaying bytes both ways.
+ *
+ * The bytes are parsed by parse.ts; this file only moves them. Rules it keeps:
+ * - every failure gets its reply, then a FIN, and the connection is drained for a moment before
+ *   it is destroyed: closing a socket with unread input makes the kernel send RST, and an RST can
+ *   discard our reply before the client reads it;
+ * - bytes the client pipelines after its request (curl sends its HTTP request at once) are kept
+ *   and written to the stream before anything else;
+ * - after success both directions are piped with backpressure; an error or abrupt close on one
+ *   side destroys the other, and an end of writes on one side ends writes on the other, so
+ *   request-then-close (HTTP/1.0) protocols work.
+ */
+import { pipeline, type Duplex } from "node:stream";
+import type { Socket } from "node:net";
+import type { Logger } from "../log.ts";
+import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
+import type { Target } from "../exit/address.ts";
+import { Method, type ParseError, parseCredentials, parseGreeting, parseRequest } from "./parse.ts";
+import { authReply, commandReply, methodReply } from "./reply.ts";
+
+/** What the application asked for; `username` (RFC 1929) lets the caller isolate streams. */
+export type SocksRequest = { target: Target; username?: string };
+/** A stream to the target; `bound` is revealed to the client as BND.ADDR/BND.PORT if given. */
+export type OpenedStream = { stream: Duplex; bound?: { host: string; port: number } };
+/**
+ * Opens a stream to the target. Reject with StreamOpenError(reason) to answer with that REP code;
+ * any other rejection answers REP 1. Stop work when `signal` aborts (timeout or client gone).
+ */
+export type OpenStream = (request: SocksRequest, signal: AbortSignal) => Promise<OpenedStream>;
+
+export type SessionOptions = {
+  openStream: OpenStream;
+  verify?: (username: string, password: string) => boolean;
+  handshakeTimeoutMs: number;
+  connectTimeoutMs: number;
+  logger: Logger;
+  onClose: () => void;
+};
+
+export type Session = { destroy(): void };
+
+/** Optimistic data held while the stream opens; past this the socket is paused (TCP backpressure). */
+const MAX_PENDING_BYTES = 64 * 1024;
+/** How long a refused client may keep the connection open to read our reply. */
+const LINGER_MS = 1_000;
+
+type Phase = "greeting" | "auth" | "request" | "connecting" | "open" | "closing";
+
+export function startSession(socket: Socket, options: SessionOptions): Session {
+  const log = options.logger;
+  let phase: Phase = "greeting";
+  let pending: Buffer = Buffer.alloc(0);
+  let username: string | undefined;
+  let stream: Duplex | undefined;
+  let opening: AbortController | undefined;
+  let lingerTimer: NodeJS.Timeout | undefined;
+  let connectTimer: NodeJS.Timeout | undefined;
+
+  // A client that cannot finish its handshake in time is broken or hostile: no reply, just close.
+  const handshakeTimer = setTimeout(() => {
+    log.debug("socks handshake timed out", { phase });
+    destroy();
+  }, options.handshakeTimeoutMs);
+
+  const clearTimers = () => {
+    clearTimeout(handshakeTimer);
+    clearTimeout(connectTimer);
+  };
+
+  /** Tears everything down at once; used on errors, timeouts and server close. */
+  const destroy = () => {
+    if (phase !== "closing") phase = "closing";
+    clearTimers();
+    clearTimeout(lingerTimer);
+    opening?.abort(new StreamOpenError(StreamReason.generalFailure, "client connection closed"));
+    socket.destroy();
+    stream?.destroy();
+  };
+
+  /** Sends a final reply, then FIN, drains the client's input and destroys after LINGER_MS. */
+  const refuse = (reply: Buffer | undefined) => {
+    if (phase === "closing") return;
+    phase = "closing";
+    clearTimers();
+    opening?.abort(new StreamOpenError(StreamReason.generalFailure, "request refused"));
+    pending = Buffer.alloc(0);
+    if (reply) socket.end(reply);
+    else socket.end();
+    socket.resume();
+    lingerTimer = setTimeout(() => socket.destroy(), LINGER_MS);
+  };
+
+  const onParseError = (error: ParseError, reply: Buffer | undefined) => {
+    log.debug("socks protocol error", { phase, code: error.code, detail: error.message });
+    refuse(reply);
+  };
+
+  /** Runs the handshake over whatever has arrived; several messages may arrive in one chunk. */
+  const advance = () => {
+    for (;;) {
+      if (phase === "greeting") {
+        const result = parseGreeting(pending);
+        if (result.status === "need-more") return;
+        // A non-SOCKS5 client (an HTTP request sent to the wrong port) gets no SOCKS5 reply.
+        if (result.status === "error") {
+          return onParseError(result, result.code === "bad-version" ? undefined : methodReply(Method.noAcceptable));
+        }
+        pending = pending.subarray(result.consumed);
+        const method = chooseMethod(result.value.methods, options.verify !== undefined);
+        if (method === Method.noAcceptable) {
+          log.debug("socks no acceptable method", { offered: result.value.methods.join(",") });
+          return refuse(methodReply(Method.noAcceptable));
+        }
+        socket.write(methodReply(method));
+        phase = method === Method.usernamePassword ? "auth" : "request";
+      } else if (phase === "auth") {
+        const result = parseCredentials(pending);
+        if (result.status === "need-more") return;
+        if (result.status === "error") return onParseError(result, authReply(false));
+        pending = pending.subarray(result.consumed);
+        if (!checkCredentials(result.value.username, result.value.password)) {
+          log.debug("socks authentication failed");
+          return refuse(authReply(false));
+        }
+        username = result.value.username;
+        socket.write(authReply(true));
+        phase = "request";
+      } else if (phase === "request") {
+        const result = parseRequest(pending);
+        if (result.status === "need-more") return;
+        if (result.status === "error") return onParseError(result, commandReply(result.reason));
+        pending = pending.subarray(result.consumed);
+        clearTimeout(handshakeTimer);
+        return open({ target: result.value.target, username });
+      } else {
+        return;
+      }
+    }
+  };
+
+  const checkCredentials = (user: string, password: string): boolean => {
+    if (!options.verify) return true; // no auth configured: the username only selects isolation
+    try {
+      return options.verify(user, password) === true;
+    } catch (error) {
+      log.warn("socks credential check threw; refusing", { error: errorName(error) });
+      return false;
+    }
+  };
+
+  const open = (request: SocksRequest) => {
+    phase = "connecting";
+    const controller = new AbortController();
+    opening = controller;
+    log.debug("socks stream requested", {
+      type: request.target.type,
+      host: request.target.host,
+      port: request.target.port,
+      isolated: request.username !== undefined,
+    });
+    connectTimer = setTimeout(
+      () => controller.abort(new StreamOpenError(StreamReason.ttlExpired, "stream did not open in time")),
+      options.connectTimeoutMs,
+    );
+    // Answer as soon as the signal aborts (timeout, client gone): openStream may be slow to notice.
+    controller.signal.addEventListener("abort", () => {
+      if (phase !== "connecting") return;
+      failOpen(controller.signal.reason);
+    });
+    // async wrapper: a synchronous throw from openStream becomes a rejection like any other.
+    (async () => options.openStream(request, controller.signal))().then(
+      (opened) => {
+        if (phase !== "connecting") {
+          opened.stream.destroy(); // too late: the client is gone or was already answered
+          return;
+        }
+        opening = undefined;
+        clearTimers();
+        relay(opened);
+      },
+      (error: unknown) => {
+        if (phase === "connecting") failOpen(error);
+      },
+    );
+  };
+
+  const failOpen = (error: unknown) => {
+    let reason: StreamReason = error instanceof StreamOpenError ? error.reason : StreamReason.generalFailure;
+    if (reason === StreamReason.done) reason = StreamReason.generalFailure; // REP 0 would mean success
+    log.debug("socks stream failed", { reason, error: errorName(error) });
+    opening = undefined;
+    refuse(commandReply(reason));
+  };
+
+  const relay = (opened: OpenedStream) => {
+    phase = "open";
+    stream = opened.stream;
+    const target = opened.stream;
+    socket.off("data", onData);
+    socket.write(commandReply(StreamReason.done, opened.bound));
+    if (pending.length > 0) target.write(pending);
+    pending = Buffer.alloc(0);
+    // pipeline ends the destination when the source ends (half-close) and destroys both streams on
+    // an error or premature close of either; it also resumes a socket paused for backpressure.
+    pipeline(socket, target, (error) => {
+      if (error) log.debug("socks client-to-target ended with error", { error: errorName(error) });
+    });
+    pipeline(target, socket, (error) => {
+      if (error) log.debug("socks target-to-client ended with error", { error: errorName(error) });
+    });
+  };
+
+  const onData = (chunk: Buffer) => {
+    if (phase === "closing") return; // draining after a refusal
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    if (pending.length > MAX_PENDING_BYTES) socket.pause(); // resumed by pipeline once open
+    advance();
+  };
+
+  socket.on("data", onData);
+  socket.on("end", () => {
+    if (phase === "greeting" || phase === "auth" || phase === "request") {
+      destroy(); // gave up mid-handshake: nothing to answer
+    } else if (phase === "connecting" && pending.length === 0) {
+      // EOF with nothing sent means the client gave up waiting; with data it is a request-then-close
+      // client, whose data is forwarded and whose EOF is passed on once the stream opens.
+      log.debug("socks client left while the stream was opening");
+      destroy();
+    }
+  });
+  // Errors are expected (resets, timeouts); 'close' follows and does the cleanup.
+  socket.on("error", (error) => log.debug("socks client socket error", { phase, error: errorName(error) }));
+  socket.on("close", () => {
+    destroy();
+    options.onClose();
+  });
+
+  return { destroy };
+}
+
+/**
+ * With credentials configured only username/password is acceptable. Without, no-auth is accepted
+ * and so is username/password with any credentials — and preferred when offered, because a client
+ * that offers credentials wants its streams isolated by username (Tor's IsolateSOCKSAuth does the
+ * same; curl -U offers both methods).
+ */
+function chooseMethod(methods: number[], authRequired: boolean): number {
+  if (methods.includes(Method.usernamePassword)) return Method.usernamePassword;
+  if (!authRequired && methods.includes(Method.noAuth)) return Method.noAuth;
+  return Method.noAcceptable;
+}
+
+/** Error names and codes only: messages can carry destination addresses, which stay out of logs. */
+function errorName(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === "string" ? `${error.name} ${code}` : error.name;
+  }
+  return typeof error;
+}
