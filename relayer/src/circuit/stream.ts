@@ -77,11 +77,15 @@ export class CircuitStream extends Duplex {
   }
 
   override _read(): void {
-    this.maybeCredit();
+    // The reader wants more. Node calls _read before it takes the chunk it is reading out of the
+    // buffer, and not again until the next push: so credit everything now, or a sender at zero
+    // window and a reader waiting for a push would wait for each other forever.
+    this.maybeCredit(true);
   }
 
-  private maybeCredit(): void {
-    if (this.receivedSinceCredit < SENDME_STEP || this.readableLength >= this.readableHighWaterMark) return;
+  private maybeCredit(wanted = false): void {
+    if (this.receivedSinceCredit === 0) return;
+    if (!wanted && (this.receivedSinceCredit < SENDME_STEP || this.readableLength >= this.readableHighWaterMark)) return;
     const credit = this.receivedSinceCredit;
     this.receivedSinceCredit = 0;
     this.unacked -= credit;
