@@ -14,6 +14,7 @@ import { StreamOpenError, StreamReason } from "../../relayer/src/wire/reasons.ts
 import { connectTarget, createExitPolicy } from "../../relayer/src/exit/index.ts";
 import {
   type OpenStream,
+  type OpenedStream,
   type SocksRequest,
   type SocksServer,
   startSocksServer,
@@ -380,12 +381,13 @@ describe("socks server and openStream", () => {
     signals.push(signal);
     if (request.target.host === "reject.test") return Promise.reject(new Error("boom"));
     if (request.target.host === "done.test") return Promise.reject(new StreamOpenError(StreamReason.done, "bad"));
+    if (request.target.host === "nostream.test") return Promise.resolve({} as unknown as OpenedStream);
     return new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
   };
 
-  it("answers REP 1 when openStream throws, rejects with a plain error or with reason 0", async () => {
+  it("answers REP 1 when openStream throws, rejects with a plain error or reason 0, or gives no stream", async () => {
     const server = await startSocks({ openStream: scripted });
-    for (const host of ["throw.test", "reject.test", "done.test"]) {
+    for (const host of ["throw.test", "reject.test", "done.test", "nostream.test"]) {
       const result = await rawExchange(server.address.port, [Buffer.concat([GREETING, domainRequest(host, 80)])]);
       assert.deepEqual(result.data, Buffer.concat([METHOD_OK, reply(StreamReason.generalFailure)]), host);
     }
