@@ -15,7 +15,8 @@ export function listen(server: Server, host: string): Promise<number> {
   });
 }
 
-export function closeServer(server: Server): Promise<void> {
+/** Closes a server; an HTTP server's keep-alive connections are closed too, or close() would wait. */
+export function closeServer(server: Server & { closeAllConnections?: () => void }): Promise<void> {
   server.closeAllConnections?.();
   return new Promise((resolve) => server.close(() => resolve()));
 }

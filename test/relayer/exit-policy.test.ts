@@ -3,7 +3,7 @@
  * `check`; every real connection goes to 127.0.0.0/8.
  */
 import assert from "node:assert/strict";
-import { type Server, createServer } from "node:net";
+import { createServer } from "node:net";
 import { networkInterfaces } from "node:os";
 import { after, before, describe, it } from "node:test";
 import { createLogger } from "../../relayer/src/log.ts";

@@ -51,15 +51,19 @@ export async function startSocksServer(options: SocksServerOptions): Promise<Soc
 
   const sessions = new Set<Session>();
   let nextId = 1;
+  let limitLogged = false;
   // allowHalfOpen: a client's EOF ends only its direction (see session.ts).
   const server = createServer({ allowHalfOpen: true, noDelay: true });
   server.on("connection", (socket: Socket) => {
     if (sessions.size >= maxConnections) {
       socket.on("error", () => {}); // a reset racing the destroy must not become an uncaught error
       socket.destroy();
-      logger.warn("socks connection limit reached; connection closed", { maxConnections });
+      // Once per episode of being full, so a flood of connections is not also a flood of log lines.
+      if (!limitLogged) logger.warn("socks connection limit reached; closing new connections", { maxConnections });
+      limitLogged = true;
       return;
     }
+    limitLogged = false;
     const session = startSession(socket, {
       openStream: options.openStream,
       verify,

@@ -47,6 +47,10 @@ const LINGER_MS = 1_000;
 
 type Phase = "greeting" | "auth" | "request" | "connecting" | "open" | "closing";
 
+/**
+ * Runs the SOCKS5 protocol on an accepted socket (created with allowHalfOpen) until it closes;
+ * `onClose` is called once, when the client socket has closed.
+ */
 export function startSession(socket: Socket, options: SessionOptions): Session {
   const log = options.logger;
   let phase: Phase = "greeting";
@@ -169,20 +173,29 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
       failOpen(controller.signal.reason);
     });
     // async wrapper: a synchronous throw from openStream becomes a rejection like any other.
-    (async () => options.openStream(request, controller.signal))().then(
-      (opened) => {
-        if (phase !== "connecting") {
-          opened.stream.destroy(); // too late: the client is gone or was already answered
-          return;
-        }
-        opening = undefined;
-        clearTimers();
-        relay(opened);
-      },
-      (error: unknown) => {
+    (async () => options.openStream(request, controller.signal))()
+      .then(
+        (opened) => {
+          // Checked at run time too: a broken caller must cost one connection, not the process.
+          if (typeof opened?.stream?.pipe !== "function") throw new TypeError("openStream resolved without a stream");
+          if (phase !== "connecting") {
+            opened.stream.on("error", () => {});
+            opened.stream.destroy(); // too late: the client is gone or was already answered
+            return;
+          }
+          opening = undefined;
+          clearTimers();
+          relay(opened);
+        },
+        (error: unknown) => {
+          if (phase === "connecting") failOpen(error);
+        },
+      )
+      .catch((error: unknown) => {
+        log.error("socks stream setup failed", { error: errorName(error) });
         if (phase === "connecting") failOpen(error);
-      },
-    );
+        else destroy();
+      });
   };
 
   const failOpen = (error: unknown) => {
