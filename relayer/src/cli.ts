@@ -64,13 +64,16 @@ async function relay(argv: string[], log: Logger): Promise<void> {
     },
   });
   if (!values.keys) throw new UsageError("--keys: path of the relay's key file is required (created if missing)");
-  if (values.region !== undefined && !/^[A-Z]{2}$/.test(values.region)) throw new UsageError("--region: expected two capital letters (ISO 3166)");
+  if (values.region !== undefined && !/^[A-Z]{2}$/.test(values.region))
+    throw new UsageError("--region: expected two capital letters (ISO 3166)");
   const listen = parseEndpoint("listen", values.listen);
   const { keys, created } = loadOrCreateKeys(values.keys);
   const name = values.name ?? `relay-${keys.keysHash.toString("hex").slice(0, 8)}`;
   const rlog = log.child({ relay: name });
   if (created) rlog.info("new static keys written", { file: values.keys });
-  const policy = values.exit ? createExitPolicy({ allowPrivateTargets: values["allow-private-targets"], logger: rlog }) : undefined;
+  const policy = values.exit
+    ? createExitPolicy({ allowPrivateTargets: values["allow-private-targets"], logger: rlog })
+    : undefined;
   const node = await startRelay({
     host: listen.host,
     port: listen.port,
@@ -80,7 +83,14 @@ async function relay(argv: string[], log: Logger): Promise<void> {
   });
   if (values["descriptor-out"]) {
     mkdirSync(dirname(values["descriptor-out"]), { recursive: true });
-    const descriptor = descriptorOf({ name, host: values["advertise-host"] ?? node.host, port: node.port, exit: values.exit, region: values.region, keys: publicKeysOf(keys) });
+    const descriptor = descriptorOf({
+      name,
+      host: values["advertise-host"] ?? node.host,
+      port: node.port,
+      exit: values.exit,
+      region: values.region,
+      keys: publicKeysOf(keys),
+    });
     writeFileSync(values["descriptor-out"], JSON.stringify(descriptor, null, 2) + "\n");
   }
   rlog.info("relay ready", { port: node.port, keysHash: `0x${keys.keysHash.toString("hex")}`, exit: values.exit });
@@ -99,11 +109,18 @@ async function entry(argv: string[], log: Logger): Promise<void> {
   });
   if (!values.directory) throw new UsageError("--directory: folder of relay descriptors (*.json) is required");
   const hops = Number(values.hops);
-  if (!Number.isInteger(hops) || hops < 1 || hops > 5) throw new UsageError(`--hops: expected 1..5, got "${values.hops}"`);
+  if (!Number.isInteger(hops) || hops < 1 || hops > 5)
+    throw new UsageError(`--hops: expected 1..5, got "${values.hops}"`);
   const socks = parseEndpoint("socks", values.socks);
   const dir = values.directory;
   readDirectory(dir); // fail at start-up on a bad descriptor, naming the file and field
-  const node = await startEntry({ socksHost: socks.host, socksPort: socks.port, hops, directory: () => readDirectory(dir), logger: log.child({ entry: "socks" }) });
+  const node = await startEntry({
+    socksHost: socks.host,
+    socksPort: socks.port,
+    hops,
+    directory: () => readDirectory(dir),
+    logger: log.child({ entry: "socks" }),
+  });
   onShutdown(log, () => node.close());
 }
 

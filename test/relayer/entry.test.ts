@@ -14,15 +14,26 @@ const run = promisify(execFile);
 const policy = createExitPolicy({ allowPrivateTargets: true });
 
 function directoryOf(relays: RelayNode[]): DirectoryEntry[] {
-  return relays.map((r, i) => ({ name: `r${i}`, host: r.host, port: r.port, keys: r.keys, exit: true, region: undefined }));
+  return relays.map((r, i) => ({
+    name: `r${i}`,
+    host: r.host,
+    port: r.port,
+    keys: r.keys,
+    exit: true,
+    region: undefined,
+  }));
 }
 
 /** curl through the entry; returns the sha256 of the body (or throws with curl's exit code). */
 async function curl(socksPort: number, url: string, extra: string[] = []): Promise<{ sha256: string; bytes: number }> {
-  const { stdout } = await run("curl", ["-sS", "--fail", "--max-time", "30", "-x", `socks5h://127.0.0.1:${socksPort}`, ...extra, url], {
-    encoding: "buffer",
-    maxBuffer: 256 * 1024 * 1024,
-  });
+  const { stdout } = await run(
+    "curl",
+    ["-sS", "--fail", "--max-time", "30", "-x", `socks5h://127.0.0.1:${socksPort}`, ...extra, url],
+    {
+      encoding: "buffer",
+      maxBuffer: 256 * 1024 * 1024,
+    },
+  );
   return { sha256: createHash("sha256").update(stdout).digest("hex"), bytes: stdout.length };
 }
 
@@ -51,3 +62,70 @@ for (const hops of [1, 2, 3]) {
     });
   });
 }
+
+describe("the entry reports the exit's verdict and copes with load", () => {
+  let relays: RelayNode[];
+  let entry: EntryNode;
+  let blob: Awaited<ReturnType<typeof startBlobServer>>;
+  before(async () => {
+    relays = await startRelays(3, { openTarget: (t, signal) => connectTarget(t, policy, { signal }) });
+    blob = await startBlobServer();
+    entry = await startEntry({ socksPort: 0, hops: 3, directory: () => directoryOf(relays) });
+  });
+  after(async () => {
+    await entry.close();
+    await Promise.all(relays.map((r) => r.close()));
+    await blob.close();
+  });
+
+  /** curl's exit code for a URL that fails (97 = proxy handshake, with the reply code in stderr). */
+  async function curlFails(url: string): Promise<string> {
+    try {
+      await curl(entry.socks.address.port, url);
+    } catch (error) {
+      const e = error as { stderr?: Buffer; code?: number; message: string };
+      return `${e.code} ${e.stderr?.toString() ?? ""} ${e.message}`;
+    }
+    throw new Error("curl succeeded");
+  }
+
+  // curl prints the SOCKS5 reply code: "Can't complete SOCKS5 connection to <host>. (<REP>)".
+  it("answers REP 5 'connection refused' for a target that refuses", async () => {
+    const stderr = await curlFails("http://127.0.0.1:1/");
+    assert.match(stderr, /SOCKS5 connection to 127\.0\.0\.1\. \(5\)/);
+  });
+
+  it("answers REP 4 'host unreachable' for a name that does not resolve", async () => {
+    const stderr = await curlFails("http://no-such-host.invalid/");
+    assert.match(stderr, /SOCKS5 connection to no-such-host\.invalid\. \(4\)/);
+  });
+
+  it("carries 200 parallel streams on one circuit, each byte-identical", async () => {
+    const size = 64 * 1024 + 3;
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/${size}`)),
+    );
+    for (const r of results) assert.equal(r.sha256, expectedSha256(size));
+    assert.equal(entry.circuits().length, 1);
+  });
+
+  it("isolates streams with different SOCKS usernames onto different circuits", async () => {
+    await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "alice:x"]);
+    await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "bob:x"]);
+    assert.equal(entry.circuits().length, 3);
+  });
+
+  it("fails over: when a relay of the circuit dies, the next request gets a fresh circuit", async () => {
+    const before = entry.circuits().find((c) => c.path.length === 3 && !c.closed);
+    assert.ok(before);
+    const [victim] = relays.filter((r) => r.port === before.path[1]!.port);
+    await victim!.close();
+    const spare = await startRelays(1, { openTarget: (t, signal) => connectTarget(t, policy, { signal }) });
+    relays = [...relays.filter((r) => r !== victim), ...spare];
+    const started = performance.now();
+    const got = await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/1000`);
+    assert.equal(got.sha256, expectedSha256(1000));
+    assert.ok(performance.now() - started < 30_000);
+    assert.equal(before.closed, true);
+  });
+});

@@ -85,7 +85,8 @@ export class CircuitStream extends Duplex {
 
   private maybeCredit(wanted = false): void {
     if (this.receivedSinceCredit === 0) return;
-    if (!wanted && (this.receivedSinceCredit < SENDME_STEP || this.readableLength >= this.readableHighWaterMark)) return;
+    if (!wanted && (this.receivedSinceCredit < SENDME_STEP || this.readableLength >= this.readableHighWaterMark))
+      return;
     const credit = this.receivedSinceCredit;
     this.receivedSinceCredit = 0;
     this.unacked -= credit;

@@ -44,12 +44,24 @@ export function parseDescriptor(value: unknown, source: string): DirectoryEntry 
   const str = (k: string) => (typeof d[k] === "string" ? (d[k] as string) : fail(k, "a string"));
   const name = str("name");
   const host = str("host");
-  const port = typeof d.port === "number" && Number.isInteger(d.port) && d.port > 0 && d.port < 65536 ? d.port : fail("port", "an integer 1..65535");
-  const x25519 = /^[0-9a-f]{64}$/.test(str("x25519")) ? Buffer.from(str("x25519"), "hex") : fail("x25519", "64 hex digits");
+  const port =
+    typeof d.port === "number" && Number.isInteger(d.port) && d.port > 0 && d.port < 65536
+      ? d.port
+      : fail("port", "an integer 1..65535");
+  const x25519 = /^[0-9a-f]{64}$/.test(str("x25519"))
+    ? Buffer.from(str("x25519"), "hex")
+    : fail("x25519", "64 hex digits");
   const mlkem = Buffer.from(str("mlkem"), "base64");
-  const keysHash = /^(0x)?[0-9a-f]{64}$/.test(str("keysHash")) ? Buffer.from(str("keysHash").replace(/^0x/, ""), "hex") : fail("keysHash", "64 hex digits");
+  const keysHash = /^(0x)?[0-9a-f]{64}$/.test(str("keysHash"))
+    ? Buffer.from(str("keysHash").replace(/^0x/, ""), "hex")
+    : fail("keysHash", "64 hex digits");
   const exit = typeof d.exit === "boolean" ? d.exit : fail("exit", "true or false");
-  const region = d.region === undefined ? undefined : /^[A-Z]{2}$/.test(String(d.region)) ? String(d.region) : fail("region", "two capital letters");
+  const region =
+    d.region === undefined
+      ? undefined
+      : /^[A-Z]{2}$/.test(String(d.region))
+        ? String(d.region)
+        : fail("region", "two capital letters");
   let keys;
   try {
     keys = verifyPublicKeys(x25519, mlkem, keysHash);
@@ -67,7 +79,14 @@ export function readDirectory(dir: string): DirectoryEntry[] {
     .map((f) => parseDescriptor(JSON.parse(readFileSync(join(dir, f), "utf8")) as unknown, join(dir, f)));
 }
 
-export function descriptorOf(entry: { name: string; host: string; port: number; exit: boolean; region?: string; keys: { x25519: Uint8Array; mlkem: Uint8Array; keysHash: Uint8Array } }): RelayDescriptor {
+export function descriptorOf(entry: {
+  name: string;
+  host: string;
+  port: number;
+  exit: boolean;
+  region?: string;
+  keys: { x25519: Uint8Array; mlkem: Uint8Array; keysHash: Uint8Array };
+}): RelayDescriptor {
   return {
     name: entry.name,
     host: entry.host,

@@ -33,14 +33,22 @@ export interface EntryOptions {
 export interface EntryNode {
   readonly socks: SocksServer;
   /** Opens a stream as the SOCKS server does (for tests and the CLI). */
-  readonly openStream: (target: Target, isolation?: string, signal?: AbortSignal) => Promise<import("node:stream").Duplex>;
+  readonly openStream: (
+    target: Target,
+    isolation?: string,
+    signal?: AbortSignal,
+  ) => Promise<import("node:stream").Duplex>;
   /** Circuits currently open. */
   readonly circuits: () => ClientCircuit[];
   close(): Promise<void>;
 }
 
 /** Picks `hops` distinct relays, the last an exit, preferring regions not used yet. */
-export function choosePath(relays: readonly DirectoryEntry[], hops: number, avoid: ReadonlySet<string> = new Set()): DirectoryEntry[] {
+export function choosePath(
+  relays: readonly DirectoryEntry[],
+  hops: number,
+  avoid: ReadonlySet<string> = new Set(),
+): DirectoryEntry[] {
   const usable = relays.filter((r) => !avoid.has(r.name));
   const exits = usable.filter((r) => r.exit);
   if (exits.length === 0) throw new StreamOpenError(StreamReason.networkUnreachable, "no exit relay available");
@@ -48,7 +56,8 @@ export function choosePath(relays: readonly DirectoryEntry[], hops: number, avoi
   const path = [exit];
   for (let i = 1; i < hops; i++) {
     const left = usable.filter((r) => !path.includes(r));
-    if (left.length === 0) throw new StreamOpenError(StreamReason.networkUnreachable, `need ${hops} relays, have ${path.length}`);
+    if (left.length === 0)
+      throw new StreamOpenError(StreamReason.networkUnreachable, `need ${hops} relays, have ${path.length}`);
     const regions = new Set(path.map((r) => r.region));
     const diverse = left.filter((r) => r.region === undefined || !regions.has(r.region));
     const pool = diverse.length > 0 ? diverse : left;
@@ -71,7 +80,9 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     const key = Buffer.from(relay.keys.keysHash).toString("hex");
     let mux = muxes.get(key);
     if (!mux) {
-      mux = Link.connect(relay.host, relay.port, relay.keys).then((link) => new CircuitMux(link, () => muxes.delete(key)));
+      mux = Link.connect(relay.host, relay.port, relay.keys).then(
+        (link) => new CircuitMux(link, () => muxes.delete(key)),
+      );
       mux.catch(() => muxes.delete(key));
       muxes.set(key, mux);
     }
@@ -88,7 +99,11 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       open.delete(circuit);
       if (!closing) log.info("circuit closed", { reason: error.reason, error: error.message });
     });
-    log.info("circuit built", { hops: path.length, ms: Math.round(performance.now() - started), path: path.map((r) => r.name).join(">") });
+    log.info("circuit built", {
+      hops: path.length,
+      ms: Math.round(performance.now() - started),
+      path: path.map((r) => r.name).join(">"),
+    });
     return circuit;
   };
 
@@ -110,7 +125,11 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
           log.warn("circuit build failed", { attempt, error: (error as Error).message });
         }
       }
-      throw new StreamOpenError(StreamReason.networkUnreachable, `could not build a circuit: ${(lastError as Error).message}`, { cause: lastError });
+      throw new StreamOpenError(
+        StreamReason.networkUnreachable,
+        `could not build a circuit: ${(lastError as Error).message}`,
+        { cause: lastError },
+      );
     })();
     circuits.set(isolation, next);
     next.catch(() => circuits.get(isolation) === next && circuits.delete(isolation));
@@ -130,7 +149,9 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     }
   };
 
-  const socksOpen: OpenStream = async (request, signal) => ({ stream: await openStream(request.target, request.username ?? "", signal) });
+  const socksOpen: OpenStream = async (request, signal) => ({
+    stream: await openStream(request.target, request.username ?? "", signal),
+  });
   const socks = await startSocksServer({
     host: options.socksHost ?? "127.0.0.1",
     port: options.socksPort ?? 10809,
@@ -150,7 +171,11 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       closing = true;
       await socks.close();
       for (const c of [...open]) c.close();
-      for (const m of muxes.values()) await m.then((x) => x.link.close(), () => {});
+      for (const m of muxes.values())
+        await m.then(
+          (x) => x.link.close(),
+          () => {},
+        );
     },
   };
 }
