@@ -3,16 +3,25 @@
  *
  * 1. a Hardhat JSON-RPC node on 127.0.0.1 (chain 31337, the usual funded test accounts);
  * 2. the protocol deployed by the same Ignition module as on Base Sepolia;
- * 3. the addresses written to .x0t/deployment.json for the relayer and the web app.
+ * 3. the addresses written to .x0t/deployment.json for the relayer and the web app;
+ * 4. three relays on loopback (the last an exit that, for this local demo only, may reach
+ *    loopback targets), each publishing its descriptor in .x0t/relays/;
+ * 5. the SOCKS5 entry on 127.0.0.1:10809 building 3-hop circuits through them, and a demo HTTP
+ *    server on loopback; the script fetches the demo page through the entry itself before it
+ *    prints the curl line that works.
  *
- * Ctrl-C stops everything. X0T_CHAIN_PORT changes the port (default 8545);
- * X0T_STATE_DIR changes where deployment.json goes (default .x0t).
+ * Ctrl-C stops everything. X0T_CHAIN_PORT (default 8545), X0T_SOCKS_PORT (10809) and
+ * X0T_DEMO_PORT (18080) change the ports; X0T_STATE_DIR (default .x0t) where state goes;
+ * X0T_LOG_LEVEL (default warn here) how much the relays and the entry log.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { network } from "hardhat";
+import { SocksClient } from "socks";
 import { createPublicClient, http } from "viem";
 import ProtocolModule from "../deploy/ignition/modules/Protocol.js";
 
@@ -21,6 +30,15 @@ if (!Number.isInteger(port) || port <= 0 || port > 65_535) {
   throw new Error(`X0T_CHAIN_PORT must be a TCP port, got "${process.env.X0T_CHAIN_PORT}"`);
 }
 const rpcUrl = `http://127.0.0.1:${port}`;
+function portFromEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value <= 0 || value > 65_535)
+    throw new Error(`${name} must be a TCP port, got "${process.env[name]}"`);
+  return value;
+}
+const socksPort = portFromEnv("X0T_SOCKS_PORT", 10809);
+const demoPort = portFromEnv("X0T_DEMO_PORT", 18080);
+const RELAYS = 3;
 const stateDir = resolve(process.env.X0T_STATE_DIR ?? ".x0t");
 const children: ChildProcess[] = [];
 
@@ -81,7 +99,96 @@ async function main() {
   console.log(`x0tta6bl4 is running on a local chain (id ${chainId}) at ${rpcUrl}`);
   for (const [name, address] of Object.entries(deployment.contracts)) console.log(`  ${name.padEnd(16)} ${address}`);
   console.log(`deployment written to ${join(stateDir, "deployment.json")}`);
+  const demo = await startDemoServer();
+  await startDataPlane();
+  const body = await fetchThroughEntry(60_000);
+  if (!body.includes(DEMO_TEXT)) throw new Error("the demo page came back wrong through the entry");
+  console.log(
+    `SOCKS5 entry on 127.0.0.1:${socksPort}, ${RELAYS} relays on loopback (3-hop circuits), demo site on 127.0.0.1:${demoPort}`,
+  );
+  console.log(`try:  curl -x socks5h://127.0.0.1:${socksPort} http://127.0.0.1:${demoPort}/`);
   console.log("ready. Ctrl-C stops everything.");
+  process.on("exit", () => demo.close());
+}
+
+const DEMO_TEXT = "hello from x0tta6bl4: this page came to you through a 3-hop post-quantum circuit";
+
+function startDemoServer(): Promise<{ close: () => void }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+    res.end(`${DEMO_TEXT}\n`);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", (error) =>
+      reject(new Error(`demo server: port ${demoPort} is taken (set X0T_DEMO_PORT)`, { cause: error })),
+    );
+    server.listen(demoPort, "127.0.0.1", () => resolve({ close: () => server.close() }));
+  });
+}
+
+/** The relays and the entry run as the relayer CLI would run them on any machine. */
+async function startDataPlane(): Promise<void> {
+  const cli = resolve("relayer/src/cli.ts");
+  const relayDir = join(stateDir, "relays");
+  const keyDir = join(stateDir, "keys");
+  await rm(relayDir, { recursive: true, force: true });
+  await mkdir(keyDir, { recursive: true, mode: 0o700 });
+  const env = { ...process.env, X0T_LOG_LEVEL: process.env.X0T_LOG_LEVEL ?? "warn" };
+  const spawnNode = (args: string[]) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "inherit", "inherit"], env });
+    children.push(child);
+    child.on("exit", (code, signal) => {
+      if (signal === "SIGTERM") return;
+      console.error(`${args[0]} exited (code ${code}); stopping`);
+      stopAll(code ?? 1);
+    });
+  };
+  for (let i = 1; i <= RELAYS; i++) {
+    const exit = i === RELAYS;
+    spawnNode([
+      "relay",
+      "--listen",
+      "127.0.0.1:0",
+      "--name",
+      `relay-${i}`,
+      "--keys",
+      join(keyDir, `relay-${i}.key`),
+      "--descriptor-out",
+      join(relayDir, `relay-${i}.json`),
+      ...(exit ? ["--exit", "--allow-private-targets"] : []),
+    ]);
+  }
+  const deadline = Date.now() + 30_000;
+  for (let i = 1; i <= RELAYS; i++) {
+    while (!existsSync(join(relayDir, `relay-${i}.json`))) {
+      if (Date.now() > deadline) throw new Error(`relay-${i} did not publish its descriptor within 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  spawnNode(["entry", "--socks", `127.0.0.1:${socksPort}`, "--directory", relayDir, "--hops", "3"]);
+}
+
+/** GET the demo page through the SOCKS5 entry, retrying while the entry comes up. */
+async function fetchThroughEntry(timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { socket } = await SocksClient.createConnection({
+        proxy: { host: "127.0.0.1", port: socksPort, type: 5 },
+        command: "connect",
+        destination: { host: "127.0.0.1", port: demoPort },
+        timeout: 10_000,
+      });
+      socket.write(`GET / HTTP/1.0\r\nHost: 127.0.0.1:${demoPort}\r\n\r\n`);
+      const chunks: Buffer[] = [];
+      for await (const chunk of socket) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString();
+    } catch (error) {
+      if (Date.now() > deadline)
+        throw new Error(`no answer through the SOCKS5 entry on 127.0.0.1:${socksPort}`, { cause: error });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 main().catch((error: unknown) => {

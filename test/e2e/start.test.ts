@@ -1,14 +1,16 @@
 /**
  * The README's start command, for real: a local JSON-RPC chain on loopback, the protocol deployed
- * and wired by the Ignition module, deployment.json written, and a clean stop on Ctrl-C (SIGINT).
+ * and wired by the Ignition module, deployment.json written, three relays and the SOCKS5 entry
+ * serving the printed curl line, and a clean stop of every process on Ctrl-C (SIGINT).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { promisify } from "node:util";
 import { after, describe, it } from "node:test";
 import { type Address, createPublicClient, getContract, http } from "viem";
 import { hardhat } from "viem/chains";
@@ -52,11 +54,19 @@ function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): P
 
 describe("npm start", async () => {
   const port = await freePort();
+  const socksPort = await freePort();
+  const demoPort = await freePort();
   const stateDir = await mkdtemp(join(tmpdir(), "x0t-start-"));
   // What `npm start` runs once installed (npm itself only relays the signal and the exit code).
   const hardhatCli = join(dirname(createRequire(import.meta.url).resolve("hardhat")), "cli.js");
   const child = spawn(process.execPath, [hardhatCli, "run", "scripts/start.ts"], {
-    env: { ...process.env, X0T_CHAIN_PORT: String(port), X0T_STATE_DIR: stateDir },
+    env: {
+      ...process.env,
+      X0T_CHAIN_PORT: String(port),
+      X0T_SOCKS_PORT: String(socksPort),
+      X0T_DEMO_PORT: String(demoPort),
+      X0T_STATE_DIR: stateDir,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   after(async () => {
@@ -64,8 +74,15 @@ describe("npm start", async () => {
     await rm(stateDir, { recursive: true, force: true });
   });
 
-  it("brings up a local chain with the protocol deployed and wired, then stops on Ctrl-C", async () => {
-    await waitForLine(child, /ready\. Ctrl-C stops everything\./, 120_000);
+  it("brings up the chain, the protocol, relays and the SOCKS5 entry, then stops on Ctrl-C", async () => {
+    const output = await waitForLine(child, /ready\. Ctrl-C stops everything\./, 120_000);
+    // The curl line it prints works, through a 3-hop circuit.
+    const line = /curl -x (socks5h:\/\/127\.0\.0\.1:\d+) (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output);
+    assert.ok(line, `no curl line in:\n${output}`);
+    assert.equal(line[1], `socks5h://127.0.0.1:${socksPort}`);
+    const { stdout } = await promisify(execFile)("curl", ["-sS", "--max-time", "30", "-x", line[1]!, line[2]!]);
+    assert.match(stdout, /came to you through a 3-hop post-quantum circuit/);
+
     const deployment = JSON.parse(await readFile(join(stateDir, "deployment.json"), "utf8")) as {
       chainId: number;
       rpcUrl: string;
@@ -89,5 +106,16 @@ describe("npm start", async () => {
     child.kill("SIGINT");
     assert.equal(await exited, 0);
     await assert.rejects(client.getChainId(), "the chain must be gone after Ctrl-C");
+    // The entry stops on the SIGTERM that start.ts sends it: give it up to 5 s.
+    let socksGone = false;
+    for (let i = 0; i < 50 && !socksGone; i++) {
+      socksGone = await new Promise<boolean>((resolve) => {
+        const probe = connect({ host: "127.0.0.1", port: socksPort });
+        probe.once("connect", () => (probe.destroy(), resolve(false)));
+        probe.once("error", () => resolve(true));
+      });
+      if (!socksGone) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(socksGone, true, "the SOCKS5 entry must be gone after Ctrl-C");
   });
 });
