@@ -41,8 +41,9 @@ export function hopsOf(relays: RelayNode[]): HopInfo[] {
 }
 
 /** An HTTP server on 127.0.0.1 serving `size` deterministic bytes at /blob/<size>. */
-export async function startBlobServer(): Promise<{ port: number; close: () => Promise<void> }> {
+export async function startBlobServer(port = 0): Promise<{ port: number; close: () => Promise<void> }> {
   const server = createServer((req, res) => {
+    if (req.url === "/hold") return void res.writeHead(200).flushHeaders(); // an idle open stream
     const size = Number((req.url ?? "").split("/")[2] ?? 0);
     if (!Number.isSafeInteger(size) || size < 0 || size > 1 << 30) {
       res.writeHead(400).end();
@@ -61,7 +62,7 @@ export async function startBlobServer(): Promise<{ port: number; close: () => Pr
     };
     write();
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
     close: () => new Promise((resolve) => server.close(() => resolve())),
