@@ -13,6 +13,8 @@ const SOLC_VERSION = "0.8.30";
 export default defineConfig({
   plugins: [hardhatToolboxViem],
   solidity: {
+    // Artifacts of library contracts that we deploy as they are.
+    npmFilesToBuild: ["@openzeppelin/contracts/governance/TimelockController.sol"],
     profiles: {
       default: {
         version: SOLC_VERSION,

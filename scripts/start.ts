@@ -2,7 +2,8 @@
  * `npm start`: the whole system on a local chain.
  *
  * 1. a Hardhat JSON-RPC node on 127.0.0.1 (chain 31337, the usual funded test accounts);
- * 2. the protocol deployed by the same Ignition module as on Base Sepolia;
+ * 2. the protocol, its governance (timelock, quadratic governor, voter registry) and the treasury
+ *    Safe deployed by the same Ignition modules as on Base Sepolia, every admin role with the timelock;
  * 3. the addresses written to .x0t/deployment.json for the relayer and the web app;
  * 4. three relays on loopback (the last an exit that, for this local demo only, may reach
  *    loopback targets), each publishing its descriptor in .x0t/relays/;
@@ -23,7 +24,8 @@ import { dirname, join, resolve } from "node:path";
 import { network } from "hardhat";
 import { SocksClient } from "socks";
 import { createPublicClient, http } from "viem";
-import ProtocolModule from "../deploy/ignition/modules/Protocol.js";
+import GovernanceModule from "../deploy/ignition/modules/Governance.js";
+import TreasuryModule from "../deploy/ignition/modules/Treasury.js";
 
 const port = Number(process.env.X0T_CHAIN_PORT ?? 8545);
 if (!Number.isInteger(port) || port <= 0 || port > 65_535) {
@@ -78,10 +80,25 @@ async function main() {
   // The chain is new on every start: forget Ignition's journal of the previous one.
   await rm(join("deploy", "ignition", "deployments", `chain-${chainId}`), { recursive: true, force: true });
   const connection = await network.create({ network: "localhost", override: { url: rpcUrl } });
-  const { token, registry, credit, rewards } = await connection.ignition.deploy(ProtocolModule, {
+  // The council of the local treasury Safe: test accounts 1–3, any 2 of them sign.
+  const council = (await connection.viem.getWalletClients()).slice(1, 4).map((w) => w.account.address);
+  const treasury = (await connection.ignition.deploy(TreasuryModule, {
     displayUi: false,
-    // One-minute epochs and k = 1 make the local demo move; Base Sepolia uses the defaults.
-    parameters: { Protocol: { epochLength: 60, minAttestations: 1, unbondingDelay: 600 } },
+    parameters: { Treasury: { council, threshold: 2, minDelay: 120 } },
+  })) as unknown as Record<"safe" | "timelock" | "guard", { address: string }>;
+  const { token, registry, credit, rewards, governor, voters } = await connection.ignition.deploy(GovernanceModule, {
+    displayUi: false,
+    parameters: {
+      // One-minute epochs and k = 1 make the local demo move; Base Sepolia uses the defaults.
+      Protocol: { epochLength: 60, minAttestations: 1, unbondingDelay: 600, treasury: treasury.safe.address },
+      // Two-minute voting and timelock delays for the demo.
+      Governance: {
+        timelock: treasury.timelock.address,
+        safe: treasury.safe.address,
+        votingDelay: 60,
+        votingPeriod: 120,
+      },
+    },
   });
   const deployment = {
     chainId,
@@ -91,7 +108,13 @@ async function main() {
       RelayerRegistry: registry.address,
       BandwidthCredit: credit.address,
       EpochRewards: rewards.address,
+      QuadraticGovernor: governor.address,
+      VoterRegistry: voters.address,
+      TimelockController: treasury.timelock.address,
+      TreasurySafe: treasury.safe.address,
+      CouncilGuard: treasury.guard.address,
     },
+    council,
   };
   await mkdir(stateDir, { recursive: true });
   await writeFile(join(stateDir, "deployment.json"), JSON.stringify(deployment, null, 2) + "\n");

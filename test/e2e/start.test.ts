@@ -86,7 +86,10 @@ describe("npm start", async () => {
     const deployment = JSON.parse(await readFile(join(stateDir, "deployment.json"), "utf8")) as {
       chainId: number;
       rpcUrl: string;
-      contracts: Record<"X0T" | "RelayerRegistry" | "BandwidthCredit" | "EpochRewards", Address>;
+      contracts: Record<
+        "X0T" | "RelayerRegistry" | "BandwidthCredit" | "EpochRewards" | "TimelockController" | "TreasurySafe",
+        Address
+      >;
     };
     assert.equal(deployment.chainId, 31337);
     assert.equal(deployment.rpcUrl, `http://127.0.0.1:${port}`);
@@ -101,6 +104,11 @@ describe("npm start", async () => {
     assert.equal(await token.read.isFeeExempt([deployment.contracts.BandwidthCredit]), true);
     assert.equal(await credit.read.epochRewards(), deployment.contracts.EpochRewards);
     assert.equal((await rewards.read.schedule())[2], 60n);
+    // Governance: the timelock holds the admin role, the deployer none; the Safe holds the treasury.
+    const admin = await token.read.DEFAULT_ADMIN_ROLE();
+    assert.equal(await token.read.hasRole([admin, deployment.contracts.TimelockController]), true);
+    assert.equal(await credit.read.hasRole([admin, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"]), false);
+    assert.equal(await token.read.balanceOf([deployment.contracts.TreasurySafe]), 300_000_000n * 10n ** 18n);
 
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     child.kill("SIGINT");

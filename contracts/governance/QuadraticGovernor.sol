@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {Governor} from "@openzeppelin/contracts/governance/Governor.sol";
+import {GovernorCountingSimple} from "@openzeppelin/contracts/governance/extensions/GovernorCountingSimple.sol";
+import {GovernorSettings} from "@openzeppelin/contracts/governance/extensions/GovernorSettings.sol";
+import {GovernorTimelockControl} from "@openzeppelin/contracts/governance/extensions/GovernorTimelockControl.sol";
+import {GovernorVotes} from "@openzeppelin/contracts/governance/extensions/GovernorVotes.sol";
+import {IVotes} from "@openzeppelin/contracts/governance/utils/IVotes.sol";
+import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
+import {SqrtWeight} from "./SqrtWeight.sol";
+import {VoterRegistry} from "./VoterRegistry.sol";
+
+/// @title QuadraticGovernor
+/// @notice On-chain governance of x0tta6bl4: a voter's weight is sqrt(X0T votes at the proposal's
+/// snapshot), counted only for addresses registered in the VoterRegistry at that snapshot (the
+/// Sybil defence; docs/governance.md). Passed proposals are queued and executed by the
+/// TimelockController, which holds every admin role of the protocol and is a module of the
+/// treasury Safe.
+/// @dev Built from OpenZeppelin's Governor parts; only the weight hook `_getVotes` and the quorum
+/// are ours. Everything is in sqrt units: 1 X0T of votes is 1e9 units, the proposal threshold and
+/// the quorum included. Voting delay, voting period, threshold and quorum change only by proposal.
+contract QuadraticGovernor is
+    Governor,
+    GovernorSettings,
+    GovernorCountingSimple,
+    GovernorVotes,
+    GovernorTimelockControl
+{
+    /// @notice Whose registration makes an address's votes count.
+    VoterRegistry public immutable voters;
+    uint256 private _quorum;
+
+    /// @notice The quorum (for + abstain weight, in sqrt units) changed.
+    event QuorumSet(uint256 oldQuorum, uint256 newQuorum);
+
+    /// @notice A zero address was given for the token, timelock or registry.
+    error ZeroAddress();
+
+    /// @param token X0T (ERC-5805 votes, timestamp clock).
+    /// @param timelock The TimelockController that executes proposals.
+    /// @param registry The VoterRegistry.
+    /// @param votingDelay_ Seconds between proposing and the snapshot / start of voting.
+    /// @param votingPeriod_ Seconds of voting.
+    /// @param proposalThreshold_ Weight (sqrt units) a proposer needs.
+    /// @param quorum_ Weight (sqrt units) of for + abstain votes a proposal needs.
+    constructor(
+        IVotes token,
+        TimelockController timelock,
+        VoterRegistry registry,
+        uint48 votingDelay_,
+        uint32 votingPeriod_,
+        uint256 proposalThreshold_,
+        uint256 quorum_
+    )
+        Governor("x0tta6bl4 QuadraticGovernor")
+        GovernorSettings(votingDelay_, votingPeriod_, proposalThreshold_)
+        GovernorVotes(token)
+        GovernorTimelockControl(timelock)
+    {
+        if (address(registry) == address(0)) revert ZeroAddress();
+        voters = registry;
+        _setQuorum(quorum_);
+    }
+
+    /// @notice The quorum in sqrt units (the same at every timepoint; changes apply to proposals
+    /// whose votes are counted afterwards).
+    function quorum(uint256) public view override returns (uint256) {
+        return _quorum;
+    }
+
+    /// @notice Sets the quorum (sqrt units). Only by proposal, through the timelock.
+    function setQuorum(uint256 newQuorum) external onlyGovernance {
+        _setQuorum(newQuorum);
+    }
+
+    function _setQuorum(uint256 newQuorum) private {
+        emit QuorumSet(_quorum, newQuorum);
+        _quorum = newQuorum;
+    }
+
+    /// @dev The weight hook: sqrt of the account's delegated X0T votes at `timepoint`, or zero if
+    /// the account was not a registered voter then.
+    function _getVotes(
+        address account,
+        uint256 timepoint,
+        bytes memory params
+    ) internal view override(Governor, GovernorVotes) returns (uint256) {
+        if (!voters.wasRegistered(account, timepoint)) return 0;
+        return SqrtWeight.weight(super._getVotes(account, timepoint, params));
+    }
+
+    // The overrides below only resolve OpenZeppelin's multiple inheritance.
+
+    function votingDelay() public view override(Governor, GovernorSettings) returns (uint256) {
+        return super.votingDelay();
+    }
+
+    function votingPeriod() public view override(Governor, GovernorSettings) returns (uint256) {
+        return super.votingPeriod();
+    }
+
+    function proposalThreshold() public view override(Governor, GovernorSettings) returns (uint256) {
+        return super.proposalThreshold();
+    }
+
+    function state(uint256 proposalId) public view override(Governor, GovernorTimelockControl) returns (ProposalState) {
+        return super.state(proposalId);
+    }
+
+    function proposalNeedsQueuing(
+        uint256 proposalId
+    ) public view override(Governor, GovernorTimelockControl) returns (bool) {
+        return super.proposalNeedsQueuing(proposalId);
+    }
+
+    function _queueOperations(
+        uint256 proposalId,
+        address[] memory targets,
+        uint256[] memory values,
+        bytes[] memory calldatas,
+        bytes32 descriptionHash
+    ) internal override(Governor, GovernorTimelockControl) returns (uint48) {
+        return super._queueOperations(proposalId, targets, values, calldatas, descriptionHash);
+    }
+
+    function _executeOperations(
+        uint256 proposalId,
+        address[] memory targets,
+        uint256[] memory values,
+        bytes[] memory calldatas,
+        bytes32 descriptionHash
+    ) internal override(Governor, GovernorTimelockControl) {
+        super._executeOperations(proposalId, targets, values, calldatas, descriptionHash);
+    }
+
+    function _cancel(
+        address[] memory targets,
+        uint256[] memory values,
+        bytes[] memory calldatas,
+        bytes32 descriptionHash
+    ) internal override(Governor, GovernorTimelockControl) returns (uint256) {
+        return super._cancel(targets, values, calldatas, descriptionHash);
+    }
+
+    function _executor() internal view override(Governor, GovernorTimelockControl) returns (address) {
+        return super._executor();
+    }
+}

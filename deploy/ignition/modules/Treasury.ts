@@ -1,0 +1,54 @@
+import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
+import { zeroAddress } from "viem";
+import SafeL2 from "@safe-global/safe-smart-account/build/artifacts/contracts/SafeL2.sol/SafeL2.json" with { type: "json" };
+import SafeProxyFactory from "@safe-global/safe-smart-account/build/artifacts/contracts/proxies/SafeProxyFactory.sol/SafeProxyFactory.json" with { type: "json" };
+import FallbackHandler from "@safe-global/safe-smart-account/build/artifacts/contracts/handler/CompatibilityFallbackHandler.sol/CompatibilityFallbackHandler.json" with { type: "json" };
+
+/**
+ * The governance timelock and the treasury Safe it controls (docs/governance.md).
+ *
+ * - TimelockController with `minDelay`; anyone may execute a ready operation; proposers are set by
+ *   the Governance module (the QuadraticGovernor), which also renounces the deployer's admin role.
+ * - A Safe 1.5 (SafeL2 singleton + proxy factory + fallback handler, from the audited artifacts of
+ *   @safe-global/safe-smart-account; on a public chain pass the canonical addresses instead) with
+ *   the council as owners and `threshold`, created with the timelock enabled as a module and the
+ *   CouncilGuard installed in the same transaction (TreasurySetup).
+ *
+ * Deploy this first; its `safe` is the treasury parameter of the Protocol module, its `timelock`
+ * a parameter of the Governance module.
+ */
+export default buildModule("Treasury", (m) => {
+  const deployer = m.getAccount(0);
+  const council = m.getParameter<string[]>("council"); // the owners' addresses; no default on purpose
+  const threshold = m.getParameter("threshold", 2);
+
+  const timelock = m.contract("TimelockController", [
+    m.getParameter("minDelay", 2 * 24 * 3600),
+    [],
+    [zeroAddress],
+    deployer,
+  ]);
+  const guard = m.contract("CouncilGuard");
+  const setup = m.contract("TreasurySetup");
+
+  const singleton = m.contract("SafeL2", SafeL2);
+  const factory = m.contract("SafeProxyFactory", SafeProxyFactory);
+  const handler = m.contract("CompatibilityFallbackHandler", FallbackHandler);
+
+  const setUpData = m.encodeFunctionCall(setup, "setUp", [timelock, guard]);
+  const initializer = m.encodeFunctionCall(singleton, "setup", [
+    council,
+    threshold,
+    setup,
+    setUpData,
+    handler,
+    zeroAddress,
+    0,
+    zeroAddress,
+  ]);
+  const create = m.call(factory, "createProxyWithNonce", [singleton, initializer, m.getParameter("saltNonce", 0)]);
+  const safeAddress = m.readEventArgument(create, "ProxyCreation", "proxy");
+  const safe = m.contractAt("SafeL2", SafeL2, safeAddress, { id: "Safe" });
+
+  return { timelock, guard, safe, singleton, factory, handler };
+});
