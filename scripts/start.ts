@@ -82,13 +82,16 @@ async function main() {
   const connection = await network.create({ network: "localhost", override: { url: rpcUrl } });
   // The council of the local treasury Safe: test accounts 1–3, any 2 of them sign.
   const council = (await connection.viem.getWalletClients()).slice(1, 4).map((w) => w.account.address);
+  // The Governance deployment shares the journal, so it repeats the Treasury's parameters.
+  const treasuryParameters = { council, threshold: 2, minDelay: 120 };
   const treasury = (await connection.ignition.deploy(TreasuryModule, {
     displayUi: false,
-    parameters: { Treasury: { council, threshold: 2, minDelay: 120 } },
+    parameters: { Treasury: treasuryParameters },
   })) as unknown as Record<"safe" | "timelock" | "guard", { address: string }>;
   const { token, registry, credit, rewards, governor, voters } = await connection.ignition.deploy(GovernanceModule, {
     displayUi: false,
     parameters: {
+      Treasury: treasuryParameters,
       // One-minute epochs and k = 1 make the local demo move; Base Sepolia uses the defaults.
       Protocol: { epochLength: 60, minAttestations: 1, unbondingDelay: 600, treasury: treasury.safe.address },
       // Two-minute voting and timelock delays for the demo.

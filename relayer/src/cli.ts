@@ -6,6 +6,7 @@
  *             [--name r1] [--region DE] [--descriptor-out dir/r1.json]
  *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3]
  *   x0t keys  --keys relay.key          prints the keysHash to register on-chain
+ *   x0t treasury propose|sign|execute   council payouts from the treasury Safe (cli/treasury.ts)
  *
  * Logs are JSON lines on stderr; X0T_LOG_LEVEL=debug|info|warn|error (default info).
  */
@@ -20,6 +21,7 @@ import { descriptorOf, readDirectory } from "./node/directory.ts";
 import { startEntry } from "./node/entry.ts";
 import { loadOrCreateKeys } from "./node/keyfile.ts";
 import { startRelay } from "./node/relay.ts";
+import { runTreasuryCommand } from "./cli/treasury.ts";
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -139,7 +141,8 @@ export async function main(argv: string[]): Promise<number> {
     if (command === "relay") await relay(rest, log);
     else if (command === "entry") await entry(rest, log);
     else if (command === "keys") keysCommand(rest);
-    else throw new UsageError(`usage: x0t relay|entry|keys [options]  (got "${command ?? ""}")`);
+    else if (command === "treasury") return await runTreasuryCommand(rest);
+    else throw new UsageError(`usage: x0t relay|entry|keys|treasury [options]  (got "${command ?? ""}")`);
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
