@@ -3,12 +3,15 @@ import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { ClientCircuit } from "../../relayer/src/circuit/client.ts";
+import { CircuitMux } from "../../relayer/src/circuit/mux.ts";
 import { connectTarget, createExitPolicy } from "../../relayer/src/exit/index.ts";
+import { Link } from "../../relayer/src/link/link.ts";
 import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
 import { startEntry } from "../../relayer/src/node/entry.ts";
 import type { EntryNode } from "../../relayer/src/node/entry.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
-import { expectedSha256, startBlobServer, startRelays } from "./helpers.ts";
+import { expectedSha256, hopsOf, startBlobServer, startRelays } from "./helpers.ts";
 
 const run = promisify(execFile);
 const policy = createExitPolicy({ allowPrivateTargets: true });
@@ -127,5 +130,50 @@ describe("the entry reports the exit's verdict and copes with load", () => {
     assert.equal(got.sha256, expectedSha256(1000));
     assert.ok(performance.now() - started < 30_000);
     assert.equal(before.closed, true);
+  });
+});
+
+describe("idle resources are released", () => {
+  it("closes retired circuits once their streams are done, and builds fresh ones", async () => {
+    const relays = await startRelays(3, { openTarget: (t, signal) => connectTarget(t, policy, { signal }) });
+    const blob = await startBlobServer();
+    const entry = await startEntry({
+      socksPort: 0,
+      hops: 3,
+      maxCircuitAgeMs: 300,
+      directory: () => directoryOf(relays),
+    });
+    await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/100`);
+    const first = entry.circuits()[0]!;
+    for (let i = 0; i < 50 && !first.closed; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(first.closed, true, "the retired circuit was closed");
+    await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/100`);
+    assert.notEqual(entry.circuits()[0], first);
+    await entry.close();
+    await Promise.all(relays.map((r) => r.close()));
+    await blob.close();
+  });
+
+  it("relays close idle exit streams and idle links", async () => {
+    const relays = await startRelays(1, {
+      openTarget: (t, signal) => connectTarget(t, policy, { signal }),
+      limits: { streamIdleMs: 200, linkIdleMs: 300 },
+    });
+    const blob = await startBlobServer();
+    const hops = hopsOf(relays);
+    const link = await Link.connect(hops[0]!.host, hops[0]!.port, hops[0]!.keys);
+    const circuit = await ClientCircuit.build(new CircuitMux(link), hops);
+    const stream = await circuit.openStream({ type: "ipv4", host: "127.0.0.1", port: blob.port });
+    stream.on("error", () => {});
+    stream.write("GET /hold HTTP/1.0\r\n\r\n"); // the server answers headers, then nothing
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5000);
+      stream.once("close", () => (clearTimeout(timer), resolve(true)));
+    });
+    assert.equal(closed, true, "the idle stream was closed by the exit");
+    circuit.close();
+    for (let i = 0; i < 60 && !link.isClosed; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(link.isClosed, true, "the link without circuits was closed by the relay");
+    await Promise.all(relays.map((r) => r.close()));
   });
 });

@@ -38,12 +38,18 @@ export interface RelayLimits {
   streamsPerCircuit: number;
   /** A stream must connect within this time (exit). */
   connectTimeoutMs: number;
+  /** An exit stream with no traffic either way for this long is closed (END "TTL expired"). */
+  streamIdleMs: number;
+  /** An inbound link that carries no circuit and no cell for this long is closed. */
+  linkIdleMs: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   circuitsPerLink: 8192,
   streamsPerCircuit: 256,
   connectTimeoutMs: 10_000,
+  streamIdleMs: 10 * 60_000,
+  linkIdleMs: 5 * 60_000,
 };
 
 export interface RelayCoreOptions {
@@ -67,7 +73,8 @@ export class RelayCore {
   readonly limits: RelayLimits;
   private readonly log: Logger;
   private readonly outbound = new Map<string, Promise<CircuitMux>>();
-  private readonly inbound = new Set<Link>();
+  private readonly inbound = new Map<Link, Map<number, RelayCircuit>>();
+  private readonly sweeper: NodeJS.Timeout;
   /** Circuits alive here (for metrics and tests). */
   circuits = 0;
 
@@ -75,12 +82,24 @@ export class RelayCore {
     this.options = options;
     this.limits = { ...DEFAULT_RELAY_LIMITS, ...options.limits };
     this.log = options.logger ?? silentLogger;
+    // Idle links hold a socket and keys for nothing: sweep them (bounded: one pass over links).
+    this.sweeper = setInterval(() => this.sweepIdleLinks(), Math.max(50, Math.min(30_000, this.limits.linkIdleMs / 2)));
+    this.sweeper.unref();
+  }
+
+  private sweepIdleLinks(now = Date.now()): void {
+    for (const [link, circuits] of this.inbound) {
+      if (circuits.size === 0 && now - link.lastActivity >= this.limits.linkIdleMs) {
+        this.log.debug("closing an idle link");
+        link.close();
+      }
+    }
   }
 
   /** Takes over an accepted, handshaken link from a client or a previous hop. */
   attach(link: Link): void {
-    this.inbound.add(link);
     const circuits = new Map<number, RelayCircuit>();
+    this.inbound.set(link, circuits);
     link.setHandler({
       onCell: (cell) => {
         try {
@@ -100,7 +119,8 @@ export class RelayCore {
 
   /** Closes every link (and so every circuit). */
   close(): void {
-    for (const link of [...this.inbound]) link.close();
+    clearInterval(this.sweeper);
+    for (const link of [...this.inbound.keys()]) link.close();
     for (const mux of this.outbound.values())
       void mux.then(
         (m) => m.link.close(),
@@ -344,6 +364,16 @@ class RelayCircuit {
         clearTimeout(timer);
         if (stream.destroyed) return void socket.destroy();
         this.sendBackward(RelayCommand.connected, streamId, []);
+        // Idle streams are closed: any byte either way restarts the clock.
+        const idle = setTimeout(
+          () => stream.destroy(new StreamOpenError(StreamReason.ttlExpired, "stream idle")),
+          this.core.limits.streamIdleMs,
+        );
+        idle.unref();
+        const touch = () => idle.refresh();
+        socket.on("data", touch);
+        stream.on("data", touch);
+        stream.once("close", () => clearTimeout(idle));
         socket.on("error", (error) => stream.destroy(error));
         stream.on("error", () => socket.destroy());
         stream.on("close", () => socket.destroy());

@@ -49,6 +49,8 @@ export class Link {
   private drainWaiters: Array<() => void> = [];
   /** Cells sent and received, for accounting and tests. */
   cellsSent = 0;
+  /** Date.now() of the last cell either way (idle sweeps). */
+  lastActivity = Date.now();
   cellsReceived = 0;
 
   private constructor(socket: Socket) {
@@ -184,6 +186,7 @@ export class Link {
     for (const part of sealed) this.socket.write(part);
     this.socket.uncork();
     this.cellsSent++;
+    this.lastActivity = Date.now();
     return !this.socket.writableNeedDrain;
   }
 
@@ -229,6 +232,7 @@ export class Link {
         if (frame.length < TAG_BYTES + 5) throw new ProtocolError("frame too short for a cell");
         const cell = decodeCell((this.opener as CellOpener).open(frame));
         this.cellsReceived++;
+        this.lastActivity = Date.now();
         this.handler.onCell(cell);
       } catch (error) {
         if (error instanceof ProtocolError || error instanceof AuthenticationError) return this.close(error);

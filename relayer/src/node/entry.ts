@@ -159,6 +159,16 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     auth: options.socksAuth,
     logger: log,
   });
+  // Retired circuits (too old for new streams) close once their last stream is gone, so that
+  // neither the entry nor the relays keep them forever. One pass over the open circuits.
+  const sweeper = setInterval(
+    () => {
+      const now = Date.now();
+      for (const c of open) if (c.streamCount === 0 && now - c.createdAt >= maxAge) c.close();
+    },
+    Math.max(50, Math.min(30_000, maxAge / 2)),
+  );
+  sweeper.unref();
   // Build the default circuit now, so that the first connection does not wait for it.
   circuitFor("").catch((error: Error) => log.warn("first circuit not built yet", { error: error.message }));
   log.info("SOCKS5 entry listening", { host: socks.address.host, port: socks.address.port, hops });
@@ -169,6 +179,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     circuits: () => [...open],
     close: async () => {
       closing = true;
+      clearInterval(sweeper);
       await socks.close();
       for (const c of [...open]) c.close();
       for (const m of muxes.values())
