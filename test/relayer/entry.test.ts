@@ -175,5 +175,6 @@ describe("idle resources are released", () => {
     for (let i = 0; i < 60 && !link.isClosed; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(link.isClosed, true, "the link without circuits was closed by the relay");
     await Promise.all(relays.map((r) => r.close()));
+    await blob.close();
   });
 });

@@ -65,7 +65,11 @@ export async function startBlobServer(port = 0): Promise<{ port: number; close: 
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections(); // held-open responses (/hold) must not keep the test alive
+      }),
   };
 }
 
