@@ -65,11 +65,52 @@ function derive(ikm: Uint8Array[], transcript: Uint8Array[]): { keys: SessionKey
   return { keys: { forward: okm.subarray(0, 32), backward: okm.subarray(32, 64) }, auth: okm.subarray(64, 96) };
 }
 
+/** A client's single-use ephemeral keys: an X25519 pair and an ML-KEM-768 pair. */
+interface Ephemeral {
+  x25519: X25519KeyPair;
+  ek: Uint8Array;
+  dk: Uint8Array;
+}
+
+/**
+ * Ephemeral key pairs generated ahead of time, off the critical path of a circuit build (the
+ * ML-KEM key generation is a third of the client's handshake CPU). Each pair is used once and
+ * dropped; the pool refills itself when the event loop is idle. Forward secrecy is unchanged:
+ * the secrets live in memory only, as they would during a handshake.
+ */
+const POOL_SIZE = 6;
+const pool: Ephemeral[] = [];
+let refilling = false;
+
+function freshEphemeral(): Ephemeral {
+  const [ek, dk] = mlkem().generateKeyPair();
+  return { x25519: generateX25519(), ek, dk };
+}
+
+function refill(): void {
+  if (refilling) return;
+  refilling = true;
+  const step = () => {
+    if (pool.length >= POOL_SIZE) {
+      refilling = false;
+      return;
+    }
+    pool.push(freshEphemeral());
+    setImmediate(step);
+  };
+  setImmediate(step);
+}
+
+function takeEphemeral(): Ephemeral {
+  const e = pool.pop() ?? freshEphemeral();
+  refill();
+  return e;
+}
+
 /** Starts a handshake with the relay whose static public keys (checked against its keysHash) are `relay`. */
 export function startClientHandshake(relay: RelayPublicKeys): ClientHandshake {
   const kem = mlkem();
-  const eph: X25519KeyPair = generateX25519();
-  const [ekE, dkE] = kem.generateKeyPair();
+  const { x25519: eph, ek: ekE, dk: dkE } = takeEphemeral();
   const [ctS, kS] = kem.encap(relay.mlkem);
   const dhXB = x25519(eph.privateKey, relay.x25519);
   const hello = Buffer.concat([Buffer.of(HANDSHAKE_VERSION), relay.keysHash, eph.publicKey, ekE, ctS]);
