@@ -160,6 +160,8 @@ async function main() {
   const relays = [];
   for (let i = 1; i <= 3; i++) {
     const exit = i === 3 ? ["--exit", "--allow-private-targets"] : [];
+    // r2 also hosts the memory test's 2,000 circuits: lift its CREATE rate limit.
+    const rate = i === 2 ? ["--creates-per-second", "100000"] : [];
     relays.push(
       await startProcess(
         [
@@ -174,6 +176,7 @@ async function main() {
           "--descriptor-out",
           join(relayDir, `r${i}.json`),
           ...exit,
+          ...rate,
         ],
         /relay listening|EXIT POLICY/,
       ),

@@ -3,7 +3,7 @@
  * x0t — the relayer's command line.
  *
  *   x0t relay --listen 127.0.0.1:9001 --keys relay.key [--exit] [--allow-private-targets]
- *             [--name r1] [--region DE] [--descriptor-out dir/r1.json]
+ *             [--name r1] [--region DE] [--descriptor-out dir/r1.json] [--creates-per-second 200]
  *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3]
  *   x0t keys  --keys relay.key          prints the keysHash to register on-chain
  *   x0t treasury propose|sign|execute   council payouts from the treasury Safe (cli/treasury.ts)
@@ -63,12 +63,18 @@ async function relay(argv: string[], log: Logger): Promise<void> {
       "allow-private-targets": { type: "boolean", default: false },
       "descriptor-out": { type: "string" },
       "advertise-host": { type: "string" },
+      "creates-per-second": { type: "string" },
     },
   });
   if (!values.keys) throw new UsageError("--keys: path of the relay's key file is required (created if missing)");
   if (values.region !== undefined && !/^[A-Z]{2}$/.test(values.region))
     throw new UsageError("--region: expected two capital letters (ISO 3166)");
   const listen = parseEndpoint("listen", values.listen);
+  const createsPerSecond =
+    values["creates-per-second"] === undefined ? undefined : Number(values["creates-per-second"]);
+  if (createsPerSecond !== undefined && !(Number.isInteger(createsPerSecond) && createsPerSecond > 0)) {
+    throw new UsageError(`--creates-per-second: expected a positive integer, got "${values["creates-per-second"]}"`);
+  }
   const { keys, created } = loadOrCreateKeys(values.keys);
   const name = values.name ?? `relay-${keys.keysHash.toString("hex").slice(0, 8)}`;
   const rlog = log.child({ relay: name });
@@ -81,6 +87,7 @@ async function relay(argv: string[], log: Logger): Promise<void> {
     port: listen.port,
     keys,
     logger: rlog,
+    limits: createsPerSecond === undefined ? undefined : { createsPerSecond },
     openTarget: policy ? (target, signal) => connectTarget(target, policy, { signal, logger: rlog }) : undefined,
   });
   if (values["descriptor-out"]) {

@@ -115,3 +115,21 @@ describe("key ratchet in practice", () => {
     await blob.close();
   });
 });
+
+describe("CREATE rate limit", () => {
+  it("refuses circuits beyond the per-link CREATE rate with a resource-limit DESTROY, and the link survives", async () => {
+    const [relay] = await startRelays(1, { limits: { createsPerSecond: 3 } });
+    const link = await Link.connect(relay!.host, relay!.port, relay!.keys);
+    const mux = new CircuitMux(link);
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, () => ClientCircuit.build(mux, hopsOf([relay!]))),
+    );
+    const built = results.filter((r) => r.status === "fulfilled").length;
+    assert.ok(built >= 1 && built <= 7, `${built} of 12 built with a burst of 6`);
+    const refused = results.find((r) => r.status === "rejected");
+    assert.match(String((refused as PromiseRejectedResult).reason), /reason 5/);
+    assert.equal(link.isClosed, false);
+    link.close();
+    await relay!.close();
+  });
+});

@@ -35,6 +35,8 @@ export type ConnectLink = (host: string, port: number, relay: RelayPublicKeys) =
 
 export interface RelayLimits {
   circuitsPerLink: number;
+  /** CREATE handshakes per second per inbound link (burst 2x): each costs the relay ~1.5 ms CPU. */
+  createsPerSecond: number;
   streamsPerCircuit: number;
   /** A stream must connect within this time (exit). */
   connectTimeoutMs: number;
@@ -46,6 +48,7 @@ export interface RelayLimits {
 
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   circuitsPerLink: 8192,
+  createsPerSecond: 200,
   streamsPerCircuit: 256,
   connectTimeoutMs: 10_000,
   streamIdleMs: 10 * 60_000,
@@ -100,10 +103,11 @@ export class RelayCore {
   attach(link: Link): void {
     const circuits = new Map<number, RelayCircuit>();
     this.inbound.set(link, circuits);
+    const bucket = { tokens: this.limits.createsPerSecond * 2, at: Date.now() };
     link.setHandler({
       onCell: (cell) => {
         try {
-          this.onInboundCell(link, circuits, cell);
+          this.onInboundCell(link, circuits, cell, bucket);
         } catch (error) {
           if (!(error instanceof ProtocolError)) throw error;
           this.log.warn("protocol violation on inbound link, closing it", { error: error.message });
@@ -129,15 +133,25 @@ export class RelayCore {
     this.outbound.clear();
   }
 
-  private onInboundCell(link: Link, circuits: Map<number, RelayCircuit>, cell: Cell): void {
+  private onInboundCell(
+    link: Link,
+    circuits: Map<number, RelayCircuit>,
+    cell: Cell,
+    bucket: { tokens: number; at: number },
+  ): void {
     const existing = circuits.get(cell.circuitId);
     switch (cell.command) {
       case CellCommand.create: {
         if (existing || cell.circuitId === 0) throw new ProtocolError("CREATE for a circuit id in use");
-        if (circuits.size >= this.limits.circuitsPerLink) {
+        const now = Date.now();
+        const rate = this.limits.createsPerSecond;
+        bucket.tokens = Math.min(rate * 2, bucket.tokens + ((now - bucket.at) / 1000) * rate);
+        bucket.at = now;
+        if (circuits.size >= this.limits.circuitsPerLink || bucket.tokens < 1) {
           link.send(cell.circuitId, CellCommand.destroy, [Buffer.of(DestroyReason.resourceLimit)]);
           return;
         }
+        bucket.tokens -= 1;
         if (cell.body.length !== HELLO_BYTES) throw new ProtocolError("CREATE body size");
         let answer;
         try {
@@ -280,10 +294,10 @@ class RelayCircuit {
       case RelayCommand.data:
       case RelayCommand.end:
       case RelayCommand.sendme: {
-        const stream = this.streams.get(message.streamId);
-        if (stream) stream.receive(message.command, message.data);
-        else if (message.command === RelayCommand.sendme) throw new ProtocolError("SENDME for an unknown stream");
-        return; // DATA/END for a stream already closed here: in flight, drop.
+        // DATA, END or SENDME for a stream already closed here were in flight when it closed:
+        // drop them (destroying the circuit would kill its other streams for a benign race).
+        this.streams.get(message.streamId)?.receive(message.command, message.data);
+        return;
       }
       default:
         throw new ProtocolError(`relay command ${message.command} not accepted by a relay`);
