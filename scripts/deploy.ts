@@ -10,8 +10,13 @@
  */
 import { readFileSync } from "node:fs";
 import { network } from "hardhat";
+import {
+  getCompatibilityFallbackHandlerDeployment,
+  getProxyFactoryDeployment,
+  getSafeL2SingletonDeployment,
+} from "@safe-global/safe-deployments";
 import GovernanceModule from "../deploy/ignition/modules/Governance.js";
-import TreasuryModule from "../deploy/ignition/modules/Treasury.js";
+import { type CanonicalSafe, treasuryModule } from "../deploy/ignition/modules/Treasury.js";
 
 const connection = await network.create();
 const name = connection.networkName;
@@ -21,6 +26,28 @@ const parameters = JSON.parse(readFileSync(file, "utf8")) as Record<string, Para
 for (const key of ["council", "threshold"]) {
   if (parameters.Treasury?.[key] === undefined) throw new Error(`${file}: Treasury.${key} is required`);
 }
+const chainId = await (await connection.viem.getPublicClient()).getChainId();
+
+/** Safe 1.5's canonical addresses on this chain, if Safe has deployed there (not on a local chain). */
+function canonicalSafe(): CanonicalSafe | undefined {
+  if (chainId === 31337) return undefined;
+  const filter = { version: "1.5.0", network: String(chainId) };
+  const at = (d: { networkAddresses: Record<string, string | string[]> } | undefined) => {
+    const a = d?.networkAddresses[String(chainId)];
+    return Array.isArray(a) ? a[0] : a;
+  };
+  const singleton = at(getSafeL2SingletonDeployment(filter));
+  const factory = at(getProxyFactoryDeployment(filter));
+  const handler = at(getCompatibilityFallbackHandlerDeployment(filter));
+  return singleton && factory && handler ? { singleton, factory, handler } : undefined;
+}
+const canonical = canonicalSafe();
+console.log(
+  canonical
+    ? `using Safe 1.5 canonical deployments: ${JSON.stringify(canonical)}`
+    : "deploying Safe 1.5 from its artifacts",
+);
+const TreasuryModule = treasuryModule(canonical);
 const treasury = (await connection.ignition.deploy(TreasuryModule, {
   parameters: { Treasury: parameters.Treasury ?? {} },
 })) as unknown as Record<"safe" | "timelock", { address: string }>;
@@ -31,7 +58,6 @@ const deployed = await connection.ignition.deploy(GovernanceModule, {
     Governance: { ...parameters.Governance, timelock: treasury.timelock.address, safe: treasury.safe.address },
   },
 });
-const chainId = await (await connection.viem.getPublicClient()).getChainId();
 console.log(`deployed on ${name} (chain ${chainId}):`);
 console.log(`  TreasurySafe        ${treasury.safe.address}`);
 console.log(`  TimelockController  ${treasury.timelock.address}`);

@@ -16,39 +16,56 @@ import FallbackHandler from "@safe-global/safe-smart-account/build/artifacts/con
  *
  * Deploy this first; its `safe` is the treasury parameter of the Protocol module, its `timelock`
  * a parameter of the Governance module.
+ *
+ * `treasuryModule(canonical)` uses Safe's canonical deployments (from @safe-global/safe-deployments,
+ * as scripts/deploy.ts does on Base Sepolia) instead of deploying the singleton, factory and handler.
  */
-export default buildModule("Treasury", (m) => {
-  const deployer = m.getAccount(0);
-  const council = m.getParameter<string[]>("council"); // the owners' addresses; no default on purpose
-  const threshold = m.getParameter("threshold", 2);
+export interface CanonicalSafe {
+  singleton: string;
+  factory: string;
+  handler: string;
+}
 
-  const timelock = m.contract("TimelockController", [
-    m.getParameter("minDelay", 2 * 24 * 3600),
-    [],
-    [zeroAddress],
-    deployer,
-  ]);
-  const guard = m.contract("CouncilGuard");
-  const setup = m.contract("TreasurySetup");
+export function treasuryModule(canonical?: CanonicalSafe) {
+  return buildModule("Treasury", (m) => {
+    const deployer = m.getAccount(0);
+    const council = m.getParameter<string[]>("council"); // the owners' addresses; no default on purpose
+    const threshold = m.getParameter("threshold", 2);
 
-  const singleton = m.contract("SafeL2", SafeL2);
-  const factory = m.contract("SafeProxyFactory", SafeProxyFactory);
-  const handler = m.contract("CompatibilityFallbackHandler", FallbackHandler);
+    const timelock = m.contract("TimelockController", [
+      m.getParameter("minDelay", 2 * 24 * 3600),
+      [],
+      [zeroAddress],
+      deployer,
+    ]);
+    const guard = m.contract("CouncilGuard");
+    const setup = m.contract("TreasurySetup");
 
-  const setUpData = m.encodeFunctionCall(setup, "setUp", [timelock, guard]);
-  const initializer = m.encodeFunctionCall(singleton, "setup", [
-    council,
-    threshold,
-    setup,
-    setUpData,
-    handler,
-    zeroAddress,
-    0,
-    zeroAddress,
-  ]);
-  const create = m.call(factory, "createProxyWithNonce", [singleton, initializer, m.getParameter("saltNonce", 0)]);
-  const safeAddress = m.readEventArgument(create, "ProxyCreation", "proxy");
-  const safe = m.contractAt("SafeL2", SafeL2, safeAddress, { id: "Safe" });
+    const singleton = canonical ? m.contractAt("SafeL2", SafeL2, canonical.singleton) : m.contract("SafeL2", SafeL2);
+    const factory = canonical
+      ? m.contractAt("SafeProxyFactory", SafeProxyFactory, canonical.factory)
+      : m.contract("SafeProxyFactory", SafeProxyFactory);
+    const handler = canonical
+      ? m.contractAt("CompatibilityFallbackHandler", FallbackHandler, canonical.handler)
+      : m.contract("CompatibilityFallbackHandler", FallbackHandler);
 
-  return { timelock, guard, safe, singleton, factory, handler };
-});
+    const setUpData = m.encodeFunctionCall(setup, "setUp", [timelock, guard]);
+    const initializer = m.encodeFunctionCall(singleton, "setup", [
+      council,
+      threshold,
+      setup,
+      setUpData,
+      handler,
+      zeroAddress,
+      0,
+      zeroAddress,
+    ]);
+    const create = m.call(factory, "createProxyWithNonce", [singleton, initializer, m.getParameter("saltNonce", 0)]);
+    const safeAddress = m.readEventArgument(create, "ProxyCreation", "proxy");
+    const safe = m.contractAt("SafeL2", SafeL2, safeAddress, { id: "Safe" });
+
+    return { timelock, guard, safe, singleton, factory, handler };
+  });
+}
+
+export default treasuryModule();
