@@ -7,6 +7,7 @@ import { type Address, type Hex, zeroAddress } from "viem";
 import GovernanceModule from "../../deploy/ignition/modules/Governance.js";
 import TreasuryModule from "../../deploy/ignition/modules/Treasury.js";
 import SafeL2 from "@safe-global/safe-smart-account/build/artifacts/contracts/SafeL2.sol/SafeL2.json" with { type: "json" };
+import { SAFE_TX_TYPES } from "../../relayer/src/governance/treasury.ts";
 import { TEST_PARAMETERS, X0T, type Connection } from "../helpers/protocol.ts";
 
 export const MIN_DELAY = 60;
@@ -85,20 +86,7 @@ export async function execSafeTransaction(
     refundReceiver: zeroAddress,
     nonce,
   };
-  const types = {
-    SafeTx: [
-      { name: "to", type: "address" },
-      { name: "value", type: "uint256" },
-      { name: "data", type: "bytes" },
-      { name: "operation", type: "uint8" },
-      { name: "safeTxGas", type: "uint256" },
-      { name: "baseGas", type: "uint256" },
-      { name: "gasPrice", type: "uint256" },
-      { name: "gasToken", type: "address" },
-      { name: "refundReceiver", type: "address" },
-      { name: "nonce", type: "uint256" },
-    ],
-  } as const;
+  const types = SAFE_TX_TYPES;
   const sorted = [...signers].sort((a, b) => (BigInt(a.account.address) < BigInt(b.account.address) ? -1 : 1));
   const signatures: Hex[] = [];
   for (const s of sorted) {

@@ -73,6 +73,22 @@ async function propose(targets: Address[], calldatas: Hex[], description: string
   };
 }
 
+type Proposal = Awaited<ReturnType<typeof propose>>;
+
+/** Alice and Bob vote for `p` (together above quorum); it is queued and its timelock delay passes. */
+async function passAndQueue(p: Proposal): Promise<void> {
+  await networkHelpers.time.increase(VOTING_DELAY + 1);
+  await sys.governor.write.castVote([p.id, Vote.for], { account: alice!.account });
+  await sys.governor.write.castVote([p.id, Vote.for], { account: bob!.account });
+  await networkHelpers.time.increase(VOTING_PERIOD);
+  await sys.governor.write.queue([p.targets, p.values, p.calldatas, p.descriptionHash]);
+  await networkHelpers.time.increase(MIN_DELAY);
+}
+
+async function execute(p: Proposal): Promise<void> {
+  await sys.governor.write.execute([p.targets, p.values, p.calldatas, p.descriptionHash]);
+}
+
 const gas: Record<string, bigint> = {};
 
 /** Asserts that `action` reverts with the custom error (or require code) `name`. */
@@ -176,14 +192,9 @@ describe("a proposal's whole life: delegate, propose, vote with sqrt weights, qu
       args: [sys.token.address, 0n, transfer, 0],
     });
     const p = await propose([sys.safeAddress], [call], "Grant 50,000 X0T");
-    await networkHelpers.time.increase(VOTING_DELAY + 1);
-    await sys.governor.write.castVote([p.id, Vote.for], { account: alice!.account });
-    await sys.governor.write.castVote([p.id, Vote.for], { account: bob!.account });
-    await networkHelpers.time.increase(VOTING_PERIOD);
-    await sys.governor.write.queue([p.targets, p.values, p.calldatas, p.descriptionHash]);
-    await networkHelpers.time.increase(MIN_DELAY);
+    await passAndQueue(p);
     const before = await sys.token.read.balanceOf([outsider!.account.address]);
-    await sys.governor.write.execute([p.targets, p.values, p.calldatas, p.descriptionHash]);
+    await execute(p);
     const fee = (amount * BigInt(await sys.token.read.burnBps())) / 10_000n;
     assert.equal((await sys.token.read.balanceOf([outsider!.account.address])) - before, amount - fee);
   });
@@ -212,13 +223,8 @@ describe("a proposal's whole life: delegate, propose, vote with sqrt weights, qu
       [encodeFunctionData({ abi: sys.governor.abi, functionName: "setQuorum", args: [newQuorum] })],
       "Quorum 1000e9",
     );
-    await networkHelpers.time.increase(VOTING_DELAY + 1);
-    await sys.governor.write.castVote([p.id, Vote.for], { account: alice!.account });
-    await sys.governor.write.castVote([p.id, Vote.for], { account: bob!.account });
-    await networkHelpers.time.increase(VOTING_PERIOD);
-    await sys.governor.write.queue([p.targets, p.values, p.calldatas, p.descriptionHash]);
-    await networkHelpers.time.increase(MIN_DELAY);
-    await sys.governor.write.execute([p.targets, p.values, p.calldatas, p.descriptionHash]);
+    await passAndQueue(p);
+    await execute(p);
     assert.equal(await sys.governor.read.quorum([0n]), newQuorum);
 
     const c = await propose(
@@ -304,13 +310,8 @@ describe("the council cannot administer the Safe alone", () => {
       args: [sys.safeAddress, 0n, add, 0],
     });
     const p = await propose([sys.safeAddress], [call], "Add an owner");
-    await networkHelpers.time.increase(VOTING_DELAY + 1);
-    await sys.governor.write.castVote([p.id, Vote.for], { account: alice!.account });
-    await sys.governor.write.castVote([p.id, Vote.for], { account: bob!.account });
-    await networkHelpers.time.increase(VOTING_PERIOD);
-    await sys.governor.write.queue([p.targets, p.values, p.calldatas, p.descriptionHash]);
-    await networkHelpers.time.increase(MIN_DELAY);
-    await sys.governor.write.execute([p.targets, p.values, p.calldatas, p.descriptionHash]);
+    await passAndQueue(p);
+    await execute(p);
     const owners = (await publicClient.readContract({
       address: sys.safeAddress,
       abi: safeAbi,

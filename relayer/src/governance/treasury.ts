@@ -45,7 +45,8 @@ export const SAFE_ABI = [
   },
 ] as const;
 
-const SAFE_TX_TYPES = {
+/** EIP-712 types of a Safe transaction (domain: chainId + the Safe's address). */
+export const SAFE_TX_TYPES = {
   SafeTx: [
     { name: "to", type: "address" },
     { name: "value", type: "uint256" },

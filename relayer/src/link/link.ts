@@ -66,53 +66,41 @@ export class Link {
 
   /** Opens a link to the relay at host:port, authenticating it against `relay` (its keysHash). */
   static connect(host: string, port: number, relay: RelayPublicKeys, options: LinkOptions = {}): Promise<Link> {
-    return new Promise((resolve, reject) => {
-      const socket = netConnect({ host, port });
-      const link = new Link(socket);
-      const hs = startClientHandshake(relay);
-      const timer = setTimeout(
-        () => fail(new LinkError(`link handshake with ${host}:${port} timed out`)),
-        options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
-      );
-      const fail = (error: Error) => {
-        clearTimeout(timer);
-        socket.destroy();
-        reject(error);
-      };
-      socket.once("error", (cause) => fail(new LinkError(`link to ${host}:${port}: ${cause.message}`, { cause })));
-      socket.once("close", () => fail(new LinkError(`link to ${host}:${port} closed during the handshake`)));
-      socket.once("connect", () => socket.write(Buffer.concat([encodeFrameHeader(hs.hello.length), hs.hello])));
-      const onData = (chunk: Buffer) => {
-        let frames: Buffer[];
-        try {
-          frames = link.reader.push(chunk);
-          if (frames.length === 0) return;
-          const reply = frames[0] as Buffer;
-          if (reply.length !== REPLY_BYTES) throw new HandshakeError("reply has the wrong size");
-          const keys = hs.finish(reply);
-          link.sealer = new CellSealer(keys.forward, options.rekeyInterval);
-          link.opener = new CellOpener(keys.backward, options.rekeyInterval);
-        } catch (error) {
-          return fail(error instanceof Error ? error : new LinkError(String(error)));
-        }
-        clearTimeout(timer);
-        socket.removeAllListeners("error");
-        socket.removeAllListeners("close");
-        socket.off("data", onData);
-        link.attach();
-        resolve(link);
-        link.deliver(frames.slice(1));
-      };
-      socket.on("data", onData);
+    const socket = netConnect({ host, port });
+    const hs = startClientHandshake(relay);
+    socket.once("connect", () => socket.write(Buffer.concat([encodeFrameHeader(hs.hello.length), hs.hello])));
+    return Link.handshake(socket, `link to ${host}:${port}`, options, (link, reply) => {
+      if (reply.length !== REPLY_BYTES) throw new HandshakeError("reply has the wrong size");
+      const keys = hs.finish(reply);
+      link.sealer = new CellSealer(keys.forward, options.rekeyInterval);
+      link.opener = new CellOpener(keys.backward, options.rekeyInterval);
     });
   }
 
   /** Answers a link handshake on an accepted socket with this relay's static keys. */
   static accept(socket: Socket, keys: StaticKeys, options: LinkOptions = {}): Promise<Link> {
+    return Link.handshake(socket, `link from ${socket.remoteAddress ?? "?"}`, options, (link, hello) => {
+      const answer = respondToHandshake(keys, hello);
+      link.sealer = new CellSealer(answer.keys.backward, options.rekeyInterval);
+      link.opener = new CellOpener(answer.keys.forward, options.rekeyInterval);
+      socket.write(Buffer.concat([encodeFrameHeader(answer.reply.length), answer.reply]));
+    });
+  }
+
+  /**
+   * Waits for the peer's first frame (HELLO or REPLY, at most HELLO_BYTES), lets `keyed` check it
+   * and set the ciphers, then attaches the link. Any failure or the timeout destroys the socket.
+   */
+  private static handshake(
+    socket: Socket,
+    what: string,
+    options: LinkOptions,
+    keyed: (link: Link, frame: Buffer) => void,
+  ): Promise<Link> {
     return new Promise((resolve, reject) => {
       const link = new Link(socket);
       const timer = setTimeout(
-        () => fail(new LinkError("link handshake timed out")),
+        () => fail(new LinkError(`${what}: handshake timed out`)),
         options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
       );
       const fail = (error: Error) => {
@@ -120,21 +108,17 @@ export class Link {
         socket.destroy();
         reject(error);
       };
-      socket.once("error", (cause) => fail(new LinkError(`link from ${link.remote}: ${cause.message}`, { cause })));
-      socket.once("close", () => fail(new LinkError(`link from ${link.remote} closed during the handshake`)));
+      socket.once("error", (cause) => fail(new LinkError(`${what}: ${cause.message}`, { cause })));
+      socket.once("close", () => fail(new LinkError(`${what} closed during the handshake`)));
       const onData = (chunk: Buffer) => {
         let frames: Buffer[];
         try {
           frames = link.reader.push(chunk);
           if (frames.length === 0) {
-            if (link.reader.pending > HELLO_BYTES + 4) throw new ProtocolError("oversized hello");
+            if (link.reader.pending > HELLO_BYTES + 4) throw new ProtocolError("oversized handshake message");
             return;
           }
-          const hello = frames[0] as Buffer;
-          const answer = respondToHandshake(keys, hello);
-          link.sealer = new CellSealer(answer.keys.backward, options.rekeyInterval);
-          link.opener = new CellOpener(answer.keys.forward, options.rekeyInterval);
-          socket.write(Buffer.concat([encodeFrameHeader(answer.reply.length), answer.reply]));
+          keyed(link, frames[0] as Buffer);
         } catch (error) {
           return fail(error instanceof Error ? error : new LinkError(String(error)));
         }
@@ -144,7 +128,7 @@ export class Link {
         socket.off("data", onData);
         link.attach();
         resolve(link);
-        // Cells sent right behind the hello wait until the owner sets a handler.
+        // Cells sent right behind the handshake wait until the owner sets a handler.
         link.deliver(frames.slice(1));
       };
       socket.on("data", onData);
