@@ -11,6 +11,7 @@ import {
   epochRewardsDomain,
   signClientKeyAuthorization,
 } from "@x0tta6bl4/relayer/accounting/receipts";
+import { relayerRegistryDomain, signSignerConsent } from "@x0tta6bl4/relayer/chain/registry";
 
 export const X0T = 10n ** 18n;
 export const GB = 1_000_000_000n;
@@ -58,6 +59,7 @@ export async function deployProtocol(connection: Connection, parameters: Record<
     credit,
     rewards,
     receiptDomain: epochRewardsDomain(chainId, rewards.address),
+    registryDomain: relayerRegistryDomain(chainId, registry.address),
     creditDomain: bandwidthCreditDomain(chainId, credit.address),
   };
 }
@@ -82,17 +84,22 @@ export function region(code: string): Hex {
   return stringToHex(code, { size: 2 });
 }
 
+/** The consent of `signer` to sign for `operator`, as register/updateNode take it. */
+export function signerConsent(p: Protocol, signer: LocalAccount, operator: Address): Promise<Hex> {
+  return signSignerConsent(signer, p.registryDomain, operator);
+}
+
 /** Registers `operator` as a relayer with a fresh signer; returns that signer. */
 export async function registerRelayer(p: Protocol, operator: Wallet, stake = MIN_STAKE): Promise<LocalAccount> {
   const signer = privateKeyToAccount(generatePrivateKey());
-  await fund(p, operator.account.address, stake);
+  const address = operator.account.address;
+  await fund(p, address, stake);
   await p.token.write.approve([p.registry.address, stake], { account: operator.account });
-  await p.registry.write.register(
-    ["127.0.0.1:9001", region("DE"), keysHashOf(operator.account.address), signer.address, stake],
-    {
-      account: operator.account,
-    },
-  );
+  const endpoint = `relay-${address.slice(2, 10).toLowerCase()}.test:9001`;
+  const consent = await signerConsent(p, signer, address);
+  await p.registry.write.register([endpoint, region("DE"), keysHashOf(address), signer.address, consent, stake], {
+    account: operator.account,
+  });
   return signer;
 }
 
