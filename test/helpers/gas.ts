@@ -189,19 +189,19 @@ export async function measureGas(connection: Connection): Promise<GasRow[]> {
   rows.push({
     call: "BandwidthCredit.openLocks, 1 request",
     gas: one.lockGas,
-    ceiling: 120_000n,
+    ceiling: 140_000n,
     note: "a payer's signed lock for one relay, landed by the relay (new lock: 2 fresh slots + nonce word)",
   });
   rows.push({
     call: "BandwidthCredit.openLocks, 100 requests",
     gas: hundred.lockGas,
-    ceiling: 9_000_000n,
+    ceiling: 10_500_000n,
     note: "100 payers' first locks for one relay in one batch",
   });
   rows.push({
     call: "marginal gas per lock request",
     gas: (hundred.lockGas - one.lockGas) / 99n,
-    ceiling: 90_000n,
+    ceiling: 105_000n,
     note: "(gas(100) - gas(1)) / 99",
   });
   await warpToEpoch(connection, p, 1n);
@@ -248,7 +248,7 @@ export async function measureGas(connection: Connection): Promise<GasRow[]> {
     call: "EpochRewards.claim, 1 epoch",
     gas: await gasOf(p, p.rewards.write.claim([relayer, [0n]])),
     goal: 80_000n,
-    ceiling: 95_000n,
+    ceiling: 100_000n,
     note: "~29k of it is ERC20Votes' supply checkpoint that every mint writes",
   });
   const gas24 = await gasOf(p, p.rewards.write.claim([relayer, epochs]));
