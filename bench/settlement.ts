@@ -13,7 +13,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { epochRewardsDomain, signReceipt, verifyReceipt } from "../relayer/src/accounting/receipts.ts";
+import {
+  epochRewardsDomain,
+  type SignedReceipt,
+  signReceipt,
+  verifyReceipt,
+} from "../relayer/src/accounting/receipts.ts";
 import { AccountingStore } from "../relayer/src/accounting/store.ts";
 
 const N = BigInt(process.env.X0T_RECEIPT_CELLS ?? 1024);
@@ -29,7 +34,7 @@ const domain = epochRewardsDomain(84532, "0x000000000000000000000000000000000000
 // Receipts: sign (payer) and recover (relay), one per N cells.
 const sign: number[] = [];
 const verify: number[] = [];
-const receipts = [];
+const receipts: SignedReceipt[] = [];
 for (let i = 1; i <= 200; i++) {
   let t = performance.now();
   const r = await signReceipt(key, domain, { relayer, epoch: 7n, cells: N * BigInt(i), bytes: N * BigInt(i) * 5_462n });
