@@ -40,14 +40,18 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     uint256 public constant BYTES_PER_GB = 1e9;
     /// @notice Latest expiry a lock may have, in epochs after the current one.
     uint64 public constant MAX_LOCK_EPOCHS = 168;
+    /// @notice Latest expiry a lock request signed by a client key may set, in epochs after the
+    /// current one: a stolen key cannot pin the account's locks for long.
+    uint64 public constant MAX_KEY_LOCK_EPOCHS = 24;
     /// @notice EIP-712 type a client key signs to prove the account may authorise it.
     bytes32 public constant KEY_AUTHORIZATION_TYPEHASH = keccak256(
-        "ClientKeyAuthorization(address account,address key,uint128 capPerEpoch)"
+        "ClientKeyAuthorization(address account,address key,uint96 capPerEpoch)"
     );
     /// @notice EIP-712 type of a lock request a client key signs.
     bytes32 public constant LOCK_TYPEHASH = keccak256(
-        "Lock(address relayer,uint128 bytes,uint64 expiresEpoch,uint256 nonce)"
+        "Lock(address relayer,uint96 bytes,uint64 expiresEpoch,uint256 nonce)"
     );
+    uint64 private constant NOT_REVOKED = type(uint64).max;
 
     struct Credit {
         uint128 bytesLeft;
@@ -56,26 +60,30 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
 
     struct ClientKey {
         address account; // fixed at authorisation
-        bool revoked; // no new locks once set
+        uint64 revokedAfter; // last epoch whose receipts the key may sign (NOT_REVOKED while active)
+        uint96 capPerEpoch; // most bytes the key may lock per epoch
+        uint96 spentInEpoch;
         uint64 spendEpoch; // epoch `spentInEpoch` counts
-        uint128 capPerEpoch; // most bytes the key may lock per epoch
-        uint128 spentInEpoch;
     }
 
     /// @notice Credit locked by an account for one relay, and what the channel has paid so far.
     struct Lock {
-        uint128 bytesLeft; // still payable to the relay
-        uint128 escrow; // X0T held for bytesLeft
-        uint64 cellsPaid; // cumulative cells of receipts paid
-        uint96 bytesPaid; // cumulative bytes of receipts paid
+        uint96 bytesLeft; // still payable to the relay
+        uint96 escrow; // X0T held for bytesLeft
         uint64 expiresEpoch; // receipts for later epochs are refused
+    }
+
+    /// @notice What one client key's receipts have been paid by one relay's lock (cumulative).
+    struct Channel {
+        uint64 cellsPaid;
+        uint96 bytesPaid;
     }
 
     /// @notice A lock request signed by a client key, as `openLocks` takes it.
     struct LockRequest {
         address key;
         address relayer;
-        uint128 bytes_;
+        uint96 bytes_;
         uint64 expiresEpoch;
         uint256 nonce;
         bytes32 r;
@@ -96,6 +104,7 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @notice Account, cap and revocation of each client key.
     mapping(address key => ClientKey) public clientKeys;
     mapping(address account => mapping(address relayer => Lock)) private _locks;
+    mapping(address key => mapping(address relayer => Channel)) private _channels;
     mapping(address key => mapping(uint256 word => uint256 bits)) private _usedNonces;
 
     /// @notice `account` bought `bytesBought` bytes for `paid` X0T.
@@ -104,8 +113,10 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     event ClientKeyAuthorized(address indexed account, address indexed key, uint256 capPerEpoch);
     /// @notice `account` changed the per-epoch cap of `key`.
     event ClientKeyCapChanged(address indexed account, address indexed key, uint256 capPerEpoch);
-    /// @notice `key` opens no more locks for `account`; locks it opened stay payable.
-    event ClientKeyRevoked(address indexed account, address indexed key);
+    /// @notice `key` opens no more locks for `account`, and signs receipts for epochs up to `lastEpoch` only.
+    event ClientKeyRevoked(address indexed account, address indexed key, uint64 lastEpoch);
+    /// @notice `account` cancelled lock request `nonce` of `key` before it landed.
+    event LockNonceCancelled(address indexed account, address indexed key, uint256 nonce);
     /// @notice `account` locked `bytesLocked` bytes (worth `value` X0T) for `relayer` until `expiresEpoch`.
     event CreditLocked(
         address indexed account,
@@ -146,14 +157,15 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     error UnknownClientKey(address key);
     error NotKeyAccount(address key, address account, address caller);
     error KeyAlreadyRevoked(address key);
-    error KeyRevoked(address key);
+    error KeyRevoked(address key, uint64 lastEpoch, uint64 epoch);
     error KeyCapExceeded(address key, uint256 spent, uint256 requested, uint256 cap);
     error InvalidLockSignature(address key, address recovered);
     error NonceUsed(address key, uint256 nonce);
     error InvalidExpiry(uint64 expiresEpoch, uint64 currentEpoch, uint64 latest);
     error InsufficientCredit(address account, uint256 bytesLeft, uint256 bytesNeeded);
-    error LockNotReleasable(address account, address relayer, uint64 currentEpoch, uint64 deadline);
+    error LockNotReleasable(address account, address relayer, uint64 expiresEpoch, uint64 receiptsCloseAt);
     error NothingLocked(address account, address relayer);
+    error LockTooLarge(uint256 bytesLocked);
     error LockExpired(address account, address relayer, uint64 epoch, uint64 expiresEpoch);
     error NothingNewToPay(address account, address relayer, uint256 cells, uint256 bytesPaid);
     error OnlyEpochRewards(address caller);
@@ -207,7 +219,7 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @param key The client key (an address).
     /// @param capPerEpoch Most bytes the key may lock per epoch (non-zero).
     /// @param proof EIP-712 signature by `key` over ClientKeyAuthorization(caller, key, capPerEpoch).
-    function authorizeClientKey(address key, uint128 capPerEpoch, bytes calldata proof) external {
+    function authorizeClientKey(address key, uint96 capPerEpoch, bytes calldata proof) external {
         if (key == address(0)) revert ZeroAddress();
         if (capPerEpoch == 0) revert ZeroAmount();
         ClientKey storage entry = clientKeys[key];
@@ -215,6 +227,7 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         (address signer, , ) = ECDSA.tryRecover(keyAuthorizationDigest(msg.sender, key, capPerEpoch), proof);
         if (signer != key) revert InvalidKeyProof(key, signer);
         entry.account = msg.sender;
+        entry.revokedAfter = NOT_REVOKED;
         entry.capPerEpoch = capPerEpoch;
         emit ClientKeyAuthorized(msg.sender, key, capPerEpoch);
     }
@@ -222,20 +235,33 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @notice Changes how many bytes `key` may lock per epoch, from the next lock on.
     /// @param key A key the caller authorised and did not revoke.
     /// @param capPerEpoch The new cap (non-zero).
-    function setClientKeyCap(address key, uint128 capPerEpoch) external {
+    function setClientKeyCap(address key, uint96 capPerEpoch) external {
         ClientKey storage entry = _ownKey(key);
         if (capPerEpoch == 0) revert ZeroAmount();
         entry.capPerEpoch = capPerEpoch;
         emit ClientKeyCapChanged(msg.sender, key, capPerEpoch);
     }
 
-    /// @notice Stops `key` from opening locks for the caller, at once. Locks it opened earlier stay
-    /// payable by receipts (relays already served against them), so revoking cannot cheat a relay.
+    /// @notice Stops `key` from opening locks for the caller, at once, and from signing receipts for
+    /// any later epoch than the current one. Its receipts up to this epoch stay payable (relays
+    /// already served against them), so revoking cannot cheat a relay; a thief holding the key can
+    /// sign nothing for the epochs after.
     /// @param key A key the caller authorised.
     function revokeClientKey(address key) external {
         ClientKey storage entry = _ownKey(key);
-        entry.revoked = true;
-        emit ClientKeyRevoked(msg.sender, key);
+        uint64 lastEpoch = IEpochClock(epochRewards).currentEpoch();
+        entry.revokedAfter = lastEpoch;
+        emit ClientKeyRevoked(msg.sender, key, lastEpoch);
+    }
+
+    /// @notice Cancels a lock request that `key` signed and that has not landed yet.
+    /// @param key A key the caller authorised.
+    /// @param nonce The request's nonce.
+    function cancelLockNonce(address key, uint256 nonce) external {
+        address account = clientKeys[key].account;
+        if (account != msg.sender) revert NotKeyAccount(key, account, msg.sender);
+        _usedNonces[key][nonce >> 8] |= 1 << (nonce & 0xff);
+        emit LockNonceCancelled(msg.sender, key, nonce);
     }
 
     /// @notice Locks `bytes_` of the caller's free credit for `relayer` until `expiresEpoch`; adds to
@@ -243,8 +269,8 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @param relayer The relay (operator address) that may be paid from the lock.
     /// @param bytes_ Bytes to lock.
     /// @param expiresEpoch Last epoch whose receipts the lock pays, at most MAX_LOCK_EPOCHS ahead.
-    function lock(address relayer, uint128 bytes_, uint64 expiresEpoch) external {
-        bytes memory reason = _lock(msg.sender, address(0), relayer, bytes_, expiresEpoch);
+    function lock(address relayer, uint96 bytes_, uint64 expiresEpoch) external {
+        bytes memory reason = _lock(msg.sender, address(0), relayer, bytes_, expiresEpoch, MAX_LOCK_EPOCHS);
         if (reason.length != 0) LowLevelCall.bubbleRevert(reason);
     }
 
@@ -266,20 +292,17 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @param account The account that locked.
     /// @param relayer The relay it locked for.
     function releaseLock(address account, address relayer) external {
-        Lock storage channel = _locks[account][relayer];
-        uint256 bytesLeft = channel.bytesLeft;
-        if (bytesLeft == 0) revert NothingLocked(account, relayer);
-        IEpochClock clock = IEpochClock(epochRewards);
-        uint64 current = clock.currentEpoch();
-        uint64 deadline = clock.receiptDeadline(channel.expiresEpoch);
-        if (current <= deadline) revert LockNotReleasable(account, relayer, current, deadline);
-        uint256 value = channel.escrow;
-        channel.bytesLeft = 0;
-        channel.escrow = 0;
+        Lock storage held = _locks[account][relayer];
+        Lock memory m = held;
+        if (m.bytesLeft == 0) revert NothingLocked(account, relayer);
+        (bool closed, uint64 closesAt) = IEpochClock(epochRewards).receiptsClosed(m.expiresEpoch);
+        if (!closed) revert LockNotReleasable(account, relayer, m.expiresEpoch, closesAt);
+        held.bytesLeft = 0;
+        held.escrow = 0;
         Credit storage c = creditOf[account];
-        c.bytesLeft += uint128(bytesLeft);
-        c.escrow += uint128(value);
-        emit LockReleased(account, relayer, bytesLeft, value);
+        c.bytesLeft += m.bytesLeft;
+        c.escrow += m.escrow;
+        emit LockReleased(account, relayer, m.bytesLeft, m.escrow);
     }
 
     // ---------------------------------------------------------------- EpochRewards
@@ -287,7 +310,7 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @notice Pays `relayer` from the lock of `key`'s account for a receipt of `epoch` carrying the
     /// channel's cumulative `cells` and `bytes_`: the part above what the channel already paid, at
     /// most what the lock holds. Only EpochRewards. Reverts, changing nothing, if nothing is payable.
-    /// @param key Client key that signed the receipt (revoked keys still pay their locks).
+    /// @param key Client key that signed the receipt (a revoked key, for epochs up to its revocation).
     /// @param relayer Relayer paid by the receipt.
     /// @param epoch Epoch of the receipt.
     /// @param cells Cumulative cells of the channel, as signed.
@@ -302,11 +325,12 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         uint96 bytes_
     ) external returns (uint256 newCells, uint256 value) {
         if (msg.sender != epochRewards) revert OnlyEpochRewards(msg.sender);
-        address account = clientKeys[key].account;
+        ClientKey storage entry = clientKeys[key];
+        address account = entry.account;
         if (account == address(0)) revert UnknownClientKey(key);
-        Lock storage channel = _locks[account][relayer];
+        if (epoch > entry.revokedAfter) revert KeyRevoked(key, entry.revokedAfter, epoch);
         uint256 paid;
-        (paid, newCells, value) = _pay(channel, account, relayer, epoch, cells, bytes_);
+        (paid, newCells, value) = _pay(_locks[account][relayer], _channels[key][relayer], account, relayer, epoch, cells, bytes_);
         emit CreditConsumed(account, relayer, epoch, key, newCells, paid, value);
     }
 
@@ -351,20 +375,25 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         return _locks[account][relayer];
     }
 
+    /// @notice What `key`'s receipts have been paid by `relayer`'s lock so far (cumulative).
+    function channelOf(address key, address relayer) external view returns (Channel memory) {
+        return _channels[key][relayer];
+    }
+
     /// @notice True if `key` has used lock nonce `nonce`.
     function nonceUsed(address key, uint256 nonce) external view returns (bool) {
         return (_usedNonces[key][nonce >> 8] >> (nonce & 0xff)) & 1 == 1;
     }
 
     /// @notice EIP-712 digest a client key signs to be authorised for `account` with `capPerEpoch`.
-    function keyAuthorizationDigest(address account, address key, uint128 capPerEpoch) public view returns (bytes32) {
+    function keyAuthorizationDigest(address account, address key, uint96 capPerEpoch) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(KEY_AUTHORIZATION_TYPEHASH, account, key, capPerEpoch)));
     }
 
     /// @notice EIP-712 digest of a lock request, as a client key signs it.
     function lockDigest(
         address relayer,
-        uint128 bytes_,
+        uint96 bytes_,
         uint64 expiresEpoch,
         uint256 nonce
     ) public view returns (bytes32) {
@@ -392,7 +421,7 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     function _ownKey(address key) private view returns (ClientKey storage entry) {
         entry = clientKeys[key];
         if (entry.account != msg.sender) revert NotKeyAccount(key, entry.account, msg.sender);
-        if (entry.revoked) revert KeyAlreadyRevoked(key);
+        if (entry.revokedAfter != NOT_REVOKED) revert KeyAlreadyRevoked(key);
     }
 
     /// @dev Checks a signed request and its key's cap, then locks. Returns the custom error that
@@ -401,78 +430,101 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         ClientKey storage entry = clientKeys[q.key];
         address account = entry.account;
         if (account == address(0)) return abi.encodeWithSelector(UnknownClientKey.selector, q.key);
-        if (entry.revoked) return abi.encodeWithSelector(KeyRevoked.selector, q.key);
+        uint64 current = IEpochClock(epochRewards).currentEpoch();
+        if (entry.revokedAfter != NOT_REVOKED)
+            return abi.encodeWithSelector(KeyRevoked.selector, q.key, entry.revokedAfter, current);
         uint256 word = q.nonce >> 8;
         uint256 bit = 1 << (q.nonce & 0xff);
         uint256 bits = _usedNonces[q.key][word];
         if (bits & bit != 0) return abi.encodeWithSelector(NonceUsed.selector, q.key, q.nonce);
         (address recovered, , ) = ECDSA.tryRecover(lockDigest(q.relayer, q.bytes_, q.expiresEpoch, q.nonce), q.r, q.vs);
         if (recovered != q.key) return abi.encodeWithSelector(InvalidLockSignature.selector, q.key, recovered);
-        uint64 current = IEpochClock(epochRewards).currentEpoch();
         uint256 spent = entry.spendEpoch == current ? entry.spentInEpoch : 0;
         if (spent + q.bytes_ > entry.capPerEpoch)
             return abi.encodeWithSelector(KeyCapExceeded.selector, q.key, spent, q.bytes_, entry.capPerEpoch);
-        bytes memory reason = _lock(account, q.key, q.relayer, q.bytes_, q.expiresEpoch);
+        bytes memory reason = _lock(account, q.key, q.relayer, q.bytes_, q.expiresEpoch, MAX_KEY_LOCK_EPOCHS);
         if (reason.length != 0) return reason;
         _usedNonces[q.key][word] = bits | bit;
         entry.spendEpoch = current;
-        entry.spentInEpoch = uint128(spent + q.bytes_);
+        entry.spentInEpoch = uint96(spent + q.bytes_);
         return "";
     }
 
-    /// @dev Moves `bytes_` and their escrow from `account`'s free credit into its lock for `relayer`.
+    /// @dev Moves `bytes_` and their escrow from `account`'s free credit into its lock for `relayer`,
+    /// with an expiry at most `maxEpochs` ahead. Returns the custom error that refused it, or nothing.
     function _lock(
         address account,
         address key,
         address relayer,
-        uint128 bytes_,
-        uint64 expiresEpoch
-    ) private returns (bytes memory) {
+        uint96 bytes_,
+        uint64 expiresEpoch,
+        uint64 maxEpochs
+    ) private returns (bytes memory reason) {
+        reason = _checkLock(account, relayer, bytes_, expiresEpoch, maxEpochs);
+        if (reason.length != 0) return reason;
+        Credit storage c = creditOf[account];
+        Credit memory free = c;
+        uint128 value = bytes_ == free.bytesLeft
+            ? free.escrow
+            : uint128((uint256(free.escrow) * bytes_) / free.bytesLeft);
+        c.bytesLeft = free.bytesLeft - bytes_;
+        c.escrow = free.escrow - value;
+        Lock storage held = _locks[account][relayer];
+        Lock memory m = held;
+        held.bytesLeft = m.bytesLeft + bytes_; // room checked by _checkLock
+        // A lock's escrow never exceeds the token's supply cap, far below 2^96.
+        held.escrow = m.escrow + uint96(value);
+        if (expiresEpoch > m.expiresEpoch) held.expiresEpoch = expiresEpoch;
+        else expiresEpoch = m.expiresEpoch;
+        emit CreditLocked(account, relayer, key, bytes_, value, expiresEpoch);
+    }
+
+    /// @dev Why `account` cannot lock `bytes_` for `relayer` until `expiresEpoch`, or nothing.
+    function _checkLock(
+        address account,
+        address relayer,
+        uint96 bytes_,
+        uint64 expiresEpoch,
+        uint64 maxEpochs
+    ) private view returns (bytes memory) {
         if (relayer == address(0)) return abi.encodeWithSelector(ZeroAddress.selector);
         if (bytes_ == 0) return abi.encodeWithSelector(ZeroAmount.selector);
         uint64 current = IEpochClock(epochRewards).currentEpoch();
-        uint64 latest = current + MAX_LOCK_EPOCHS;
+        uint64 latest = current + maxEpochs;
         if (expiresEpoch < current || expiresEpoch > latest)
             return abi.encodeWithSelector(InvalidExpiry.selector, expiresEpoch, current, latest);
-        Credit storage c = creditOf[account];
-        Credit memory free = c;
-        if (bytes_ > free.bytesLeft)
-            return abi.encodeWithSelector(InsufficientCredit.selector, account, free.bytesLeft, bytes_);
-        uint128 value =
-            bytes_ == free.bytesLeft ? free.escrow : uint128((uint256(free.escrow) * bytes_) / free.bytesLeft);
-        c.bytesLeft = free.bytesLeft - bytes_;
-        c.escrow = free.escrow - value;
-        Lock storage channel = _locks[account][relayer];
-        channel.bytesLeft += bytes_;
-        channel.escrow += value;
-        if (expiresEpoch > channel.expiresEpoch) channel.expiresEpoch = expiresEpoch;
-        emit CreditLocked(account, relayer, key, bytes_, value, channel.expiresEpoch);
+        uint256 free = creditOf[account].bytesLeft;
+        if (bytes_ > free) return abi.encodeWithSelector(InsufficientCredit.selector, account, free, bytes_);
+        uint256 locked = uint256(_locks[account][relayer].bytesLeft) + bytes_;
+        if (locked > type(uint96).max) return abi.encodeWithSelector(LockTooLarge.selector, locked);
         return "";
     }
 
-    /// @dev Pays the part of cumulative (`cells`, `bytes_`) above what `channel` already paid, at most
-    /// what it holds; cells are paid in the same proportion as bytes.
+    /// @dev Pays the part of the key's cumulative (`cells`, `bytes_`) above what its channel already
+    /// paid, at most what the account's lock for the relay holds; cells in the same proportion.
     function _pay(
-        Lock storage channel,
+        Lock storage held,
+        Channel storage channel,
         address account,
         address relayer,
         uint64 epoch,
         uint64 cells,
         uint96 bytes_
     ) private returns (uint256 paid, uint256 newCells, uint256 value) {
-        Lock memory m = channel;
+        Lock memory m = held;
+        Channel memory c = channel;
         if (epoch > m.expiresEpoch) revert LockExpired(account, relayer, epoch, m.expiresEpoch);
-        if (bytes_ <= m.bytesPaid) revert NothingNewToPay(account, relayer, cells, m.bytesPaid);
-        uint256 due = bytes_ - m.bytesPaid;
+        if (bytes_ <= c.bytesPaid) revert NothingNewToPay(account, relayer, cells, c.bytesPaid);
+        uint256 due = bytes_ - c.bytesPaid;
         if (m.bytesLeft == 0) revert InsufficientCredit(account, 0, due);
-        uint256 dueCells = cells > m.cellsPaid ? cells - m.cellsPaid : 0;
+        uint256 dueCells = cells > c.cellsPaid ? cells - c.cellsPaid : 0;
         paid = due < m.bytesLeft ? due : m.bytesLeft;
         newCells = paid == due ? dueCells : (dueCells * paid) / due;
         value = paid == m.bytesLeft ? m.escrow : (uint256(m.escrow) * paid) / m.bytesLeft;
-        channel.bytesLeft = uint128(m.bytesLeft - paid);
-        channel.escrow = uint128(m.escrow - value);
-        channel.bytesPaid = uint96(m.bytesPaid + paid);
-        channel.cellsPaid = uint64(m.cellsPaid + newCells);
+        held.bytesLeft = uint96(m.bytesLeft - paid);
+        held.escrow = uint96(m.escrow - value);
+        channel.bytesPaid = uint96(c.bytesPaid + paid);
+        channel.cellsPaid = uint64(c.cellsPaid + newCells);
     }
 
     function _setPrice(uint256 pricePerGB_) private {

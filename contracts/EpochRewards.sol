@@ -47,7 +47,7 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     /// @notice Highest uptime bonus governance may set (50%).
     uint16 public constant MAX_UPTIME_BONUS_BPS = 5_000;
     /// @notice Shortest and longest epoch governance may set.
-    uint64 public constant MIN_EPOCH_LENGTH = 10 seconds;
+    uint64 public constant MIN_EPOCH_LENGTH = 60 seconds;
     uint64 public constant MAX_EPOCH_LENGTH = 7 days;
     /// @notice Longest submission window governance may set, in epochs.
     uint16 public constant MAX_SUBMISSION_WINDOW = 168;
@@ -145,8 +145,6 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     error UptimeBelowMinimum(address signer, uint32 probes, uint32 answered);
     error InvalidAttester(address signer);
     error InvalidAttestationSignature(address signer, address recovered);
-    error AlreadyClaimed(uint64 epoch, address relayer);
-    error NothingToClaim(uint64 epoch, address relayer);
     error InvalidParams(Params params);
     error InvalidEpochLength(uint64 length);
 
@@ -255,27 +253,27 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
         emit UptimeAttested(epoch, relayer, signers);
     }
 
-    /// @notice Mints `relayer`'s rewards for finished, closed epochs. Anyone may call; the tokens
-    /// go to `relayer`.
+    /// @notice Mints `relayer`'s rewards for finished epochs whose submission window has closed.
+    /// Anyone may call; the tokens go to `relayer`. Epochs already claimed or with nothing to claim
+    /// are skipped (so that nobody can make a relayer's batch claim fail by claiming one first).
     /// @param relayer The relayer (operator address).
-    /// @param epochs Epochs to claim, each once.
+    /// @param epochs Epochs to claim.
     /// @return total X0T minted.
     function claim(address relayer, uint64[] calldata epochs) external returns (uint256 total) {
         uint64 current = currentEpoch();
         for (uint256 i; i < epochs.length; ++i) {
             uint64 epoch = epochs[i];
             Era memory era = _eraOf(epoch);
-            if (uint256(epoch) + era.params.submissionWindow >= current) revert EpochNotFinal(epoch, current);
+            if (block.timestamp < _closeTime(era, epoch)) revert EpochNotFinal(epoch, current);
             RelayerEpoch storage account = _relayerEpochs[epoch][relayer];
-            if (account.claimed) revert AlreadyClaimed(epoch, relayer);
             uint256 claimable = account.uptimeBonus ? account.boosted : account.base;
-            if (claimable == 0) revert NothingToClaim(epoch, relayer);
+            if (account.claimed || claimable == 0) continue;
             account.claimed = true;
             uint256 reward = RewardMath.poolShare(claimable, _claimable[epoch], era.params.poolPerEpoch);
             total += reward;
             emit RewardClaimed(epoch, relayer, reward);
         }
-        token.mint(relayer, total);
+        if (total != 0) token.mint(relayer, total);
     }
 
     // ---------------------------------------------------------------- governance
@@ -319,8 +317,9 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     }
 
     /// @inheritdoc IEpochClock
-    function receiptDeadline(uint64 epoch) external view returns (uint64) {
-        return epoch + _eraOf(epoch).params.submissionWindow;
+    function receiptsClosed(uint64 epoch) external view returns (bool closed, uint64 closesAt) {
+        closesAt = uint64(_closeTime(_eraOf(epoch), epoch));
+        closed = block.timestamp >= closesAt;
     }
 
     /// @notice The rules and timing of `epoch`: its era, and when it starts.
@@ -421,10 +420,16 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
         uint64 current = currentEpoch();
         if (epoch >= current) revert EpochNotOpen(epoch, current);
         era = _eraOf(epoch);
-        if (current - epoch > era.params.submissionWindow) revert EpochNotOpen(epoch, current);
+        if (block.timestamp >= _closeTime(era, epoch)) revert EpochNotOpen(epoch, current);
         // Judged at the epoch's end, under the minimum stake of that time: a later change of
         // `minStake` cannot strand receipts for traffic already carried.
         if (!registry.isActiveAt(relayer, _startOf(era, epoch + 1) - 1)) revert RelayerNotActive(relayer, epoch);
+    }
+
+    /// @dev When receipts of `epoch` (of `era`) stop being accepted: its end plus its window, counted
+    /// in epochs of its own era's length, so that a later change of the length never moves it.
+    function _closeTime(Era memory era, uint64 epoch) private pure returns (uint256) {
+        return _startOf(era, epoch + 1) + uint256(era.params.submissionWindow) * era.length;
     }
 
     /// @dev Start time of `epoch`, which must belong to `era` or to the epochs right after it

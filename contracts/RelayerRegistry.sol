@@ -34,8 +34,21 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     uint48 public constant MAX_UNBONDING_DELAY = 90 days;
     /// @notice Longest endpoint string ("host:port"), in bytes.
     uint256 public constant MAX_ENDPOINT_LENGTH = 128;
+    /// @notice Most slash proposals that may freeze one operator's withdrawals at a time.
+    uint256 public constant MAX_FREEZES = 8;
+    /// @notice Longest a freeze holds, whatever its proposal's state (a queued proposal whose
+    /// execution keeps failing cannot freeze an operator forever).
+    uint48 public constant MAX_FREEZE_DURATION = 30 days;
     /// @notice EIP-712 type a node's signer signs to agree to sign for `operator`.
     bytes32 public constant SIGNER_CONSENT_TYPEHASH = keccak256("SignerConsent(address operator,address signer)");
+
+    /// @notice A live slash proposal that freezes an operator's withdrawals, with the governor that
+    /// holds it (a later change of `slashGovernor` does not lift it).
+    struct Freeze {
+        IGovernor governor;
+        uint48 since;
+        uint256 proposalId;
+    }
 
     struct Node {
         address signer; // hot key of the running node: signs proofs and attestations, may submit
@@ -62,7 +75,7 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     mapping(address signer => address operator) private _operatorOf;
     mapping(bytes32 keysHash => address operator) private _keysOwner;
     mapping(bytes32 endpointHash => address operator) private _endpointOwner;
-    mapping(address operator => uint256 proposalId) private _freezes;
+    mapping(address operator => Freeze[]) private _freezes;
     address[] private _operators;
 
     /// @notice An operator published its first node record.
@@ -88,6 +101,8 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     event Unbonded(address indexed operator, uint256 amount, uint256 stake, uint256 unbonding, uint48 releaseAt);
     /// @notice Unbonded stake was paid out.
     event Withdrawn(address indexed operator, uint256 amount);
+    /// @notice The operator left: no stake, nothing unbonding; its keys hash, endpoint and signer are free.
+    event NodeDeregistered(address indexed operator);
     /// @notice Governance slashed an operator.
     event Slashed(address indexed operator, uint256 fromStake, uint256 fromUnbonding, bytes32 indexed reason);
     /// @notice Governance changed the minimum stake.
@@ -113,6 +128,7 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     error ProposalNotLive(uint256 proposalId, IGovernor.ProposalState state);
     error ProposalDoesNotSlash(uint256 proposalId, address operator);
     error AlreadyFrozen(address operator, uint256 proposalId);
+    error TooManyFreezes(address operator, uint256 max);
     error InvalidEndpoint(uint256 length, uint256 maxLength);
     error InvalidRegion(bytes2 region);
     error ZeroKeysHash();
@@ -121,7 +137,6 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     error UnbondExceedsStake(uint256 amount, uint256 stake);
     error NothingToWithdraw(address operator);
     error StillUnbonding(uint48 releaseAt, uint256 now_);
-    error SlashExceedsStake(uint256 amount, uint256 slashable);
     error UnbondingDelayTooLong(uint48 delay, uint48 max);
 
     /// @param token_ The X0T token.
@@ -197,6 +212,9 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
         bytes calldata signerConsent
     ) external {
         Node storage node = _registered(msg.sender);
+        // Only a staked node may move its claims: a record left with no stake cannot squat others'.
+        uint256 minimum = minStake();
+        if (node.stake < minimum) revert StakeBelowMinimum(node.stake, minimum);
         _checkRecord(endpoint, region, keysHash);
         address oldSigner = node.signer;
         if (signer != oldSigner) {
@@ -240,22 +258,34 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     }
 
     /// @notice Pays out the caller's unbonded stake once its delay has passed and no live slash
-    /// proposal freezes it.
+    /// proposal freezes it. An operator left with no stake at all is deregistered: its keys hash,
+    /// endpoint and signer become free for others, and it may register again later.
     function withdraw() external {
         Node storage node = _nodes[msg.sender];
         uint256 amount = node.unbonding;
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         if (block.timestamp < node.unbondingReleaseAt) revert StillUnbonding(node.unbondingReleaseAt, block.timestamp);
-        uint256 freezer = _freezes[msg.sender];
-        if (freezer != 0 && _isLive(freezer)) revert WithdrawalsFrozenBy(msg.sender, freezer);
+        Freeze[] storage freezes = _freezes[msg.sender];
+        for (uint256 i; i < freezes.length; ++i) {
+            if (_isLive(freezes[i])) revert WithdrawalsFrozenBy(msg.sender, freezes[i].proposalId);
+        }
         node.unbonding = 0;
+        if (node.stake == 0 && node.signer != address(0)) {
+            delete _operatorOf[node.signer];
+            delete _keysOwner[node.keysHash];
+            delete _endpointOwner[keccak256(bytes(node.endpoint))];
+            node.signer = address(0);
+            emit NodeDeregistered(msg.sender);
+        }
         emit Withdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
     }
 
-    /// @notice Freezes the withdrawals of the operator that a live proposal of `slashGovernor`
-    /// would slash, until that proposal is defeated, cancelled, expired or executed. Anyone may
-    /// call, with the proposal's full contents (as `propose` took them).
+    /// @notice Freezes the withdrawals of the operator that a proposal of `slashGovernor` would
+    /// slash, while the proposal is Active, Succeeded or Queued (at most MAX_FREEZE_DURATION): a
+    /// Pending proposal does not count, since its proposer could cancel it to lift the freeze.
+    /// Anyone may call, with the proposal's full contents (as `propose` took them). Up to
+    /// MAX_FREEZES proposals freeze an operator at once; ended ones are pruned first.
     /// @param targets Proposal targets.
     /// @param values Proposal values.
     /// @param calldatas Proposal calldatas; one of them must be `slash(operator, …)` on this registry.
@@ -275,25 +305,34 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
         if (!_liveState(state)) revert ProposalNotLive(proposalId, state);
         address operator = _slashTarget(targets, calldatas, callIndex);
         if (operator == address(0)) revert ProposalDoesNotSlash(proposalId, address(0));
-        uint256 current = _freezes[operator];
-        if (current != 0 && _isLive(current)) revert AlreadyFrozen(operator, current);
-        _freezes[operator] = proposalId;
+        Freeze[] storage freezes = _freezes[operator];
+        for (uint256 i = freezes.length; i > 0; --i) {
+            Freeze storage f = freezes[i - 1];
+            if (f.proposalId == proposalId && f.governor == governor) revert AlreadyFrozen(operator, proposalId);
+            if (!_isLive(f)) {
+                freezes[i - 1] = freezes[freezes.length - 1];
+                freezes.pop();
+            }
+        }
+        if (freezes.length == MAX_FREEZES) revert TooManyFreezes(operator, MAX_FREEZES);
+        freezes.push(Freeze(governor, uint48(block.timestamp), proposalId));
         emit WithdrawalsFrozen(operator, proposalId, msg.sender);
     }
 
     // ---------------------------------------------------------------- governance
 
     /// @notice Takes `amount` from an operator's stake, then from its unbonding balance, and sends
-    /// it to `slashRecipient`. Governance only.
+    /// it to `slashRecipient`; if less is left, takes all that is left (so that a proposal voted for
+    /// more than remains still executes). Governance only.
     /// @param operator The operator to slash.
-    /// @param amount Tokens to take.
+    /// @param amount Tokens to take at most.
     /// @param reason Short reason or hash of the proposal that decided it.
     function slash(address operator, uint256 amount, bytes32 reason) external onlyRole(DEFAULT_ADMIN_ROLE) {
         Node storage node = _registered(operator);
         if (amount == 0) revert ZeroAmount();
         uint256 stake = node.stake;
         uint256 unbonding = node.unbonding;
-        if (amount > stake + unbonding) revert SlashExceedsStake(amount, stake + unbonding);
+        if (amount > stake + unbonding) amount = stake + unbonding;
         uint256 fromStake = amount < stake ? amount : stake;
         uint256 fromUnbonding = amount - fromStake;
         node.stake = uint128(stake - fromStake);
@@ -373,10 +412,16 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
         return _nodes[operator].registeredAt;
     }
 
-    /// @notice The proposal whose slash of `operator` froze its withdrawals, and whether it is live.
-    function frozenBy(address operator) external view returns (uint256 proposalId, bool live) {
-        proposalId = _freezes[operator];
-        live = proposalId != 0 && _isLive(proposalId);
+    /// @notice The slash proposals that freeze `operator`'s withdrawals now.
+    function frozenBy(address operator) external view returns (uint256[] memory proposalIds) {
+        Freeze[] storage freezes = _freezes[operator];
+        uint256[] memory live = new uint256[](freezes.length);
+        uint256 n;
+        for (uint256 i; i < freezes.length; ++i) {
+            if (_isLive(freezes[i])) live[n++] = freezes[i].proposalId;
+        }
+        proposalIds = new uint256[](n);
+        for (uint256 i; i < n; ++i) proposalIds[i] = live[i];
     }
 
     /// @notice The operator that uses `keysHash`, or zero.
@@ -440,13 +485,14 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
         uint256 received = _pull(amount);
         uint256 minimum = minStake();
         if (received < minimum) revert StakeBelowMinimum(received, minimum);
+        // An operator that left and comes back is listed once.
+        if (node.registeredAt == 0) _operators.push(msg.sender);
         node.signer = signer;
         node.region = region;
         node.registeredAt = uint32(block.timestamp);
         node.keysHash = keysHash;
         node.stake = uint128(received);
         node.endpoint = endpoint;
-        _operators.push(msg.sender);
         emit NodeRegistered(msg.sender, signer, region, keysHash, endpoint, received);
     }
 
@@ -512,18 +558,16 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
 
     function _liveState(IGovernor.ProposalState state) private pure returns (bool) {
         return
-            state == IGovernor.ProposalState.Pending ||
             state == IGovernor.ProposalState.Active ||
             state == IGovernor.ProposalState.Succeeded ||
             state == IGovernor.ProposalState.Queued;
     }
 
-    /// @dev A freeze outlives a governor change: it reads the governor that is set now, and a
-    /// proposal unknown to it (state reverts) no longer freezes anything.
-    function _isLive(uint256 proposalId) private view returns (bool) {
-        IGovernor governor = slashGovernor;
-        if (address(governor) == address(0)) return false;
-        try governor.state(proposalId) returns (IGovernor.ProposalState state) {
+    /// @dev A freeze asks the governor that held its proposal (a later change of `slashGovernor`
+    /// does not lift it) and ends after MAX_FREEZE_DURATION whatever the proposal's state.
+    function _isLive(Freeze storage f) private view returns (bool) {
+        if (block.timestamp >= uint256(f.since) + MAX_FREEZE_DURATION) return false;
+        try f.governor.state(f.proposalId) returns (IGovernor.ProposalState state) {
             return _liveState(state);
         } catch {
             return false;

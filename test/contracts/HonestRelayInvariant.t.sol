@@ -44,7 +44,7 @@ contract PaymentWorld is ProtocolFixture {
         honest = registerRelayer(0xA1, honestSigner);
         colluder = registerRelayer(0xA2, 0x52);
         payer = vm.addr(PAYER_KEY);
-        authorizeKey(payer, CLIENT_KEY, type(uint128).max);
+        authorizeKey(payer, CLIENT_KEY, type(uint96).max);
         warpToEpoch(1);
         lastServedEpoch = 1;
         clock = block.timestamp;
@@ -60,10 +60,10 @@ contract PaymentWorld is ProtocolFixture {
         vm.stopPrank();
     }
 
-    function lockFor(bool forHonest, uint128 bytes_, uint8 epochsAhead) external pinned {
+    function lockFor(bool forHonest, uint96 bytes_, uint8 epochsAhead) external pinned {
         (uint128 free, ) = credit.creditOf(payer);
         if (free == 0) return;
-        bytes_ = uint128(bound(bytes_, 1, free));
+        bytes_ = uint96(bound(bytes_, 1, free > type(uint96).max ? type(uint96).max : free));
         uint64 expires = rewards.currentEpoch() + uint64(bound(epochsAhead, 0, 3));
         vm.prank(payer);
         credit.lock(forHonest ? honest : colluder, bytes_, expires);
@@ -127,7 +127,7 @@ contract PaymentWorld is ProtocolFixture {
     }
 
     function paidToHonest() external view returns (uint256) {
-        return credit.lockOf(payer, honest).bytesPaid;
+        return credit.channelOf(vm.addr(CLIENT_KEY), honest).bytesPaid;
     }
 
     function lockedForHonest() external view returns (uint256) {

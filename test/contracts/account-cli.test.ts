@@ -54,12 +54,13 @@ describe("x0t account commands", async () => {
     assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
     const key = await p.credit.read.clientKeys([authorized.key as `0x${string}`]);
     assert.equal(key[0], getAddress(p.wallets[2]!.account.address));
-    assert.equal(key[3], 5n * GB);
+    assert.equal(key[2], 5n * GB);
     await run(user, "lock", "--relayer", p.wallets[3]!.account.address, "--gb", "1.5");
     const status = await run(user, "status");
     assert.equal(status.freeCreditBytes, 8_500_000_000n.toString());
     await run(user, "key", "revoke", "--key", String(authorized.key));
-    assert.equal((await p.credit.read.clientKeys([authorized.key as `0x${string}`]))[1], true);
+    const revokedAfter = (await p.credit.read.clientKeys([authorized.key as `0x${string}`]))[1];
+    assert.equal(revokedAfter, await p.rewards.read.currentEpoch());
   });
 
   it("stakes, unbonds, reports the relayer and finds nothing to claim yet", async () => {

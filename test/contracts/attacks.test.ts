@@ -18,9 +18,11 @@ import {
   sortAttestations,
 } from "@x0tta6bl4/relayer/accounting/receipts";
 import {
+  authorizeKey,
   buyCredit,
   connect,
   deployProtocol,
+  EPOCH,
   fund,
   GB,
   keysHashOf,
@@ -136,7 +138,7 @@ describe("payment attacks", async () => {
     );
   });
 
-  it("stolen key: the thief locks at most the key's cap for its relay; revocation stops it at once; honest locks stay payable", async () => {
+  it("stolen key: the thief locks at most the key's cap for its relay; revocation stops its locks and later receipts at once; honest locks stay payable", async () => {
     const owner = p.wallets[2]!;
     const cap = 1n * GB;
     const stolen = await buyCredit(p, owner, 10n * X0T, cap);
@@ -164,6 +166,8 @@ describe("payment attacks", async () => {
     await p.credit.write.revokeClientKey([stolen.address], { account: owner.account });
     await warpToEpoch(connection, p, e + 1n);
     assert.deepEqual(await opened([await request(cap, 3n, e + 2n)]), ["KeyRevoked"]);
+    // A receipt the thief signs for a later epoch than the revocation's pays nothing.
+    const late = await receipt(stolen, colluder.address, e + 1n, 3_000_000n, 3n * GB);
     // Receipts signed before (or after) the revocation still pay the locks relays served against.
     const cells = (2n * GB) / BigInt(CELL);
     const honestReceipt = await receipt(stolen, honest[0]!.address, e, cells, 2n * GB);
@@ -172,6 +176,7 @@ describe("payment attacks", async () => {
     assert.deepEqual(await submit(honest[0]!, e, [honestReceipt]), []);
     assert.deepEqual(await submit(colluder, e, [thiefReceipt]), []);
     await warpToEpoch(connection, p, e + 2n, 30);
+    assert.deepEqual(await submit(colluder, e + 1n, [late]), ["KeyRevoked"]);
     const honestPaid = await claim(honest[0]!, [e]);
     const thiefGot = await claim(colluder, [e]);
     assert.equal(honestPaid, (2n * X0T * 9_000n) / 10_000n);
@@ -280,14 +285,13 @@ describe("payment attacks", async () => {
     await warpToEpoch(connection, p, e + 4n);
     const late = await receipt(key, honest[1]!.address, e + 1n, cells, 5_000n * GB);
     await viem.assertions.revertWithCustomError(submit(honest[1]!, e + 1n, [late]), p.rewards, "EpochNotOpen");
-    await viem.assertions.revertWithCustomError(
-      p.rewards.write.claim([honest[0]!.address, [e + 1n]]),
-      p.rewards,
-      "AlreadyClaimed",
-    );
+    assert.equal(await claim(honest[0]!, [e + 1n]), 0n, "no second claim");
     assert.equal(minted, 10_000n * X0T);
-    assert.equal(await p.rewards.read.receiptDeadline([e + 1n]), e + 2n, "epoch e+1 keeps the window it started with");
-    assert.equal(await p.rewards.read.receiptDeadline([e + 5n]), e + 10n, "later epochs take the new one");
+    const [, startE2] = await p.rewards.read.epochInfo([e + 2n]);
+    const [, startE6] = await p.rewards.read.epochInfo([e + 6n]);
+    const len = BigInt(EPOCH);
+    assert.equal((await p.rewards.read.receiptsClosed([e + 1n]))[1], startE2 + len, "e+1 keeps its 1-epoch window");
+    assert.equal((await p.rewards.read.receiptsClosed([e + 5n]))[1], startE6 + 5n * len, "later epochs take 5");
     console.log(
       `    minted ${fmt(minted)} from a 10,000 X0T pool; after the window change: late receipt refused, no second claim`,
     );
@@ -308,15 +312,56 @@ describe("payment attacks", async () => {
     assert.deepEqual(await submit(r, e, [r2]), ["InsufficientCredit"], "refused for now, slot not burned");
     await lockFor(p, payer, r.address, 1n * GB, e + 2n); // top-up
     assert.deepEqual(await submit(r, e, [r1, r2]), ["NothingNewToPay"], "the older receipt is ignored, the newer pays");
-    const lock = await p.credit.read.lockOf([payer.account.address, r.address]);
-    assert.equal(lock.bytesPaid, 2n * GB);
-    assert.equal(lock.bytesLeft, 0n);
+    assert.equal((await p.credit.read.channelOf([key.address, r.address])).bytesPaid, 2n * GB);
+    assert.equal((await p.credit.read.lockOf([payer.account.address, r.address])).bytesLeft, 0n);
     await warpToEpoch(connection, p, e + 2n);
     const got = await claim(r, [e]);
     assert.equal(got, (2n * X0T * 9_000n) / 10_000n);
     console.log(
       `    2 GB served against a 1 GB lock, topped up, paid in full: ${fmt(got)}; minStake +1 wei stranded nothing`,
     );
+  });
+
+  it("two devices of one payer: each key's cumulative receipts are paid on their own channel", async () => {
+    const payer = p.wallets[7]!;
+    const laptop = await buyCredit(p, payer, 4n * X0T);
+    const phone = await authorizeKey(p, payer);
+    const r = honest[0]!;
+    const e = await epochNow();
+    await lockFor(p, payer, r.address, 2n * GB, e);
+    const receipts = [
+      await receipt(laptop, r.address, e, 1_000_000n, 1n * GB),
+      await receipt(phone, r.address, e, 1_000_000n, 1n * GB),
+    ];
+    await warpToEpoch(connection, p, e + 1n);
+    assert.deepEqual(await submit(r, e, receipts), []);
+    assert.equal((await p.credit.read.lockOf([payer.account.address, r.address])).bytesLeft, 0n, "both GB paid");
+    await warpToEpoch(connection, p, e + 2n);
+    assert.equal(await claim(r, [e]), (2n * X0T * 9_000n) / 10_000n);
+  });
+
+  it("shortening the epoch length strands no epoch already begun: its window stays in its own epochs' length", async () => {
+    const payer = p.wallets[7]!;
+    const key = await buyCredit(p, payer, 10n * X0T);
+    const r = honest[0]!;
+    await p.rewards.write.setEpochLength([3_600n]);
+    const e = (await epochNow()) + 1n; // an hour-long epoch
+    await warpToEpoch(connection, p, e);
+    await lockFor(p, payer, r.address, 5n * GB, e);
+    const served = await receipt(key, r.address, e, 5_000_000n, 5n * GB);
+    await p.rewards.write.setEpochLength([60n]); // from e+1 on: one-minute epochs
+    // Under a window counted in the new epochs, e's receipts would close a minute after e; they
+    // close an hour after (one epoch of e's own length), and the lock cannot be released before.
+    const [, endOfE] = await p.rewards.read.epochInfo([e + 1n]);
+    assert.deepEqual(await p.rewards.read.receiptsClosed([e]), [false, endOfE + 3_600n]);
+    await networkHelpers.time.increaseTo(endOfE + 1_800n);
+    await viem.assertions.revertWithCustomError(
+      p.credit.write.releaseLock([payer.account.address, r.address]),
+      p.credit,
+      "LockNotReleasable",
+    );
+    assert.deepEqual(await submit(r, e, [served]), [], "30 minutes and 30 short epochs later, still paid");
+    assert.equal((await p.credit.read.lockOf([payer.account.address, r.address])).bytesLeft, 0n);
   });
 
   it("registry: keys hash, endpoint and signer are unique, and a signer cannot be squatted without its consent", async () => {

@@ -165,7 +165,7 @@ describe("BandwidthCredit", async () => {
       p.credit.write.revokeClientKey([key.address], { account: payer().account }),
       p.credit,
       "ClientKeyRevoked",
-      [getAddress(payer().account.address), key.address],
+      [getAddress(payer().account.address), key.address, epoch],
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
       p.credit.write.revokeClientKey([key.address], { account: payer().account }),
@@ -175,7 +175,14 @@ describe("BandwidthCredit", async () => {
     );
     await consumeDirectly();
     await p.credit.write.consume([key.address, relayer(), epoch, 1_000n, GB]);
-    assert.equal((await p.credit.read.lockOf([payer().account.address, relayer()])).bytesPaid, GB);
+    assert.equal((await p.credit.read.channelOf([key.address, relayer()])).bytesPaid, GB);
+    // Receipts for the epochs after the revocation are refused.
+    await viem.assertions.revertWithCustomErrorWithArgs(
+      p.credit.write.consume([key.address, relayer(), epoch + 1n, 2_000n, 2n * GB]),
+      p.credit,
+      "KeyRevoked",
+      [key.address, epoch, epoch + 1n],
+    );
   });
 
   it("locks free credit for one relay at the average price, directly or from signed requests", async () => {
@@ -226,6 +233,47 @@ describe("BandwidthCredit", async () => {
     assert.equal(locked.expiresEpoch, epoch + 2n);
     assert.deepEqual(await reasons([await request(2n * GB, 4n, epoch + 1n)]), ["InsufficientCredit"]);
     assert.deepEqual(await p.credit.read.creditOf([payer().account.address]), [GB, (5n * X0T) / 3n + 1n]);
+  });
+
+  it("bounds what a key-signed request may do: expiry at most 24 epochs ahead, cancellable before it lands", async () => {
+    const key = await buyCredit(p, payer(), 2n * X0T);
+    const epoch = await p.rewards.read.currentEpoch();
+    const request = (nonce: bigint, expiresEpoch: bigint) =>
+      signLockRequest(key, p.creditDomain, { relayer: relayer(), bytes: GB, expiresEpoch, nonce });
+    const reasons = async (requests: Awaited<ReturnType<typeof request>>[]) => {
+      const hash = await p.credit.write.openLocks([requests], { account: other().account });
+      const { blockHash } = await p.publicClient.getTransactionReceipt({ hash });
+      const events = await p.credit.getEvents.LockRejected({}, { blockHash });
+      return events.map((e) => decodeErrorResult({ abi: p.credit.abi, data: e.args.reason! }).errorName);
+    };
+    const cancelled = await request(7n, epoch + 1n);
+    await viem.assertions.emitWithArgs(
+      p.credit.write.cancelLockNonce([key.address, 7n], { account: payer().account }),
+      p.credit,
+      "LockNonceCancelled",
+      [getAddress(payer().account.address), key.address, 7n],
+    );
+    await viem.assertions.revertWithCustomError(
+      p.credit.write.cancelLockNonce([key.address, 8n], { account: other().account }),
+      p.credit,
+      "NotKeyAccount",
+    );
+    assert.deepEqual(await reasons([cancelled, await request(8n, epoch + 25n)]), ["NonceUsed", "InvalidExpiry"]);
+    assert.deepEqual(await reasons([await request(9n, epoch + 24n)]), []);
+  });
+
+  it("refuses a lock that would not fit 96 bits of bytes", async () => {
+    await p.credit.write.setPricePerGB([1n]); // 1 wei per GB: 100 X0T buys 10^29 bytes
+    await buyCredit(p, payer(), 100n * X0T);
+    const epoch = await p.rewards.read.currentEpoch();
+    const max = 2n ** 96n - 1n;
+    await p.credit.write.lock([relayer(), max, epoch], { account: payer().account });
+    await viem.assertions.revertWithCustomErrorWithArgs(
+      p.credit.write.lock([relayer(), 1n, epoch], { account: payer().account }),
+      p.credit,
+      "LockTooLarge",
+      [max + 1n],
+    );
   });
 
   it("pays a relay only the new part of a cumulative receipt, at most what its lock holds", async () => {

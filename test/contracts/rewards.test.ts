@@ -169,21 +169,15 @@ describe("EpochRewards", async () => {
       [0n, 1n],
     );
     await warpToEpoch(connection, p, 2n);
-    await viem.assertions.revertWithCustomErrorWithArgs(
-      p.rewards.write.claim([relayers[1]!.address, [0n]]),
-      p.rewards,
-      "NothingToClaim",
-      [0n, relayers[1]!.address],
-    );
-    await viem.assertions.revertWithCustomErrorWithArgs(
-      p.rewards.write.claim([relayer, [0n, 0n]]),
-      p.rewards,
-      "AlreadyClaimed",
-      [0n, relayer],
-    );
+    // Nothing to claim, or claimed already: skipped, so nobody can fail a relayer's batch claim.
+    const hash = await p.rewards.write.claim([relayers[1]!.address, [0n]]);
+    const { logs } = await p.publicClient.getTransactionReceipt({ hash });
+    assert.equal(logs.length, 0, "no mint, no event");
     const pending = await p.rewards.read.pendingReward([0n, relayer]);
     assert.equal(pending, (X0T * 1_000_000n * 9_000n) / GB / 10_000n);
-    await p.rewards.write.claim([relayer, [0n]], { account: payer.account });
+    await p.rewards.write.claim([relayer, [0n, 0n]], { account: payer.account });
+    assert.equal(await p.token.read.balanceOf([relayer]), pending, "a repeated epoch is paid once");
+    await p.rewards.write.claim([relayer, [0n]]);
     assert.equal(await p.token.read.balanceOf([relayer]), pending);
     assert.equal(await p.rewards.read.pendingReward([0n, relayer]), 0n);
   });

@@ -140,8 +140,7 @@ describe("relay settlement (SQLite store + EpochRewards)", async () => {
     await p.publicClient.waitForTransactionReceipt({ hash: hash2 });
     const result = await submitEpoch(store, clients, relayer, epoch);
     assert.deepEqual(result, { epoch, batches: 1, paid: 1, settled: 0, retry: 0, refused: 0 });
-    const lock = await p.credit.read.lockOf([a!.wallet.account.address, relayer]);
-    assert.equal(lock.bytesPaid, 2n * GB, "paid once");
+    assert.equal((await p.credit.read.channelOf([a!.key.address, relayer])).bytesPaid, 2n * GB, "paid once");
     store.close();
   });
 
@@ -232,7 +231,7 @@ describe("relay settlement through an RPC outage", async () => {
     const report = await settleOnce(store, clients, relayer);
     assert.equal(report.submitted.length, 1);
     assert.equal(report.submitted[0]!.paid, 1);
-    assert.equal((await p.credit.read.lockOf([payer.wallet.account.address, relayer])).bytesPaid, 3n * GB);
+    assert.equal((await p.credit.read.channelOf([payer.key.address, relayer])).bytesPaid, 3n * GB);
     // A second round finds nothing to do.
     const again = await settleOnce(store, clients, relayer);
     assert.deepEqual(again.submitted, []);

@@ -41,7 +41,14 @@ describe("channel meter", () => {
 
 describe("a relay's judgement of a receipt", () => {
   const chain = { account: KEY, bytesLeft: 1_000n, bytesPaid: 0n, expiresEpoch: 10n } as const;
-  const base = { counted: { cells: 10n, bytes: 1_000n }, chain, epoch: 5n, slackBytes: 100n, allowanceBytes: 0n };
+  const base = {
+    counted: { cells: 10n, bytes: 1_000n },
+    chain,
+    epoch: 5n,
+    slackCells: 1n,
+    slackBytes: 100n,
+    allowanceBytes: 0n,
+  };
 
   it("accepts a receipt within its slack and covered by the lock", () => {
     assert.deepEqual(judgeReceipt({ ...base, receipt: { cells: 10n, bytes: 1_000n } }), { ok: true, unpaid: 1_000n });
@@ -53,6 +60,7 @@ describe("a relay's judgement of a receipt", () => {
       judgeReceipt({ ...base, receipt: { cells: 10n, bytes: 1_000n }, ...over });
     assert.deepEqual(verdict({ chain: { ...chain, account: ZERO } }), { ok: false, reason: "unknown-key" });
     assert.deepEqual(verdict({ receipt: { cells: 11n, bytes: 1_100n } }), { ok: false, reason: "overclaims-cells" });
+    assert.deepEqual(verdict({ receipt: { cells: 8n, bytes: 1_000n } }), { ok: false, reason: "underreports-cells" });
     assert.deepEqual(verdict({ receipt: { cells: 10n, bytes: 899n } }), { ok: false, reason: "underpays" });
     assert.deepEqual(verdict({ chain: { ...chain, bytesLeft: 999n } }), { ok: false, reason: "lock-short" });
     assert.deepEqual(verdict({ chain: { ...chain, bytesLeft: 999n }, allowanceBytes: 1n }), {

@@ -52,7 +52,7 @@ export class ChannelMeter<K extends string = string> {
 export interface ChannelOnChain {
   /** The account the client key belongs to (zero address: unknown key). */
   account: Address;
-  /** Bytes the lock for this relay still holds, and what the channel has been paid. */
+  /** Bytes the account's lock for this relay still holds, and what this key's receipts were paid. */
   bytesLeft: bigint;
   bytesPaid: bigint;
   expiresEpoch: bigint;
@@ -60,12 +60,17 @@ export interface ChannelOnChain {
 
 export type ReceiptVerdict =
   | { ok: true; unpaid: bigint }
-  | { ok: false; reason: "unknown-key" | "overclaims-cells" | "underpays" | "lock-short" | "lock-expired" };
+  | {
+      ok: false;
+      reason: "unknown-key" | "overclaims-cells" | "underreports-cells" | "underpays" | "lock-short" | "lock-expired";
+    };
 
 /**
  * A relay's judgement of a payer's latest receipt against its own count and the chain: the
- * receipt may not claim more cells than the relay carried nor owe fewer bytes than the relay
- * counted minus `slackBytes` (receipts lag the traffic by up to one interval), and the lock must
+ * receipt may not claim more cells than the relay carried, nor fewer than it carried minus
+ * `slackCells` (cells set the relay's reward cap: a payer who under-states them starves the relay),
+ * nor owe fewer bytes than the relay counted minus `slackBytes` (receipts lag the traffic by up to
+ * one interval), and the lock must
  * cover what the receipt owes beyond what was paid, plus `allowanceBytes` of credit the relay
  * extends before a lock lands. The relay stops serving the payer on any `ok: false`.
  */
@@ -74,12 +79,14 @@ export function judgeReceipt(args: {
   counted: ChannelCount;
   chain: ChannelOnChain;
   epoch: bigint;
+  slackCells: bigint;
   slackBytes: bigint;
   allowanceBytes: bigint;
 }): ReceiptVerdict {
-  const { receipt, counted, chain, epoch, slackBytes, allowanceBytes } = args;
+  const { receipt, counted, chain, epoch, slackCells, slackBytes, allowanceBytes } = args;
   if (/^0x0{40}$/i.test(chain.account)) return { ok: false, reason: "unknown-key" };
   if (receipt.cells > counted.cells) return { ok: false, reason: "overclaims-cells" };
+  if (receipt.cells + slackCells < counted.cells) return { ok: false, reason: "underreports-cells" };
   if (receipt.bytes + slackBytes < counted.bytes) return { ok: false, reason: "underpays" };
   if (epoch > chain.expiresEpoch && counted.bytes > chain.bytesPaid) return { ok: false, reason: "lock-expired" };
   const unpaid = counted.bytes > chain.bytesPaid ? counted.bytes - chain.bytesPaid : 0n;

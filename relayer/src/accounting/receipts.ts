@@ -43,14 +43,14 @@ export const CLIENT_KEY_TYPES = {
   ClientKeyAuthorization: [
     { name: "account", type: "address" },
     { name: "key", type: "address" },
-    { name: "capPerEpoch", type: "uint128" },
+    { name: "capPerEpoch", type: "uint96" },
   ],
 } as const;
 
 export const LOCK_TYPES = {
   Lock: [
     { name: "relayer", type: "address" },
-    { name: "bytes", type: "uint128" },
+    { name: "bytes", type: "uint96" },
     { name: "expiresEpoch", type: "uint64" },
     { name: "nonce", type: "uint256" },
   ],

@@ -195,13 +195,13 @@ export async function claimableEpochs(c: AccountClients, relayer: Address, lookb
   const epochs: bigint[] = [];
   const first = current > lookback ? current - lookback : 0n;
   for (let e = first; e < current; e++) {
-    const deadline = await c.public.readContract({
+    const [closed] = await c.public.readContract({
       address: c.contracts.EpochRewards,
       abi: epochRewardsAbi,
-      functionName: "receiptDeadline",
+      functionName: "receiptsClosed",
       args: [e],
     });
-    if (deadline >= current) continue;
+    if (!closed) continue;
     const pending = await c.public.readContract({
       address: c.contracts.EpochRewards,
       abi: epochRewardsAbi,

@@ -63,19 +63,28 @@ export class ChannelReader {
         functionName: "clientKeys",
         args: [key],
       });
-      let lock = { bytesLeft: 0n, bytesPaid: 0n, expiresEpoch: 0n };
+      let lock = { bytesLeft: 0n, escrow: 0n, expiresEpoch: 0n };
+      let paid = { cellsPaid: 0n, bytesPaid: 0n };
       if (account !== zeroAddress) {
-        lock = await this.#client.readContract({
-          address: this.#credit,
-          abi: bandwidthCreditAbi,
-          functionName: "lockOf",
-          args: [account, this.#relayer],
-        });
+        [lock, paid] = await Promise.all([
+          this.#client.readContract({
+            address: this.#credit,
+            abi: bandwidthCreditAbi,
+            functionName: "lockOf",
+            args: [account, this.#relayer],
+          }),
+          this.#client.readContract({
+            address: this.#credit,
+            abi: bandwidthCreditAbi,
+            functionName: "channelOf",
+            args: [key, this.#relayer],
+          }),
+        ]);
       }
       const fresh: CachedChannel = {
         account,
         bytesLeft: lock.bytesLeft,
-        bytesPaid: lock.bytesPaid,
+        bytesPaid: paid.bytesPaid,
         expiresEpoch: lock.expiresEpoch,
         stale: false,
         readAt: now,

@@ -223,13 +223,13 @@ export async function settleOnce(
   const report: SettleReport = { currentEpoch, recovered, submitted: [], abandoned: [] };
   for (const epoch of store.queuedEpochs()) {
     if (epoch >= currentEpoch) continue; // still running
-    const deadline = await clients.public.readContract({
+    const [closed] = await clients.public.readContract({
       address: clients.rewards,
       abi: epochRewardsAbi,
-      functionName: "receiptDeadline",
+      functionName: "receiptsClosed",
       args: [epoch],
     });
-    if (currentEpoch > deadline) {
+    if (closed) {
       report.abandoned.push({ epoch, receipts: store.abandon(epoch, "submission window closed") });
       continue;
     }

@@ -75,7 +75,7 @@ abstract contract ProtocolFixture {
         vm.stopPrank();
     }
 
-    function authorizeKey(address account, uint256 clientKey, uint128 cap) internal {
+    function authorizeKey(address account, uint256 clientKey, uint96 cap) internal {
         address key = vm.addr(clientKey);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(clientKey, credit.keyAuthorizationDigest(account, key, cap));
         vm.prank(account);
