@@ -50,12 +50,17 @@ console.log(
 const TreasuryModule = treasuryModule(canonical);
 const treasury = (await connection.ignition.deploy(TreasuryModule, {
   parameters: { Treasury: parameters.Treasury ?? {} },
-})) as unknown as Record<"safe" | "timelock", { address: string }>;
+})) as unknown as Record<"safe" | "timelock" | "guard", { address: string }>;
 const deployed = await connection.ignition.deploy(GovernanceModule, {
   parameters: {
     Treasury: parameters.Treasury ?? {},
     Protocol: { ...parameters.Protocol, treasury: treasury.safe.address },
-    Governance: { ...parameters.Governance, timelock: treasury.timelock.address, safe: treasury.safe.address },
+    Governance: {
+      ...parameters.Governance,
+      timelock: treasury.timelock.address,
+      safe: treasury.safe.address,
+      guard: treasury.guard.address,
+    },
   },
 });
 console.log(`deployed on ${name} (chain ${chainId}):`);

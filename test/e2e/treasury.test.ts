@@ -65,13 +65,13 @@ describe("x0t treasury", async () => {
     displayUi: false,
     deploymentId,
     parameters: { Treasury: treasuryParameters },
-  })) as unknown as Record<"safe" | "timelock", { address: Address }>;
+  })) as unknown as Record<"safe" | "timelock" | "guard", { address: Address }>;
   const { token } = await connection.ignition.deploy(GovernanceModule, {
     displayUi: false,
     deploymentId,
     parameters: {
       Protocol: { treasury: treasury.safe.address },
-      Governance: { timelock: treasury.timelock.address, safe: treasury.safe.address },
+      Governance: { timelock: treasury.timelock.address, safe: treasury.safe.address, guard: treasury.guard.address },
     },
   });
   const recipient = mnemonicToAccount(MNEMONIC, { addressIndex: 7 }).address;

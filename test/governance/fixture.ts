@@ -1,9 +1,23 @@
 /**
- * The governed system on Hardhat's in-process EVM: the Treasury module (timelock + Safe 1.5 with
- * the timelock as module and the CouncilGuard), then the Governance module (protocol + voter
- * registry + QuadraticGovernor + the hand-over of every admin role), with short delays.
+ * The governed system on Hardhat's in-process EVM: the real EAS and SchemaRegistry at the OP-stack
+ * predeploy addresses (with a test attester playing Coinbase), the Treasury module (timelock + Safe
+ * 1.5 with the TreasuryExecutor module and the CouncilGuard), then the Governance module (protocol +
+ * voter registry + EAS source + QuadraticGovernor + the hand-over of every admin role), with short
+ * delays.
  */
-import { type Address, type Hex, zeroAddress } from "viem";
+import {
+  type Abi,
+  type Address,
+  type Hex,
+  encodeAbiParameters,
+  encodeFunctionData,
+  parseEventLogs,
+  zeroAddress,
+  zeroHash,
+} from "viem";
+import EASArtifact from "@ethereum-attestation-service/eas-contracts/artifacts/contracts/EAS.sol/EAS.json" with { type: "json" };
+import SchemaRegistryArtifact from "@ethereum-attestation-service/eas-contracts/artifacts/contracts/SchemaRegistry.sol/SchemaRegistry.json" with { type: "json" };
+import { BASE_SEPOLIA_EAS } from "../../deploy/ignition/modules/Governance.js";
 import GovernanceModule from "../../deploy/ignition/modules/Governance.js";
 import TreasuryModule from "../../deploy/ignition/modules/Treasury.js";
 import SafeL2 from "@safe-global/safe-smart-account/build/artifacts/contracts/SafeL2.sol/SafeL2.json" with { type: "json" };
@@ -17,43 +31,176 @@ export const VOTING_PERIOD = 300;
 export const UNIT = 10n ** 9n;
 export const QUORUM = 1_100n * UNIT; // more than alice alone (sqrt(990,000 X0T) ≈ 995e9): no single voter passes anything
 export const THRESHOLD = 100n * UNIT; // sqrt(10,000 X0T)
+export const PAYOUT_CAP = 500_000n * 10n ** 18n;
+export const ETH_CAP = 10n ** 18n;
+export const PAYOUT_PERIOD = 30 * 24 * 3600;
+export const GUARDIAN_TERM = 30 * 24 * 3600;
+/** The schema of Coinbase's "Verified Account" attestations (registered here by the test). */
+export const VERIFIED_ACCOUNT_SCHEMA = "bool verifiedAccount";
 
-export async function deployGoverned(connection: Connection) {
+export const easAbi = EASArtifact.abi as Abi;
+export const schemaRegistryAbi = SchemaRegistryArtifact.abi as Abi;
+
+type Wallets = Awaited<ReturnType<Connection["viem"]["getWalletClients"]>>;
+
+/**
+ * Puts the real EAS and SchemaRegistry (the npm package's audited build) at the OP-stack predeploy
+ * addresses, as on Base Sepolia: each is deployed normally, then its runtime code (immutables
+ * included: EAS's immutable is the registry's predeploy address, given to its constructor) is
+ * copied there with hardhat_setCode. Neither keeps constructor-written storage, so the copies behave
+ * like the predeploys. Registers the Verified Account schema; returns its uid.
+ */
+export async function installEAS(connection: Connection, deployer: Wallets[number]): Promise<Hex> {
+  const { viem, provider } = connection;
+  const publicClient = await viem.getPublicClient();
+  const place = async (artifact: { abi: unknown; bytecode: string }, args: unknown[], at: string) => {
+    const hash = await deployer.deployContract({
+      abi: artifact.abi as Abi,
+      bytecode: artifact.bytecode as Hex,
+      args,
+      account: deployer.account,
+      chain: deployer.chain,
+    });
+    const { contractAddress } = await publicClient.waitForTransactionReceipt({ hash });
+    const code = await publicClient.getCode({ address: contractAddress! });
+    await provider.request({ method: "hardhat_setCode", params: [at, code] });
+  };
+  await place(SchemaRegistryArtifact, [], BASE_SEPOLIA_EAS.schemaRegistry);
+  await place(EASArtifact, [BASE_SEPOLIA_EAS.schemaRegistry], BASE_SEPOLIA_EAS.eas);
+  const hash = await deployer.writeContract({
+    address: BASE_SEPOLIA_EAS.schemaRegistry,
+    abi: schemaRegistryAbi,
+    functionName: "register",
+    args: [VERIFIED_ACCOUNT_SCHEMA, zeroAddress, true],
+    account: deployer.account,
+    chain: deployer.chain,
+  });
+  const receipt = await publicClient.waitForTransactionReceipt({ hash });
+  const [registered] = parseEventLogs({ abi: schemaRegistryAbi, logs: receipt.logs, eventName: "Registered" });
+  return (registered as unknown as { args: { uid: Hex } }).args.uid;
+}
+
+/** An EAS attestation by `attester` to `recipient`; returns its uid. */
+export async function attest(
+  connection: Connection,
+  attester: Wallets[number],
+  recipient: Address,
+  options: { schema: Hex; expirationTime?: bigint; verified?: boolean },
+): Promise<Hex> {
+  const publicClient = await connection.viem.getPublicClient();
+  const data = encodeAbiParameters([{ type: "bool" }], [options.verified ?? true]);
+  const hash = await attester.writeContract({
+    address: BASE_SEPOLIA_EAS.eas,
+    abi: easAbi,
+    functionName: "attest",
+    args: [
+      {
+        schema: options.schema,
+        data: {
+          recipient,
+          expirationTime: options.expirationTime ?? 0n,
+          revocable: true,
+          refUID: zeroHash,
+          data,
+          value: 0n,
+        },
+      },
+    ],
+    account: attester.account,
+    chain: attester.chain,
+  });
+  const receipt = await publicClient.waitForTransactionReceipt({ hash });
+  const [attested] = parseEventLogs({ abi: easAbi, logs: receipt.logs, eventName: "Attested" });
+  return (attested as unknown as { args: { uid: Hex } }).args.uid;
+}
+
+/** The attester revokes `uid`. */
+export async function revoke(connection: Connection, attester: Wallets[number], schema: Hex, uid: Hex) {
+  const publicClient = await connection.viem.getPublicClient();
+  const hash = await attester.writeContract({
+    address: BASE_SEPOLIA_EAS.eas,
+    abi: easAbi,
+    functionName: "revoke",
+    args: [{ schema, data: { uid, value: 0n } }],
+    account: attester.account,
+    chain: attester.chain,
+  });
+  await publicClient.waitForTransactionReceipt({ hash });
+}
+
+export async function deployGoverned(
+  connection: Connection,
+  overrides: { quorum?: bigint; protocol?: Record<string, unknown>; governance?: Record<string, unknown> } = {},
+) {
   const { viem, ignition } = connection;
   const wallets = await viem.getWalletClients();
   const [deployer, c1, c2, c3] = wallets;
-  if (!deployer || !c1 || !c2 || !c3) throw new Error("need 4 accounts");
+  const attester = wallets[10];
+  const guardian = wallets[11];
+  if (!deployer || !c1 || !c2 || !c3 || !attester || !guardian) throw new Error("need 12 accounts");
   const council = [c1, c2, c3];
+  const schema = await installEAS(connection, deployer);
   const deployed = await ignition.deploy(TreasuryModule, {
-    parameters: { Treasury: { minDelay: MIN_DELAY, council: council.map((w) => w.account.address), threshold: 2 } },
+    parameters: {
+      Treasury: {
+        minDelay: MIN_DELAY,
+        council: council.map((w) => w.account.address),
+        threshold: 2,
+        payoutCap: PAYOUT_CAP,
+        ethCap: ETH_CAP,
+        payoutPeriod: PAYOUT_PERIOD,
+      },
+    },
   });
   // The Safe artifacts are plain JSON, so Ignition cannot type this module's results.
-  const treasury = deployed as unknown as Record<"safe" | "timelock" | "guard", { address: Address }>;
+  const treasury = deployed as unknown as Record<"safe" | "timelock" | "guard" | "executor", { address: Address }>;
   const safeAddress = treasury.safe.address;
   const timelockAddress = treasury.timelock.address;
   const gov = await ignition.deploy(GovernanceModule, {
     parameters: {
-      Protocol: { ...TEST_PARAMETERS, treasury: safeAddress },
+      Protocol: { ...TEST_PARAMETERS, treasury: safeAddress, ...overrides.protocol },
       Governance: {
         timelock: timelockAddress,
         safe: safeAddress,
+        guard: treasury.guard.address,
         votingDelay: VOTING_DELAY,
         votingPeriod: VOTING_PERIOD,
         proposalThreshold: THRESHOLD,
-        quorum: QUORUM,
+        quorum: overrides.quorum ?? QUORUM,
+        guardian: guardian.account.address,
+        guardianTerm: GUARDIAN_TERM,
+        eas: BASE_SEPOLIA_EAS.eas,
+        easSchema: schema,
+        easAttester: attester.account.address,
+        ...overrides.governance,
       },
     },
   });
   const at = viem.getContractAt;
+  const voters = await at("VoterRegistry", gov.voters.address);
+  const personhood = await at("EASPersonhoodSource", gov.personhood.address);
+  /** Plays Coinbase: attests that `w` is a verified account; `w` then registers itself. */
+  const registerHuman = async (w: Wallets[number]) => {
+    const uid = await attest(connection, attester, w.account.address, { schema });
+    const hash = await voters.write.register([personhood.address, uid], { account: w.account });
+    const receipt = await (await viem.getPublicClient()).waitForTransactionReceipt({ hash });
+    return { uid, gas: receipt.gasUsed };
+  };
   return {
     deployer,
     council,
+    attester,
+    guardian,
+    schema,
     wallets,
     safeAddress,
+    registerHuman,
     timelock: await at("TimelockController", timelockAddress),
     guard: await at("CouncilGuard", treasury.guard.address),
+    executor: await at("TreasuryExecutor", treasury.executor.address),
     governor: await at("QuadraticGovernor", gov.governor.address),
-    voters: await at("VoterRegistry", gov.voters.address),
+    voters,
+    personhood,
     token: await at("X0T", gov.token.address),
     registry: await at("RelayerRegistry", gov.registry.address),
     credit: await at("BandwidthCredit", gov.credit.address),
@@ -112,6 +259,31 @@ export async function execSafeTransaction(
     chain: sender.chain,
   });
   return publicClient.waitForTransactionReceipt({ hash });
+}
+
+/** Calldata for the timelock: make the treasury Safe call `to` through the TreasuryExecutor. */
+export function safeCall(executor: Address, safe: Address, to: Address, data: Hex, value = 0n) {
+  return {
+    target: executor,
+    calldata: encodeFunctionData({
+      abi: [
+        {
+          type: "function",
+          name: "exec",
+          stateMutability: "nonpayable",
+          inputs: [
+            { name: "safe", type: "address" },
+            { name: "to", type: "address" },
+            { name: "value", type: "uint256" },
+            { name: "data", type: "bytes" },
+          ],
+          outputs: [{ type: "bytes" }],
+        },
+      ],
+      functionName: "exec",
+      args: [safe, to, value, data],
+    }),
+  };
 }
 
 export { X0T };

@@ -11,8 +11,11 @@ import FallbackHandler from "@safe-global/safe-smart-account/build/artifacts/con
  *   the Governance module (the QuadraticGovernor), which also renounces the deployer's admin role.
  * - A Safe 1.5 (SafeL2 singleton + proxy factory + fallback handler, from the audited artifacts of
  *   @safe-global/safe-smart-account; on a public chain pass the canonical addresses instead) with
- *   the council as owners and `threshold`, created with the timelock enabled as a module and the
- *   CouncilGuard installed in the same transaction (TreasurySetup).
+ *   the council as owners and `threshold`, created with the TreasuryExecutor (called only by the
+ *   timelock; reverts when the Safe's call fails) enabled as its only module and the CouncilGuard
+ *   (allowlist: X0T transfers and ETH payments up to `payoutCap` / `ethCap` per `payoutPeriod`)
+ *   installed in the same transaction (TreasurySetup). The Governance module tells the guard which
+ *   token is X0T (the token is deployed after the Safe that receives its genesis allocation).
  *
  * Deploy this first; its `safe` is the treasury parameter of the Protocol module, its `timelock`
  * a parameter of the Governance module.
@@ -38,7 +41,13 @@ export function treasuryModule(canonical?: CanonicalSafe) {
       [zeroAddress],
       deployer,
     ]);
-    const guard = m.contract("CouncilGuard");
+    const guard = m.contract("CouncilGuard", [
+      timelock,
+      m.getParameter("payoutCap", 500_000n * 10n ** 18n), // X0T per period
+      m.getParameter("ethCap", 10n ** 18n), // 1 ETH per period, for gas money
+      m.getParameter("payoutPeriod", 30 * 24 * 3600),
+    ]);
+    const executor = m.contract("TreasuryExecutor", [timelock]);
     const setup = m.contract("TreasurySetup");
 
     const singleton = canonical ? m.contractAt("SafeL2", SafeL2, canonical.singleton) : m.contract("SafeL2", SafeL2);
@@ -49,7 +58,7 @@ export function treasuryModule(canonical?: CanonicalSafe) {
       ? m.contractAt("CompatibilityFallbackHandler", FallbackHandler, canonical.handler)
       : m.contract("CompatibilityFallbackHandler", FallbackHandler);
 
-    const setUpData = m.encodeFunctionCall(setup, "setUp", [timelock, guard]);
+    const setUpData = m.encodeFunctionCall(setup, "setUp", [executor, guard]);
     const initializer = m.encodeFunctionCall(singleton, "setup", [
       council,
       threshold,
@@ -64,7 +73,7 @@ export function treasuryModule(canonical?: CanonicalSafe) {
     const safeAddress = m.readEventArgument(create, "ProxyCreation", "proxy");
     const safe = m.contractAt("SafeL2", SafeL2, safeAddress, { id: "Safe" });
 
-    return { timelock, guard, safe, singleton, factory, handler };
+    return { timelock, guard, executor, safe, singleton, factory, handler };
   });
 }
 
