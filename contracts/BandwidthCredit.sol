@@ -12,32 +12,39 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IEpochClock} from "./interfaces/IEpochClock.sol";
 
-/// @title BandwidthCredit: prepaid bytes, bought with X0T and burned as they are used
-/// @notice An account buys bytes at `pricePerGB` X0T per 1e9 bytes (one transaction with an
-/// EIP-2612 permit). The account authorises client keys (the keys its local node signs relay
-/// receipts with) and may revoke them. When EpochRewards accepts a receipt it consumes the bytes;
-/// the X0T paid for them is burned at settlement, except `treasuryShareBps` sent to the treasury.
-/// @dev An account's credit is (bytes left, X0T escrowed for them). Consuming b bytes releases
-/// escrow * b / bytesLeft X0T, the average price the account actually paid, so a later price change
+/// @title BandwidthCredit: prepaid bytes, locked per relay before they are served, burned as used
+/// @notice An account buys bytes at `pricePerGB` X0T per 1e9 bytes. Before a relay serves it, the
+/// account locks part of its credit for that relay (a one-way payment channel): locked bytes can
+/// only pay that relay, by cumulative receipts the account's client keys sign, until the lock's
+/// expiry epoch plus its submission window has passed; only then can the account release what is
+/// left. So a relay that serves only against a landed lock is paid whatever the payer does later
+/// (refund through its own relay, key revocation, racing submissions).
+/// Client keys carry a cap on the bytes they may lock per epoch; revocation stops new locks at once
+/// and leaves existing locks payable. Locks are opened by the account itself (`lock`) or by anyone
+/// carrying a lock request signed by a client key (`openLocks`, which relays batch).
+/// @dev Free credit and each lock hold (bytes left, X0T escrowed for them). Moving or consuming b
+/// bytes moves escrow * b / bytesLeft X0T, the average price actually paid, so a later price change
 /// never re-prices bytes already bought and the value released never exceeds what was paid.
-/// A client key is bound to the first account that authorises it, forever: a revoked key cannot
-/// move to another account, so receipts it signed earlier can never debit someone else.
-/// Roles: DEFAULT_ADMIN_ROLE (the governance timelock) sets the price, the treasury share, the
-/// treasury and the EpochRewards contract; only that EpochRewards contract may consume credit.
+/// A receipt carries the cumulative cells and bytes of the (account, relay) channel: only the part
+/// above what was already paid is paid, at most what the lock still holds, so a receipt never
+/// burns its slot (it pays the rest after a top-up), replays pay nothing, and an older receipt
+/// never blocks a newer one. A client key is bound to the first account that authorises it.
+/// Roles: DEFAULT_ADMIN_ROLE (the governance timelock) sets the price, the treasury and the
+/// EpochRewards contract; only that EpochRewards contract consumes and settles credit.
 /// The contract must be fee-exempt in X0T; purchases are credited with what actually arrived.
 contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice Bytes in one priced unit (a decimal gigabyte).
     uint256 public constant BYTES_PER_GB = 1e9;
-    /// @notice Highest share of consumed credit governance may send to the treasury (50%).
-    uint16 public constant MAX_TREASURY_SHARE_BPS = 5_000;
+    /// @notice Latest expiry a lock may have, in epochs after the current one.
+    uint64 public constant MAX_LOCK_EPOCHS = 168;
     /// @notice EIP-712 type a client key signs to prove the account may authorise it.
-    bytes32 public constant KEY_AUTHORIZATION_TYPEHASH = keccak256(
-        "ClientKeyAuthorization(address account,address key)"
-    );
-    uint16 private constant BPS = 10_000;
-    uint64 private constant NOT_REVOKED = type(uint64).max;
+    bytes32 public constant KEY_AUTHORIZATION_TYPEHASH =
+        keccak256("ClientKeyAuthorization(address account,address key,uint128 capPerEpoch)");
+    /// @notice EIP-712 type of a lock request a client key signs.
+    bytes32 public constant LOCK_TYPEHASH =
+        keccak256("Lock(address relayer,uint128 bytes,uint64 expiresEpoch,uint256 nonce)");
 
     struct Credit {
         uint128 bytesLeft;
@@ -46,39 +53,76 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
 
     struct ClientKey {
         address account; // fixed at authorisation
-        uint64 revokedFromEpoch; // receipts for this epoch and later are refused
+        bool revoked; // no new locks once set
+        uint64 spendEpoch; // epoch `spentInEpoch` counts
+        uint128 capPerEpoch; // most bytes the key may lock per epoch
+        uint128 spentInEpoch;
+    }
+
+    /// @notice Credit locked by an account for one relay, and what the channel has paid so far.
+    struct Lock {
+        uint128 bytesLeft; // still payable to the relay
+        uint128 escrow; // X0T held for bytesLeft
+        uint64 cellsPaid; // cumulative cells of receipts paid
+        uint96 bytesPaid; // cumulative bytes of receipts paid
+        uint64 expiresEpoch; // receipts for later epochs are refused
+    }
+
+    /// @notice A lock request signed by a client key, as `openLocks` takes it.
+    struct LockRequest {
+        address key;
+        address relayer;
+        uint128 bytes_;
+        uint64 expiresEpoch;
+        uint256 nonce;
+        bytes32 r;
+        bytes32 vs;
     }
 
     /// @notice The X0T token.
     IERC20 public immutable token;
     /// @notice X0T (wei) per BYTES_PER_GB for new purchases.
     uint256 public pricePerGB;
-    /// @notice Share of consumed credit sent to the treasury instead of burned, in basis points.
-    uint16 public treasuryShareBps;
-    /// @notice The treasury (the DAO's multisig).
+    /// @notice The treasury (the DAO's multisig): receives the treasury share at settlement.
     address public treasury;
-    /// @notice The contract that consumes credit and tells the epoch.
+    /// @notice The contract that consumes credit, settles it and tells the epoch.
     address public epochRewards;
-    /// @notice Consumed X0T not yet burned or sent to the treasury.
-    uint256 public unsettled;
 
-    /// @notice Credit of each account.
+    /// @notice Free (unlocked) credit of each account.
     mapping(address account => Credit) public creditOf;
-    /// @notice Account and revocation epoch of each client key.
+    /// @notice Account, cap and revocation of each client key.
     mapping(address key => ClientKey) public clientKeys;
+    mapping(address account => mapping(address relayer => Lock)) private _locks;
+    mapping(address key => mapping(uint256 word => uint256 bits)) private _usedNonces;
 
     /// @notice `account` bought `bytesBought` bytes for `paid` X0T.
     event CreditPurchased(address indexed account, uint256 paid, uint256 bytesBought, uint256 pricePerGB);
-    /// @notice `account` authorised `key` to sign receipts against its credit.
-    event ClientKeyAuthorized(address indexed account, address indexed key);
-    /// @notice `key` signs for `account` no more from `fromEpoch` on.
-    event ClientKeyRevoked(address indexed account, address indexed key, uint64 fromEpoch);
-    /// @notice A receipt of `relayer` for `epoch` consumed `bytesUsed` of `account`'s credit, worth `value` X0T.
+    /// @notice `account` authorised `key` to sign for it, locking at most `capPerEpoch` bytes an epoch.
+    event ClientKeyAuthorized(address indexed account, address indexed key, uint256 capPerEpoch);
+    /// @notice `account` changed the per-epoch cap of `key`.
+    event ClientKeyCapChanged(address indexed account, address indexed key, uint256 capPerEpoch);
+    /// @notice `key` opens no more locks for `account`; locks it opened stay payable.
+    event ClientKeyRevoked(address indexed account, address indexed key);
+    /// @notice `account` locked `bytesLocked` bytes (worth `value` X0T) for `relayer` until `expiresEpoch`.
+    event CreditLocked(
+        address indexed account,
+        address indexed relayer,
+        address indexed key,
+        uint256 bytesLocked,
+        uint256 value,
+        uint64 expiresEpoch
+    );
+    /// @notice A lock request was refused; `reason` is the ABI-encoded custom error.
+    event LockRejected(address indexed key, address indexed relayer, uint256 nonce, bytes reason);
+    /// @notice The rest of an expired lock went back to the account's free credit.
+    event LockReleased(address indexed account, address indexed relayer, uint256 bytesReleased, uint256 value);
+    /// @notice A receipt of `relayer` for `epoch` consumed `bytesUsed` of `account`'s lock, worth `value` X0T.
     event CreditConsumed(
         address indexed account,
         address indexed relayer,
         uint64 indexed epoch,
         address key,
+        uint256 cells,
         uint256 bytesUsed,
         uint256 value
     );
@@ -86,8 +130,6 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     event CreditSettled(uint256 burned, uint256 toTreasury);
     /// @notice Governance changed the price of new credit.
     event PriceChanged(uint256 previous, uint256 current);
-    /// @notice Governance changed the treasury share of consumed credit.
-    event TreasuryShareChanged(uint16 previous, uint16 current);
     /// @notice Governance changed the treasury.
     event TreasuryChanged(address previous, address current);
     /// @notice Governance changed the EpochRewards contract.
@@ -96,33 +138,37 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     error ZeroAddress();
     error ZeroAmount();
     error PurchaseTooSmall(uint256 paid, uint256 pricePerGB);
-    error TreasuryShareTooHigh(uint16 bps, uint16 max);
     error KeyAlreadyAuthorized(address key, address account);
     error InvalidKeyProof(address key, address signer);
     error UnknownClientKey(address key);
     error NotKeyAccount(address key, address account, address caller);
-    error KeyAlreadyRevoked(address key, uint64 fromEpoch);
-    error KeyRevoked(address key, uint64 revokedFromEpoch, uint64 epoch);
+    error KeyAlreadyRevoked(address key);
+    error KeyRevoked(address key);
+    error KeyCapExceeded(address key, uint256 spent, uint256 requested, uint256 cap);
+    error InvalidLockSignature(address key, address recovered);
+    error NonceUsed(address key, uint256 nonce);
+    error InvalidExpiry(uint64 expiresEpoch, uint64 currentEpoch, uint64 latest);
     error InsufficientCredit(address account, uint256 bytesLeft, uint256 bytesNeeded);
+    error LockNotReleasable(address account, address relayer, uint64 currentEpoch, uint64 deadline);
+    error NothingLocked(address account, address relayer);
+    error LockExpired(address account, address relayer, uint64 epoch, uint64 expiresEpoch);
+    error NothingNewToPay(address account, address relayer, uint256 cells, uint256 bytesPaid);
     error OnlyEpochRewards(address caller);
 
     /// @param token_ The X0T token.
     /// @param admin Holder of DEFAULT_ADMIN_ROLE (governance).
     /// @param pricePerGB_ Initial price, X0T wei per 1e9 bytes (1e18 = 1 X0T per GB).
-    /// @param treasuryShareBps_ Initial treasury share of consumed credit.
     /// @param treasury_ The treasury.
     constructor(
         IERC20 token_,
         address admin,
         uint256 pricePerGB_,
-        uint16 treasuryShareBps_,
         address treasury_
     ) EIP712("x0tta6bl4 BandwidthCredit", "1") {
         if (address(token_) == address(0) || admin == address(0)) revert ZeroAddress();
         token = token_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setPrice(pricePerGB_);
-        _setTreasuryShare(treasuryShareBps_);
         _setTreasury(treasury_);
     }
 
@@ -130,7 +176,7 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
 
     /// @notice Buys credit for the caller with `amount` X0T approved beforehand.
     /// @param amount X0T (wei) to spend.
-    /// @return bytesBought Bytes added to the caller's credit.
+    /// @return bytesBought Bytes added to the caller's free credit.
     function buy(uint256 amount) external nonReentrant returns (uint256 bytesBought) {
         return _buy(amount);
     }
@@ -142,7 +188,7 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @param v Permit signature v.
     /// @param r Permit signature r.
     /// @param s Permit signature s.
-    /// @return bytesBought Bytes added to the caller's credit.
+    /// @return bytesBought Bytes added to the caller's free credit.
     function buyWithPermit(
         uint256 amount,
         uint256 deadline,
@@ -154,70 +200,126 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         return _buy(amount);
     }
 
-    /// @notice Lets `key` sign relay receipts paid from the caller's credit.
+    /// @notice Lets `key` sign lock requests and receipts for the caller.
     /// @param key The client key (an address).
-    /// @param proof EIP-712 signature by `key` over ClientKeyAuthorization(caller, key).
-    function authorizeClientKey(address key, bytes calldata proof) external {
+    /// @param capPerEpoch Most bytes the key may lock per epoch (non-zero).
+    /// @param proof EIP-712 signature by `key` over ClientKeyAuthorization(caller, key, capPerEpoch).
+    function authorizeClientKey(address key, uint128 capPerEpoch, bytes calldata proof) external {
         if (key == address(0)) revert ZeroAddress();
+        if (capPerEpoch == 0) revert ZeroAmount();
         ClientKey storage entry = clientKeys[key];
         if (entry.account != address(0)) revert KeyAlreadyAuthorized(key, entry.account);
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(KEY_AUTHORIZATION_TYPEHASH, msg.sender, key)));
-        (address signer, , ) = ECDSA.tryRecover(digest, proof);
+        (address signer, , ) = ECDSA.tryRecover(keyAuthorizationDigest(msg.sender, key, capPerEpoch), proof);
         if (signer != key) revert InvalidKeyProof(key, signer);
         entry.account = msg.sender;
-        entry.revokedFromEpoch = NOT_REVOKED;
-        emit ClientKeyAuthorized(msg.sender, key);
+        entry.capPerEpoch = capPerEpoch;
+        emit ClientKeyAuthorized(msg.sender, key, capPerEpoch);
     }
 
-    /// @notice Stops `key` from signing for the caller from the next epoch on. Receipts for the
-    /// current and earlier epochs stay payable, so relays are paid for traffic already carried.
+    /// @notice Changes how many bytes `key` may lock per epoch, from the next lock on.
+    /// @param key A key the caller authorised and did not revoke.
+    /// @param capPerEpoch The new cap (non-zero).
+    function setClientKeyCap(address key, uint128 capPerEpoch) external {
+        ClientKey storage entry = _ownKey(key);
+        if (capPerEpoch == 0) revert ZeroAmount();
+        entry.capPerEpoch = capPerEpoch;
+        emit ClientKeyCapChanged(msg.sender, key, capPerEpoch);
+    }
+
+    /// @notice Stops `key` from opening locks for the caller, at once. Locks it opened earlier stay
+    /// payable by receipts (relays already served against them), so revoking cannot cheat a relay.
     /// @param key A key the caller authorised.
     function revokeClientKey(address key) external {
-        ClientKey storage entry = clientKeys[key];
-        if (entry.account != msg.sender) revert NotKeyAccount(key, entry.account, msg.sender);
-        if (entry.revokedFromEpoch != NOT_REVOKED) revert KeyAlreadyRevoked(key, entry.revokedFromEpoch);
-        uint64 fromEpoch = IEpochClock(epochRewards).currentEpoch() + 1;
-        entry.revokedFromEpoch = fromEpoch;
-        emit ClientKeyRevoked(msg.sender, key, fromEpoch);
+        ClientKey storage entry = _ownKey(key);
+        entry.revoked = true;
+        emit ClientKeyRevoked(msg.sender, key);
+    }
+
+    /// @notice Locks `bytes_` of the caller's free credit for `relayer` until `expiresEpoch`; adds to
+    /// an existing lock (whose expiry only ever moves later).
+    /// @param relayer The relay (operator address) that may be paid from the lock.
+    /// @param bytes_ Bytes to lock.
+    /// @param expiresEpoch Last epoch whose receipts the lock pays, at most MAX_LOCK_EPOCHS ahead.
+    function lock(address relayer, uint128 bytes_, uint64 expiresEpoch) external {
+        bytes memory reason = _lock(msg.sender, address(0), relayer, bytes_, expiresEpoch);
+        if (reason.length != 0) {
+            assembly ("memory-safe") {
+                revert(add(reason, 32), mload(reason))
+            }
+        }
+    }
+
+    /// @notice Opens the locks that client keys signed. Anyone may call (relays batch the requests
+    /// of their payers). A request that fails is skipped with `LockRejected`; the rest go through.
+    /// @param requests Lock requests, each signed by an authorised, unrevoked client key.
+    /// @return opened Number of requests that locked credit.
+    function openLocks(LockRequest[] calldata requests) external returns (uint256 opened) {
+        for (uint256 i; i < requests.length; ++i) {
+            LockRequest calldata q = requests[i];
+            bytes memory reason = _lockFromRequest(q);
+            if (reason.length == 0) ++opened;
+            else emit LockRejected(q.key, q.relayer, q.nonce, reason);
+        }
+    }
+
+    /// @notice Returns what is left of `account`'s lock for `relayer` to its free credit, once
+    /// receipts for the lock's last epoch can no longer be submitted. Anyone may call.
+    /// @param account The account that locked.
+    /// @param relayer The relay it locked for.
+    function releaseLock(address account, address relayer) external {
+        Lock storage l = _locks[account][relayer];
+        uint256 bytesLeft = l.bytesLeft;
+        if (bytesLeft == 0) revert NothingLocked(account, relayer);
+        IEpochClock clock = IEpochClock(epochRewards);
+        uint64 current = clock.currentEpoch();
+        uint64 deadline = clock.receiptDeadline(l.expiresEpoch);
+        if (current <= deadline) revert LockNotReleasable(account, relayer, current, deadline);
+        uint256 value = l.escrow;
+        l.bytesLeft = 0;
+        l.escrow = 0;
+        Credit storage c = creditOf[account];
+        c.bytesLeft += uint128(bytesLeft);
+        c.escrow += uint128(value);
+        emit LockReleased(account, relayer, bytesLeft, value);
     }
 
     // ---------------------------------------------------------------- EpochRewards
 
-    /// @notice Consumes `bytesUsed` of the credit behind `key` for a receipt of `relayer` in `epoch`.
-    /// Only EpochRewards. Reverts, changing nothing, if the key is unknown or revoked for `epoch`
-    /// or the credit is short.
-    /// @param key Client key that signed the receipt.
+    /// @notice Pays `relayer` from the lock of `key`'s account for a receipt of `epoch` carrying the
+    /// channel's cumulative `cells` and `bytes_`: the part above what the channel already paid, at
+    /// most what the lock holds. Only EpochRewards. Reverts, changing nothing, if nothing is payable.
+    /// @param key Client key that signed the receipt (revoked keys still pay their locks).
     /// @param relayer Relayer paid by the receipt.
     /// @param epoch Epoch of the receipt.
-    /// @param bytesUsed Bytes to consume (the receipt's bytes divided by its hop count).
-    /// @return value X0T released for those bytes; it waits in `unsettled` until `settle`.
-    function consume(address key, address relayer, uint64 epoch, uint256 bytesUsed) external returns (uint256 value) {
+    /// @param cells Cumulative cells of the channel, as signed.
+    /// @param bytes_ Cumulative bytes of the channel, as signed.
+    /// @return newCells Cells newly paid (pro rata when the lock could pay only part).
+    /// @return value X0T released for the newly paid bytes; EpochRewards settles it.
+    function consume(
+        address key,
+        address relayer,
+        uint64 epoch,
+        uint64 cells,
+        uint96 bytes_
+    ) external returns (uint256 newCells, uint256 value) {
         if (msg.sender != epochRewards) revert OnlyEpochRewards(msg.sender);
-        ClientKey memory entry = clientKeys[key];
-        if (entry.account == address(0)) revert UnknownClientKey(key);
-        if (epoch >= entry.revokedFromEpoch) revert KeyRevoked(key, entry.revokedFromEpoch, epoch);
-        Credit storage credit = creditOf[entry.account];
-        uint256 bytesLeft = credit.bytesLeft;
-        if (bytesUsed == 0) revert ZeroAmount();
-        if (bytesUsed > bytesLeft) revert InsufficientCredit(entry.account, bytesLeft, bytesUsed);
-        uint256 escrow = credit.escrow;
-        value = bytesUsed == bytesLeft ? escrow : (escrow * bytesUsed) / bytesLeft;
-        credit.bytesLeft = uint128(bytesLeft - bytesUsed);
-        credit.escrow = uint128(escrow - value);
-        unsettled += value;
-        emit CreditConsumed(entry.account, relayer, epoch, key, bytesUsed, value);
+        address account = clientKeys[key].account;
+        if (account == address(0)) revert UnknownClientKey(key);
+        Lock storage l = _locks[account][relayer];
+        uint256 paid;
+        (paid, newCells, value) = _pay(l, account, relayer, epoch, cells, bytes_);
+        emit CreditConsumed(account, relayer, epoch, key, newCells, paid, value);
     }
 
-    /// @notice Burns consumed credit and sends the treasury its share. Anyone may call;
-    /// EpochRewards calls it after every batch.
-    function settle() external {
-        uint256 amount = unsettled;
-        if (amount == 0) return;
-        uint256 toTreasury = (amount * treasuryShareBps) / BPS;
-        uint256 burned = amount - toTreasury;
-        unsettled = 0;
+    /// @notice Burns `value` of consumed credit except `toTreasury`, which goes to the treasury.
+    /// Only EpochRewards, after each batch, for what the batch consumed.
+    /// @param value X0T consumed.
+    /// @param toTreasury The treasury's part of it.
+    function settle(uint256 value, uint256 toTreasury) external {
+        if (msg.sender != epochRewards) revert OnlyEpochRewards(msg.sender);
+        uint256 burned = value - toTreasury;
         emit CreditSettled(burned, toTreasury);
-        ERC20Burnable(address(token)).burn(burned);
+        if (burned != 0) ERC20Burnable(address(token)).burn(burned);
         if (toTreasury != 0) token.safeTransfer(treasury, toTreasury);
     }
 
@@ -227,12 +329,6 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @param pricePerGB_ X0T wei per 1e9 bytes (non-zero).
     function setPricePerGB(uint256 pricePerGB_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setPrice(pricePerGB_);
-    }
-
-    /// @notice Sets the treasury share of consumed credit. Governance only.
-    /// @param bps Basis points, at most MAX_TREASURY_SHARE_BPS.
-    function setTreasuryShareBps(uint16 bps) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _setTreasuryShare(bps);
     }
 
     /// @notice Sets the treasury. Governance only.
@@ -251,9 +347,29 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- views
 
-    /// @notice EIP-712 digest a client key signs to be authorised for `account`.
-    function keyAuthorizationDigest(address account, address key) external view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(KEY_AUTHORIZATION_TYPEHASH, account, key)));
+    /// @notice `account`'s lock for `relayer`.
+    function lockOf(address account, address relayer) external view returns (Lock memory) {
+        return _locks[account][relayer];
+    }
+
+    /// @notice True if `key` has used lock nonce `nonce`.
+    function nonceUsed(address key, uint256 nonce) external view returns (bool) {
+        return (_usedNonces[key][nonce >> 8] >> (nonce & 0xff)) & 1 == 1;
+    }
+
+    /// @notice EIP-712 digest a client key signs to be authorised for `account` with `capPerEpoch`.
+    function keyAuthorizationDigest(address account, address key, uint128 capPerEpoch) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(KEY_AUTHORIZATION_TYPEHASH, account, key, capPerEpoch)));
+    }
+
+    /// @notice EIP-712 digest of a lock request, as a client key signs it.
+    function lockDigest(
+        address relayer,
+        uint128 bytes_,
+        uint64 expiresEpoch,
+        uint256 nonce
+    ) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(LOCK_TYPEHASH, relayer, bytes_, expiresEpoch, nonce)));
     }
 
     // ---------------------------------------------------------------- internals
@@ -274,16 +390,97 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         emit CreditPurchased(msg.sender, paid, bytesBought, price);
     }
 
+    function _ownKey(address key) private view returns (ClientKey storage entry) {
+        entry = clientKeys[key];
+        if (entry.account != msg.sender) revert NotKeyAccount(key, entry.account, msg.sender);
+        if (entry.revoked) revert KeyAlreadyRevoked(key);
+    }
+
+    /// @dev Checks a signed request and its key's cap, then locks. Returns the custom error that
+    /// refused it, or nothing. Nonce and cap are spent only when the lock succeeds.
+    function _lockFromRequest(LockRequest calldata q) private returns (bytes memory) {
+        ClientKey storage entry = clientKeys[q.key];
+        address account = entry.account;
+        if (account == address(0)) return abi.encodeWithSelector(UnknownClientKey.selector, q.key);
+        if (entry.revoked) return abi.encodeWithSelector(KeyRevoked.selector, q.key);
+        uint256 word = q.nonce >> 8;
+        uint256 bit = 1 << (q.nonce & 0xff);
+        uint256 bits = _usedNonces[q.key][word];
+        if (bits & bit != 0) return abi.encodeWithSelector(NonceUsed.selector, q.key, q.nonce);
+        (address recovered, , ) = ECDSA.tryRecover(lockDigest(q.relayer, q.bytes_, q.expiresEpoch, q.nonce), q.r, q.vs);
+        if (recovered != q.key) return abi.encodeWithSelector(InvalidLockSignature.selector, q.key, recovered);
+        uint64 current = IEpochClock(epochRewards).currentEpoch();
+        uint256 spent = entry.spendEpoch == current ? entry.spentInEpoch : 0;
+        if (spent + q.bytes_ > entry.capPerEpoch)
+            return abi.encodeWithSelector(KeyCapExceeded.selector, q.key, spent, q.bytes_, entry.capPerEpoch);
+        bytes memory reason = _lock(account, q.key, q.relayer, q.bytes_, q.expiresEpoch);
+        if (reason.length != 0) return reason;
+        _usedNonces[q.key][word] = bits | bit;
+        entry.spendEpoch = current;
+        entry.spentInEpoch = uint128(spent + q.bytes_);
+        return "";
+    }
+
+    /// @dev Moves `bytes_` and their escrow from `account`'s free credit into its lock for `relayer`.
+    function _lock(
+        address account,
+        address key,
+        address relayer,
+        uint128 bytes_,
+        uint64 expiresEpoch
+    ) private returns (bytes memory) {
+        if (relayer == address(0)) return abi.encodeWithSelector(ZeroAddress.selector);
+        if (bytes_ == 0) return abi.encodeWithSelector(ZeroAmount.selector);
+        uint64 current = IEpochClock(epochRewards).currentEpoch();
+        uint64 latest = current + MAX_LOCK_EPOCHS;
+        if (expiresEpoch < current || expiresEpoch > latest)
+            return abi.encodeWithSelector(InvalidExpiry.selector, expiresEpoch, current, latest);
+        Credit storage c = creditOf[account];
+        Credit memory free = c;
+        if (bytes_ > free.bytesLeft)
+            return abi.encodeWithSelector(InsufficientCredit.selector, account, free.bytesLeft, bytes_);
+        uint128 value = bytes_ == free.bytesLeft
+            ? free.escrow
+            : uint128((uint256(free.escrow) * bytes_) / free.bytesLeft);
+        c.bytesLeft = free.bytesLeft - bytes_;
+        c.escrow = free.escrow - value;
+        Lock storage l = _locks[account][relayer];
+        l.bytesLeft += bytes_;
+        l.escrow += value;
+        if (expiresEpoch > l.expiresEpoch) l.expiresEpoch = expiresEpoch;
+        emit CreditLocked(account, relayer, key, bytes_, value, l.expiresEpoch);
+        return "";
+    }
+
+    /// @dev Pays the part of cumulative (`cells`, `bytes_`) above what `l` already paid, at most
+    /// what it holds; cells are paid in the same proportion as bytes.
+    function _pay(
+        Lock storage l,
+        address account,
+        address relayer,
+        uint64 epoch,
+        uint64 cells,
+        uint96 bytes_
+    ) private returns (uint256 paid, uint256 newCells, uint256 value) {
+        Lock memory m = l;
+        if (epoch > m.expiresEpoch) revert LockExpired(account, relayer, epoch, m.expiresEpoch);
+        if (bytes_ <= m.bytesPaid) revert NothingNewToPay(account, relayer, cells, m.bytesPaid);
+        uint256 due = bytes_ - m.bytesPaid;
+        if (m.bytesLeft == 0) revert InsufficientCredit(account, 0, due);
+        uint256 dueCells = cells > m.cellsPaid ? cells - m.cellsPaid : 0;
+        paid = due < m.bytesLeft ? due : m.bytesLeft;
+        newCells = paid == due ? dueCells : (dueCells * paid) / due;
+        value = paid == m.bytesLeft ? m.escrow : (uint256(m.escrow) * paid) / m.bytesLeft;
+        l.bytesLeft = uint128(m.bytesLeft - paid);
+        l.escrow = uint128(m.escrow - value);
+        l.bytesPaid = uint96(m.bytesPaid + paid);
+        l.cellsPaid = uint64(m.cellsPaid + newCells);
+    }
+
     function _setPrice(uint256 pricePerGB_) private {
         if (pricePerGB_ == 0) revert ZeroAmount();
         emit PriceChanged(pricePerGB, pricePerGB_);
         pricePerGB = pricePerGB_;
-    }
-
-    function _setTreasuryShare(uint16 bps) private {
-        if (bps > MAX_TREASURY_SHARE_BPS) revert TreasuryShareTooHigh(bps, MAX_TREASURY_SHARE_BPS);
-        emit TreasuryShareChanged(treasuryShareBps, bps);
-        treasuryShareBps = bps;
     }
 
     function _setTreasury(address treasury_) private {

@@ -12,34 +12,36 @@ import {RewardMath} from "./libraries/RewardMath.sol";
 import {X0T} from "./X0T.sol";
 
 /// @title EpochRewards: relay rewards minted from payer-signed receipts, epoch by epoch
-/// @notice Time is cut into epochs (an hour by default). After an epoch ends, each active relayer
-/// submits the receipts its payers signed for that epoch, within `submissionWindow` epochs. A
-/// receipt is an EIP-712 signature by a payer's client key over
-/// Receipt(relayer, epoch, cumulative cells, cell size, hops); accepting it consumes
-/// cells * cellSize / hops bytes of the payer's credit (a GB through 3 hops costs 1 GB in all).
-/// Each cell earns `rewardPerCell`, capped at the X0T the payer released for the receipt; a relayer
-/// whose uptime for the epoch k other active relayers attest at >= 99% earns `uptimeBonusBps` more,
-/// under the same cap. Once the window closes, rewards are minted on claim; if the epoch's total
-/// exceeds its pool, every relayer is paid pro rata.
-/// @dev Receipts are cumulative per (relayer, epoch, client key, hops): the relayer submits only the
-/// latest, and each counts once. Within and across a relayer's batches for an epoch, receipts must
-/// ascend strictly by (key, hops), which rejects replays with no storage per receipt.
-/// What the payer controls (signature, key, credit, signed fields) rejects only that receipt,
-/// with `ReceiptRejected` carrying the custom error; what the relayer controls (caller, epoch,
-/// order) reverts the batch.
+/// @notice Time is cut into epochs (an hour by default). After an epoch ends, each relayer that was
+/// active in it submits its payers' latest receipts for it, within the epoch's submission window.
+/// A receipt is an EIP-712 signature by a payer's client key over Receipt(relayer, epoch, cells,
+/// bytes), the cumulative cells carried and bytes owed on the payer's channel with that relayer;
+/// BandwidthCredit pays the new part from the payer's lock for that relayer (see there).
+/// A receipt earns min(new cells * rewardPerCell, relayShare of the X0T its payer released); a
+/// relayer whose uptime in the epoch at least k other relayers, registered before it started,
+/// attest at >= 99% of their probes earns `uptimeBonusBps` more on both terms. The rest of the
+/// payer's X0T is burned, `treasuryShareBps` of it to the treasury, and relayShare * (1 + bonus)
+/// + treasuryShare <= 100%: a relayer paying itself always loses, and no receipt adds to supply.
+/// Once the window closes, rewards are minted on claim, pro rata if the epoch's total exceeds its pool.
+/// @dev Every governed value (rewards, shares, pool, window, epoch length) is fixed per epoch: a
+/// change applies from the next epoch, so it never re-opens, re-prices or strands an epoch already
+/// begun. Eras record the changes; lookups are binary searches over them.
+/// What the payer controls (signature, key, lock) rejects only that receipt, with
+/// `ReceiptRejected` carrying the custom error; what the relayer controls (caller, epoch) reverts.
 /// Roles: DEFAULT_ADMIN_ROLE (the governance timelock) sets the parameters. This contract must hold
 /// X0T's MINTER_ROLE and be BandwidthCredit's `epochRewards`.
 contract EpochRewards is IEpochClock, AccessControl, EIP712 {
-    /// @notice EIP-712 type of a payer receipt.
-    bytes32 public constant RECEIPT_TYPEHASH = keccak256(
-        "Receipt(address relayer,uint64 epoch,uint64 cells,uint16 cellSize,uint8 hops)"
-    );
-    /// @notice EIP-712 type of an uptime attestation by another relayer's signer.
-    bytes32 public constant UPTIME_TYPEHASH = keccak256("Uptime(address relayer,uint64 epoch,uint16 uptimeBps)");
-    /// @notice Most hops a circuit may have.
-    uint8 public constant MAX_HOPS = 8;
+    /// @notice EIP-712 type of a payer receipt (cells and bytes are cumulative per payer channel).
+    bytes32 public constant RECEIPT_TYPEHASH =
+        keccak256("Receipt(address relayer,uint64 epoch,uint64 cells,uint96 bytes)");
+    /// @notice EIP-712 type of an uptime attestation by another relayer's signer: it sent `probes`
+    /// probes to `relayer` during `epoch`, `answered` were answered; `measurements` commits to its log.
+    bytes32 public constant UPTIME_TYPEHASH =
+        keccak256("Uptime(address relayer,uint64 epoch,uint32 probes,uint32 answered,bytes32 measurements)");
     /// @notice Uptime an attestation must state for the bonus (99%).
     uint16 public constant MIN_UPTIME_BPS = 9_900;
+    /// @notice Fewest probes an attestation must rest on.
+    uint32 public constant MIN_PROBES = 100;
     /// @notice Highest uptime bonus governance may set (50%).
     uint16 public constant MAX_UPTIME_BONUS_BPS = 5_000;
     /// @notice Shortest and longest epoch governance may set.
@@ -49,56 +51,54 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     uint16 public constant MAX_SUBMISSION_WINDOW = 168;
     /// @notice Most attestations governance may require.
     uint16 public constant MAX_MIN_ATTESTATIONS = 32;
+    uint16 private constant BPS = 10_000;
 
-    /// @notice A receipt as submitted: the payer's client key, the signed counts, and the
-    /// EIP-2098 compact signature.
+    /// @notice A receipt as submitted: the payer's client key, the signed cumulative counts, and
+    /// the EIP-2098 compact signature.
     struct Receipt {
         address key;
         uint64 cells;
-        uint16 cellSize;
-        uint8 hops;
+        uint96 bytes_;
         bytes32 r;
         bytes32 vs;
     }
 
-    /// @notice An uptime attestation: the attesting relayer's signer, the uptime it states, its signature.
+    /// @notice An uptime attestation: the attesting relayer's signer, its measurements, its signature.
     struct Attestation {
         address signer;
-        uint16 uptimeBps;
+        uint32 probes;
+        uint32 answered;
+        bytes32 measurements;
         bytes32 r;
         bytes32 vs;
     }
 
-    /// @notice Governed reward parameters, one storage slot.
+    /// @notice Governed parameters, one storage slot.
     struct Params {
-        uint96 rewardPerCell; // X0T wei per cell
+        uint80 rewardPerCell; // X0T wei per cell
         uint96 poolPerEpoch; // most X0T minted per epoch
-        uint16 uptimeBonusBps;
+        uint16 relayShareBps; // share of a payer's X0T a receipt may earn without the bonus
+        uint16 uptimeBonusBps; // added to both terms with attested uptime
+        uint16 treasuryShareBps; // share of a payer's X0T sent to the treasury
         uint16 minAttestations; // k
+        uint16 submissionWindow; // epochs after an epoch ends during which it takes receipts
     }
 
-    /// @notice A relayer's account for one epoch. The first slot is all a claim touches.
+    /// @notice From epoch `fromEpoch`, starting at `startTime`, epochs last `length` seconds and
+    /// follow `params`.
+    struct Era {
+        uint64 fromEpoch;
+        uint64 startTime;
+        uint64 length;
+        Params params;
+    }
+
+    /// @notice A relayer's account for one epoch, one storage slot.
     struct RelayerEpoch {
         uint112 base; // capped rewards of accepted receipts
         uint112 boosted; // the same with the uptime bonus, capped likewise
         bool uptimeBonus;
         bool claimed;
-        uint168 lastSortKey; // (key << 8 | hops) of the last receipt submitted
-    }
-
-    /// @notice An epoch's totals.
-    struct EpochTotals {
-        uint128 claimable; // sum over relayers of boosted (with bonus) or base
-        uint96 pool; // poolPerEpoch when the epoch first took a submission
-    }
-
-    /// @notice Epoch schedule, one storage slot: epoch `anchorEpoch` starts at `anchorTime`, epochs
-    /// last `length` seconds, and an epoch takes receipts for `submissionWindow` epochs after it ends.
-    struct Schedule {
-        uint64 anchorEpoch;
-        uint64 anchorTime;
-        uint64 length;
-        uint16 submissionWindow;
     }
 
     /// @notice The token minted as rewards.
@@ -108,13 +108,9 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     /// @notice The registry of relayers.
     IRelayerRegistry public immutable registry;
 
-    /// @notice Governed parameters.
-    Params public params;
-    /// @notice Current epoch schedule.
-    Schedule public schedule;
-
+    Era[] private _eras;
     mapping(uint64 epoch => mapping(address relayer => RelayerEpoch)) private _relayerEpochs;
-    mapping(uint64 epoch => EpochTotals) private _epochs;
+    mapping(uint64 epoch => uint256 claimable) private _claimable;
 
     /// @notice A receipt was refused; `reason` is the ABI-encoded custom error.
     event ReceiptRejected(uint64 indexed epoch, address indexed relayer, address indexed key, bytes reason);
@@ -131,36 +127,26 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     event UptimeAttested(uint64 indexed epoch, address indexed relayer, address[] attesters);
     /// @notice `amount` X0T was minted to `relayer` for `epoch`.
     event RewardClaimed(uint64 indexed epoch, address indexed relayer, uint256 amount);
-    /// @notice Governance changed the parameters.
-    event ParamsChanged(Params previous, Params current);
-    /// @notice Governance changed the epoch length; it applies from `fromEpoch`, starting at `startsAt`.
-    event EpochLengthChanged(uint64 fromEpoch, uint64 startsAt, uint64 previousLength, uint64 newLength);
-    /// @notice Governance changed the submission window (in epochs).
-    event SubmissionWindowChanged(uint16 previous, uint16 current);
+    /// @notice Governance scheduled new parameters and epoch length from `fromEpoch` (starting at `startTime`).
+    event EraScheduled(uint64 indexed fromEpoch, uint64 startTime, uint64 length, Params params);
 
     error ZeroAddress();
     error NotRelayerOrSigner(address relayer, address caller);
-    error RelayerNotActive(address relayer);
+    error RelayerNotActive(address relayer, uint64 epoch);
     error EpochNotOpen(uint64 epoch, uint64 currentEpoch);
     error EpochNotFinal(uint64 epoch, uint64 currentEpoch);
     error EmptyBatch();
-    error ReceiptReplayed(address key, uint8 hops);
-    error ReceiptsNotAscending(uint168 previousSortKey, uint168 sortKey);
-    error InvalidHops(uint8 hops, uint8 max);
-    error InvalidCellSize(uint16 cellSize);
-    error ReceiptTooSmall(uint64 cells, uint16 cellSize, uint8 hops);
     error InvalidReceiptSignature(address key, address recovered);
     error UptimeAlreadyAttested(uint64 epoch, address relayer);
     error NotEnoughAttestations(uint256 count, uint256 required);
     error AttestersNotAscending(address previous, address signer);
-    error UptimeOutOfRange(address signer, uint16 uptimeBps, uint16 min);
+    error UptimeBelowMinimum(address signer, uint32 probes, uint32 answered);
     error InvalidAttester(address signer);
     error InvalidAttestationSignature(address signer, address recovered);
     error AlreadyClaimed(uint64 epoch, address relayer);
     error NothingToClaim(uint64 epoch, address relayer);
     error InvalidParams(Params params);
     error InvalidEpochLength(uint64 length);
-    error InvalidSubmissionWindow(uint16 window, uint16 max);
 
     /// @param token_ X0T (this contract needs its MINTER_ROLE).
     /// @param credit_ BandwidthCredit (its `epochRewards` must be this contract).
@@ -168,15 +154,13 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     /// @param admin Holder of DEFAULT_ADMIN_ROLE (governance).
     /// @param params_ Initial parameters.
     /// @param epochLength Initial epoch length in seconds; epoch 0 starts at deployment.
-    /// @param submissionWindow Epochs after an epoch during which it takes receipts (1..168).
     constructor(
         X0T token_,
         BandwidthCredit credit_,
         IRelayerRegistry registry_,
         address admin,
         Params memory params_,
-        uint64 epochLength,
-        uint16 submissionWindow
+        uint64 epochLength
     ) EIP712("x0tta6bl4 EpochRewards", "1") {
         if (
             address(token_) == address(0) ||
@@ -188,82 +172,84 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
         credit = credit_;
         registry = registry_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _setParams(params_);
-        if (epochLength < MIN_EPOCH_LENGTH || epochLength > MAX_EPOCH_LENGTH) revert InvalidEpochLength(epochLength);
-        schedule = Schedule(0, uint64(block.timestamp), epochLength, 0);
-        emit EpochLengthChanged(0, uint64(block.timestamp), 0, epochLength);
-        _setSubmissionWindow(submissionWindow);
+        _checkParams(params_);
+        _checkLength(epochLength);
+        Era memory first = Era(0, uint64(block.timestamp), epochLength, params_);
+        _eras.push(first);
+        emit EraScheduled(0, first.startTime, epochLength, params_);
     }
 
     // ---------------------------------------------------------------- relayers
 
     /// @notice Submits receipts for a finished epoch. Caller: the relayer (operator) or its node's
-    /// signer; the relayer must be active. Receipts must ascend strictly by (key, hops), also
-    /// across batches for the same epoch. Bad receipts are skipped with `ReceiptRejected`.
+    /// signer; the relayer must have been active at the epoch's end under that epoch's rules.
+    /// Bad receipts are skipped with `ReceiptRejected`; a receipt that paid nothing new may be sent
+    /// again later (after a top-up of the lock it pays the rest).
     /// @param relayer The relayer (operator address) the receipts pay.
-    /// @param epoch The epoch they belong to; it must have ended less than `submissionWindow` epochs ago.
-    /// @param receipts The receipts.
+    /// @param epoch The epoch they belong to; it must have ended, within its submission window.
+    /// @param receipts The receipts, one per payer key (any order).
     function submitReceipts(address relayer, uint64 epoch, Receipt[] calldata receipts) external {
-        _checkCaller(relayer);
-        _checkOpen(epoch);
+        Era memory era = _checkSubmission(relayer, epoch);
         if (receipts.length == 0) revert EmptyBatch();
-        Params memory p = params;
-        RelayerEpoch storage account = _relayerEpochs[epoch][relayer];
-        Batch memory batch = Batch(account.lastSortKey, 0, 0, 0);
+        Params memory p = era.params;
+        uint256 base;
+        uint256 boosted;
+        uint256 value;
+        uint256 rejected;
         for (uint256 i; i < receipts.length; ++i) {
-            _process(relayer, epoch, receipts[i], p, batch);
+            Receipt calldata receipt = receipts[i];
+            (bytes memory reason, uint256 newCells, uint256 released) = _accept(relayer, epoch, receipt);
+            if (reason.length != 0) {
+                ++rejected;
+                emit ReceiptRejected(epoch, relayer, receipt.key, reason);
+                continue;
+            }
+            (uint256 b, uint256 bb) = RewardMath.receiptReward(
+                newCells,
+                p.rewardPerCell,
+                p.relayShareBps,
+                p.uptimeBonusBps,
+                released
+            );
+            base += b;
+            boosted += bb;
+            value += released;
         }
-        account.lastSortKey = batch.lastSortKey;
-        if (batch.base != 0 || batch.boosted != 0) {
-            account.base += SafeCast.toUint112(batch.base);
-            account.boosted += SafeCast.toUint112(batch.boosted);
-            EpochTotals storage totals = _openTotals(epoch, p);
-            totals.claimable += SafeCast.toUint128(account.uptimeBonus ? batch.boosted : batch.base);
+        RelayerEpoch storage account = _relayerEpochs[epoch][relayer];
+        if (value != 0) {
+            account.base += SafeCast.toUint112(base);
+            account.boosted += SafeCast.toUint112(boosted);
+            _claimable[epoch] += account.uptimeBonus ? boosted : base;
         }
-        emit ReceiptsSubmitted(
-            epoch,
-            relayer,
-            receipts.length - batch.rejected,
-            batch.rejected,
-            batch.base,
-            batch.boosted
-        );
-        credit.settle();
+        emit ReceiptsSubmitted(epoch, relayer, receipts.length - rejected, rejected, base, boosted);
+        if (value != 0) credit.settle(value, (value * p.treasuryShareBps) / BPS);
     }
 
-    /// @notice Records that at least `minAttestations` other active relayers attest `relayer`'s
-    /// uptime for `epoch` at >= 99%, which pays it the uptime bonus. Same caller and window rules
-    /// as `submitReceipts`; attestations must ascend strictly by signer.
+    /// @notice Records that at least `minAttestations` other relayers, registered and active before
+    /// `epoch` started, measured `relayer` up for >= 99% of at least MIN_PROBES probes in `epoch`,
+    /// which pays it the uptime bonus. Same caller and window rules as `submitReceipts`;
+    /// attestations must ascend strictly by signer.
     /// @param relayer The attested relayer.
     /// @param epoch The epoch attested.
-    /// @param attestations Signatures of other relayers' signers over Uptime(relayer, epoch, uptimeBps).
+    /// @param attestations Signatures of other relayers' signers over their Uptime measurements.
     function submitUptime(address relayer, uint64 epoch, Attestation[] calldata attestations) external {
-        _checkCaller(relayer);
-        _checkOpen(epoch);
+        Era memory era = _checkSubmission(relayer, epoch);
         RelayerEpoch storage account = _relayerEpochs[epoch][relayer];
         if (account.uptimeBonus) revert UptimeAlreadyAttested(epoch, relayer);
-        Params memory p = params;
-        if (attestations.length < p.minAttestations)
-            revert NotEnoughAttestations(attestations.length, p.minAttestations);
+        uint256 k = era.params.minAttestations;
+        if (attestations.length < k) revert NotEnoughAttestations(attestations.length, k);
+        uint256 startedAt = _startOf(era, epoch);
         address[] memory signers = new address[](attestations.length);
         address previous;
         for (uint256 i; i < attestations.length; ++i) {
             Attestation calldata a = attestations[i];
             if (a.signer <= previous) revert AttestersNotAscending(previous, a.signer);
             previous = a.signer;
-            if (a.uptimeBps < MIN_UPTIME_BPS || a.uptimeBps > RewardMath.BPS)
-                revert UptimeOutOfRange(a.signer, a.uptimeBps, MIN_UPTIME_BPS);
-            address attester = registry.operatorOf(a.signer);
-            if (attester == address(0) || attester == relayer || !registry.isActive(attester))
-                revert InvalidAttester(a.signer);
-            bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(UPTIME_TYPEHASH, relayer, epoch, a.uptimeBps)));
-            (address recovered, , ) = ECDSA.tryRecover(digest, a.r, a.vs);
-            if (recovered != a.signer) revert InvalidAttestationSignature(a.signer, recovered);
+            _checkAttestation(relayer, epoch, startedAt, a);
             signers[i] = a.signer;
         }
         account.uptimeBonus = true;
-        EpochTotals storage totals = _openTotals(epoch, p);
-        totals.claimable += account.boosted - account.base;
+        _claimable[epoch] += account.boosted - account.base;
         emit UptimeAttested(epoch, relayer, signers);
     }
 
@@ -274,17 +260,16 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     /// @return total X0T minted.
     function claim(address relayer, uint64[] calldata epochs) external returns (uint256 total) {
         uint64 current = currentEpoch();
-        uint64 window = schedule.submissionWindow;
         for (uint256 i; i < epochs.length; ++i) {
             uint64 epoch = epochs[i];
-            if (uint256(epoch) + window >= current) revert EpochNotFinal(epoch, current);
+            Era memory era = _eraOf(epoch);
+            if (uint256(epoch) + era.params.submissionWindow >= current) revert EpochNotFinal(epoch, current);
             RelayerEpoch storage account = _relayerEpochs[epoch][relayer];
             if (account.claimed) revert AlreadyClaimed(epoch, relayer);
             uint256 claimable = account.uptimeBonus ? account.boosted : account.base;
             if (claimable == 0) revert NothingToClaim(epoch, relayer);
             account.claimed = true;
-            EpochTotals memory totals = _epochs[epoch];
-            uint256 reward = RewardMath.poolShare(claimable, totals.claimable, totals.pool);
+            uint256 reward = RewardMath.poolShare(claimable, _claimable[epoch], era.params.poolPerEpoch);
             total += reward;
             emit RewardClaimed(epoch, relayer, reward);
         }
@@ -293,29 +278,25 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
 
     // ---------------------------------------------------------------- governance
 
-    /// @notice Sets the reward parameters for batches submitted from now on. Governance only.
-    /// @param params_ rewardPerCell, poolPerEpoch (non-zero), uptimeBonusBps (<= 50%),
-    /// minAttestations (1..32).
+    /// @notice Sets the parameters from the next epoch on. Governance only.
+    /// @param params_ rewardPerCell; poolPerEpoch (non-zero); relayShareBps (non-zero) and
+    /// uptimeBonusBps (<= 50%) with relayShare * (1 + bonus) + treasuryShare <= 100%;
+    /// minAttestations (1..32); submissionWindow (1..168 epochs).
     function setParams(Params calldata params_) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _setParams(params_);
+        _checkParams(params_);
+        Era memory next = _eras[_eras.length - 1];
+        next.params = params_;
+        _schedule(next);
     }
 
     /// @notice Sets the epoch length from the next epoch on; epoch numbers stay continuous.
     /// Governance only.
     /// @param length Seconds, MIN_EPOCH_LENGTH..MAX_EPOCH_LENGTH.
     function setEpochLength(uint64 length) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (length < MIN_EPOCH_LENGTH || length > MAX_EPOCH_LENGTH) revert InvalidEpochLength(length);
-        (uint64 epoch, uint64 endsAt) = currentEpochEnd();
-        Schedule storage s = schedule;
-        emit EpochLengthChanged(epoch + 1, endsAt, s.length, length);
-        (s.anchorEpoch, s.anchorTime, s.length) = (epoch + 1, endsAt, length);
-    }
-
-    /// @notice Sets how many epochs after its end an epoch takes receipts and uptime; claims open
-    /// after that. Governance only.
-    /// @param window Epochs, 1..MAX_SUBMISSION_WINDOW.
-    function setSubmissionWindow(uint16 window) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _setSubmissionWindow(window);
+        _checkLength(length);
+        Era memory next = _eras[_eras.length - 1];
+        next.length = length;
+        _schedule(next);
     }
 
     // ---------------------------------------------------------------- views
@@ -327,11 +308,28 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
 
     /// @notice The current epoch and the time it ends.
     function currentEpochEnd() public view returns (uint64 epoch, uint64 endsAt) {
-        Schedule memory s = schedule;
-        if (block.timestamp < s.anchorTime) return (s.anchorEpoch - 1, s.anchorTime);
-        uint64 elapsed = (uint64(block.timestamp) - s.anchorTime) / s.length;
-        epoch = s.anchorEpoch + elapsed;
-        endsAt = s.anchorTime + (elapsed + 1) * s.length;
+        uint256 n = _eras.length;
+        Era storage era = _eras[n - 1];
+        if (block.timestamp < era.startTime) era = _eras[n - 2]; // at most one era is pending
+        uint64 elapsed = (uint64(block.timestamp) - era.startTime) / era.length;
+        epoch = era.fromEpoch + elapsed;
+        endsAt = era.startTime + (elapsed + 1) * era.length;
+    }
+
+    /// @inheritdoc IEpochClock
+    function receiptDeadline(uint64 epoch) external view returns (uint64) {
+        return epoch + _eraOf(epoch).params.submissionWindow;
+    }
+
+    /// @notice The rules and timing of `epoch`: its era, and when it starts.
+    function epochInfo(uint64 epoch) external view returns (Era memory era, uint64 startsAt) {
+        era = _eraOf(epoch);
+        startsAt = uint64(_startOf(era, epoch));
+    }
+
+    /// @notice The current parameters (those of the latest era, which may start next epoch).
+    function params() external view returns (Params memory) {
+        return _eras[_eras.length - 1].params;
     }
 
     /// @notice `relayer`'s account for `epoch`.
@@ -339,128 +337,136 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
         return _relayerEpochs[epoch][relayer];
     }
 
-    /// @notice Totals of `epoch`.
-    function epochTotals(uint64 epoch) external view returns (EpochTotals memory) {
-        return _epochs[epoch];
+    /// @notice What all relayers earned in `epoch` before pool scaling.
+    function epochClaimable(uint64 epoch) external view returns (uint256) {
+        return _claimable[epoch];
     }
 
     /// @notice What `relayer` would be minted for `epoch` if the totals stay as they are.
     function pendingReward(uint64 epoch, address relayer) external view returns (uint256) {
         RelayerEpoch memory account = _relayerEpochs[epoch][relayer];
         if (account.claimed) return 0;
-        EpochTotals memory totals = _epochs[epoch];
         uint256 claimable = account.uptimeBonus ? account.boosted : account.base;
-        return RewardMath.poolShare(claimable, totals.claimable, totals.pool);
+        return RewardMath.poolShare(claimable, _claimable[epoch], _eraOf(epoch).params.poolPerEpoch);
     }
 
     /// @notice EIP-712 digest of a receipt, as a client key signs it.
-    function receiptDigest(
+    function receiptDigest(address relayer, uint64 epoch, uint64 cells, uint96 bytes_) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(RECEIPT_TYPEHASH, relayer, epoch, cells, bytes_)));
+    }
+
+    /// @notice EIP-712 digest of an uptime attestation, as an attester's signer signs it.
+    function uptimeDigest(
         address relayer,
         uint64 epoch,
-        uint64 cells,
-        uint16 cellSize,
-        uint8 hops
+        uint32 probes,
+        uint32 answered,
+        bytes32 measurements
     ) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(RECEIPT_TYPEHASH, relayer, epoch, cells, cellSize, hops)));
+        return
+            _hashTypedDataV4(keccak256(abi.encode(UPTIME_TYPEHASH, relayer, epoch, probes, answered, measurements)));
     }
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev Running totals of one `submitReceipts` call.
-    struct Batch {
-        uint168 lastSortKey;
-        uint256 base;
-        uint256 boosted;
-        uint256 rejected;
-    }
-
-    /// @dev Orders, checks and books one receipt of a batch.
-    function _process(
-        address relayer,
-        uint64 epoch,
-        Receipt calldata receipt,
-        Params memory p,
-        Batch memory batch
-    ) private {
-        uint168 sortKey = (uint168(uint160(receipt.key)) << 8) | receipt.hops;
-        uint168 last = batch.lastSortKey;
-        if (sortKey <= last) {
-            if (sortKey == last) revert ReceiptReplayed(receipt.key, receipt.hops);
-            revert ReceiptsNotAscending(last, sortKey);
-        }
-        batch.lastSortKey = sortKey;
-        (bool accepted, bytes memory reason, uint256 base, uint256 boosted) = _accept(relayer, epoch, receipt, p);
-        if (!accepted) {
-            ++batch.rejected;
-            emit ReceiptRejected(epoch, relayer, receipt.key, reason);
-        } else {
-            batch.base += base;
-            batch.boosted += boosted;
-        }
-    }
-
-    /// @dev Checks one receipt and consumes its credit. Returns whether it was accepted, the
-    /// custom error that refused it otherwise, and its capped rewards.
+    /// @dev Checks one receipt's signature and has the credit contract pay it. Returns the custom
+    /// error that refused it, or the cells newly paid and the X0T released.
     function _accept(
         address relayer,
         uint64 epoch,
-        Receipt calldata receipt,
-        Params memory p
-    ) private returns (bool accepted, bytes memory reason, uint256 base, uint256 boosted) {
-        if (receipt.hops == 0 || receipt.hops > MAX_HOPS)
-            return (false, abi.encodeWithSelector(InvalidHops.selector, receipt.hops, MAX_HOPS), 0, 0);
-        if (receipt.cellSize == 0)
-            return (false, abi.encodeWithSelector(InvalidCellSize.selector, receipt.cellSize), 0, 0);
-        uint256 bytesUsed = (uint256(receipt.cells) * receipt.cellSize) / receipt.hops;
-        if (bytesUsed == 0) {
-            reason = abi.encodeWithSelector(ReceiptTooSmall.selector, receipt.cells, receipt.cellSize, receipt.hops);
-            return (false, reason, 0, 0);
-        }
-        bytes32 digest = receiptDigest(relayer, epoch, receipt.cells, receipt.cellSize, receipt.hops);
+        Receipt calldata receipt
+    ) private returns (bytes memory reason, uint256 newCells, uint256 value) {
+        bytes32 digest = receiptDigest(relayer, epoch, receipt.cells, receipt.bytes_);
         (address recovered, , ) = ECDSA.tryRecover(digest, receipt.r, receipt.vs);
-        if (recovered != receipt.key)
-            return (false, abi.encodeWithSelector(InvalidReceiptSignature.selector, receipt.key, recovered), 0, 0);
-        // The payer's side (key, revocation, balance) is BandwidthCredit's to judge; its custom
-        // error becomes the rejection reason (empty only if the call ran out of gas).
-        try credit.consume(receipt.key, relayer, epoch, bytesUsed) returns (uint256 value) {
-            (base, boosted) = RewardMath.receiptReward(receipt.cells, p.rewardPerCell, p.uptimeBonusBps, value);
-            accepted = true;
+        if (recovered != receipt.key) {
+            return (abi.encodeWithSelector(InvalidReceiptSignature.selector, receipt.key, recovered), 0, 0);
+        }
+        // The payer's side (key, lock, what is new) is BandwidthCredit's to judge; its custom
+        // error becomes the rejection reason (empty only if the call ran out of gas, so mark it).
+        try credit.consume(receipt.key, relayer, epoch, receipt.cells, receipt.bytes_) returns (
+            uint256 cells,
+            uint256 released
+        ) {
+            return ("", cells, released);
         } catch (bytes memory err) {
-            reason = err;
+            return (err.length == 0 ? bytes(hex"00000000") : err, 0, 0);
         }
     }
 
-    function _checkCaller(address relayer) private view {
-        (address signer, bool active) = registry.signerOf(relayer);
+    function _checkAttestation(address relayer, uint64 epoch, uint256 startedAt, Attestation calldata a) private view {
+        if (a.probes < MIN_PROBES || a.answered > a.probes || uint256(a.answered) * BPS < uint256(a.probes) * MIN_UPTIME_BPS)
+            revert UptimeBelowMinimum(a.signer, a.probes, a.answered);
+        address attester = registry.operatorOf(a.signer);
+        // An attester must have been registered and staked before the epoch began: a relay
+        // registered during the epoch did not watch all of it, and cannot be spun up to vouch.
+        if (
+            attester == address(0) ||
+            attester == relayer ||
+            registry.registeredAt(attester) >= startedAt ||
+            !registry.isActiveAt(attester, startedAt)
+        ) revert InvalidAttester(a.signer);
+        bytes32 digest = uptimeDigest(relayer, epoch, a.probes, a.answered, a.measurements);
+        (address recovered, , ) = ECDSA.tryRecover(digest, a.r, a.vs);
+        if (recovered != a.signer) revert InvalidAttestationSignature(a.signer, recovered);
+    }
+
+    /// @dev Caller, window and activity checks shared by receipts and uptime; returns the epoch's era.
+    function _checkSubmission(address relayer, uint64 epoch) private view returns (Era memory era) {
+        (address signer, ) = registry.signerOf(relayer);
         if (msg.sender != relayer && msg.sender != signer) revert NotRelayerOrSigner(relayer, msg.sender);
-        if (!active) revert RelayerNotActive(relayer);
-    }
-
-    function _checkOpen(uint64 epoch) private view {
         uint64 current = currentEpoch();
-        if (epoch >= current || current - epoch > schedule.submissionWindow) revert EpochNotOpen(epoch, current);
+        if (epoch >= current) revert EpochNotOpen(epoch, current);
+        era = _eraOf(epoch);
+        if (current - epoch > era.params.submissionWindow) revert EpochNotOpen(epoch, current);
+        // Judged at the epoch's end, under the minimum stake of that time: a later change of
+        // `minStake` cannot strand receipts for traffic already carried.
+        if (!registry.isActiveAt(relayer, _startOf(era, epoch + 1) - 1)) revert RelayerNotActive(relayer, epoch);
     }
 
-    function _openTotals(uint64 epoch, Params memory p) private returns (EpochTotals storage totals) {
-        totals = _epochs[epoch];
-        if (totals.pool == 0) totals.pool = p.poolPerEpoch;
+    /// @dev Start time of `epoch`, which must belong to `era` or to the epochs right after it
+    /// (the end of an era's last epoch is the start of the next era).
+    function _startOf(Era memory era, uint64 epoch) private pure returns (uint256) {
+        return uint256(era.startTime) + uint256(epoch - era.fromEpoch) * era.length;
     }
 
-    function _setParams(Params memory p) private {
+    /// @dev The era `epoch` belongs to: the last one with fromEpoch <= epoch (binary search; eras
+    /// grow only by governance changes, at most one per epoch).
+    function _eraOf(uint64 epoch) private view returns (Era memory) {
+        uint256 low;
+        uint256 high = _eras.length;
+        while (high - low > 1) {
+            uint256 mid = (low + high) / 2;
+            if (_eras[mid].fromEpoch <= epoch) low = mid;
+            else high = mid;
+        }
+        return _eras[low];
+    }
+
+    /// @dev Makes `next` apply from the next epoch, replacing a change already scheduled for it.
+    function _schedule(Era memory next) private {
+        (uint64 epoch, uint64 endsAt) = currentEpochEnd();
+        next.fromEpoch = epoch + 1;
+        next.startTime = endsAt;
+        uint256 last = _eras.length - 1;
+        if (_eras[last].fromEpoch == epoch + 1) _eras[last] = next;
+        else _eras.push(next);
+        emit EraScheduled(next.fromEpoch, next.startTime, next.length, next.params);
+    }
+
+    function _checkParams(Params memory p) private pure {
         if (
             p.poolPerEpoch == 0 ||
+            p.relayShareBps == 0 ||
             p.uptimeBonusBps > MAX_UPTIME_BONUS_BPS ||
+            uint256(p.relayShareBps) * (BPS + p.uptimeBonusBps) + uint256(p.treasuryShareBps) * BPS > uint256(BPS) * BPS ||
             p.minAttestations == 0 ||
-            p.minAttestations > MAX_MIN_ATTESTATIONS
+            p.minAttestations > MAX_MIN_ATTESTATIONS ||
+            p.submissionWindow == 0 ||
+            p.submissionWindow > MAX_SUBMISSION_WINDOW
         ) revert InvalidParams(p);
-        emit ParamsChanged(params, p);
-        params = p;
     }
 
-    function _setSubmissionWindow(uint16 window) private {
-        if (window == 0 || window > MAX_SUBMISSION_WINDOW)
-            revert InvalidSubmissionWindow(window, MAX_SUBMISSION_WINDOW);
-        emit SubmissionWindowChanged(schedule.submissionWindow, window);
-        schedule.submissionWindow = window;
+    function _checkLength(uint64 length) private pure {
+        if (length < MIN_EPOCH_LENGTH || length > MAX_EPOCH_LENGTH) revert InvalidEpochLength(length);
     }
 }

@@ -5,7 +5,12 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IGovernor} from "@openzeppelin/contracts/governance/IGovernor.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
 
 /// @title RelayerRegistry: staked relay operators and their node records
@@ -13,21 +18,30 @@ import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
 /// region, hash of the node's static public keys (X25519 || ML-KEM-768) and the address the node
 /// signs with. Stake leaves through `unbond` then, after `unbondingDelay`, `withdraw`; tokens that
 /// are unbonding can still be slashed. Nodes are listed from events or `nodesPage`.
+/// Keys hash, endpoint and signer are each unique across operators, and the signer must consent
+/// (an EIP-712 signature) so that nobody can squat another operator's signing address.
+/// `minStake` is checkpointed by time so that a later change never strands receipts of an epoch
+/// already served (`isActiveAt`). Anyone may freeze an operator's withdrawals while a live proposal
+/// of `slashGovernor` would slash it (`freezeForSlash`), so a slash cannot be escaped by unbonding.
 /// @dev Roles: DEFAULT_ADMIN_ROLE (the governance timelock) sets `minStake`, `unbondingDelay`,
-/// `slashRecipient` and slashes. Operators act only on their own record.
+/// `slashRecipient`, `slashGovernor` and slashes. Operators act only on their own record.
 /// The contract must be fee-exempt in X0T; stake is credited with what actually arrived.
-contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTransient {
+contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyGuardTransient {
+    using Checkpoints for Checkpoints.Trace208;
     using SafeERC20 for IERC20;
 
     /// @notice Longest unbonding delay governance may set.
     uint48 public constant MAX_UNBONDING_DELAY = 90 days;
     /// @notice Longest endpoint string ("host:port"), in bytes.
     uint256 public constant MAX_ENDPOINT_LENGTH = 128;
+    /// @notice EIP-712 type a node's signer signs to agree to sign for `operator`.
+    bytes32 public constant SIGNER_CONSENT_TYPEHASH = keccak256("SignerConsent(address operator,address signer)");
 
     struct Node {
         address signer; // hot key of the running node: signs proofs and attestations, may submit
         bytes2 region; // ISO 3166-1 alpha-2, upper case ("DE")
         uint48 unbondingReleaseAt; // when `unbonding` may be withdrawn
+        uint32 registeredAt; // timestamp of the first registration
         bytes32 keysHash; // sha256(x25519 public key || ML-KEM-768 encapsulation key)
         uint128 stake; // bonded, counts towards minStake
         uint128 unbonding; // leaving, still slashable
@@ -36,15 +50,19 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
 
     /// @notice The staked token (X0T).
     IERC20 public immutable token;
-    /// @notice Stake a node needs to be active.
-    uint256 public minStake;
     /// @notice Seconds between `unbond` and the earliest `withdraw`.
     uint48 public unbondingDelay;
     /// @notice Where slashed stake goes (the treasury).
     address public slashRecipient;
+    /// @notice The governor whose live slash proposals freeze withdrawals (zero: none).
+    IGovernor public slashGovernor;
 
+    Checkpoints.Trace208 private _minStakes;
     mapping(address operator => Node) private _nodes;
     mapping(address signer => address operator) private _operatorOf;
+    mapping(bytes32 keysHash => address operator) private _keysOwner;
+    mapping(bytes32 endpointHash => address operator) private _endpointOwner;
+    mapping(address operator => uint256 proposalId) private _freezes;
     address[] private _operators;
 
     /// @notice An operator published its first node record.
@@ -78,11 +96,23 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
     event UnbondingDelayChanged(uint48 previous, uint48 current);
     /// @notice Governance changed where slashed stake goes.
     event SlashRecipientChanged(address previous, address current);
+    /// @notice Governance changed the governor whose slash proposals freeze withdrawals.
+    event SlashGovernorChanged(address previous, address current);
+    /// @notice `operator` may not withdraw while proposal `proposalId` (which would slash it) is live.
+    event WithdrawalsFrozen(address indexed operator, uint256 indexed proposalId, address indexed by);
 
     error AlreadyRegistered(address operator);
     error NotRegistered(address operator);
     error StakeBelowMinimum(uint256 stake, uint256 minStake);
     error SignerInUse(address signer, address operator);
+    error KeysHashInUse(bytes32 keysHash, address operator);
+    error EndpointInUse(string endpoint, address operator);
+    error InvalidSignerConsent(address signer, address recovered);
+    error WithdrawalsFrozenBy(address operator, uint256 proposalId);
+    error NoSlashGovernor();
+    error ProposalNotLive(uint256 proposalId, IGovernor.ProposalState state);
+    error ProposalDoesNotSlash(uint256 proposalId, address operator);
+    error AlreadyFrozen(address operator, uint256 proposalId);
     error InvalidEndpoint(uint256 length, uint256 maxLength);
     error InvalidRegion(bytes2 region);
     error ZeroKeysHash();
@@ -99,7 +129,13 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
     /// @param minStake_ Initial minimum stake, in wei.
     /// @param unbondingDelay_ Initial unbonding delay, in seconds.
     /// @param slashRecipient_ Receiver of slashed stake (the treasury).
-    constructor(IERC20 token_, address admin, uint256 minStake_, uint48 unbondingDelay_, address slashRecipient_) {
+    constructor(
+        IERC20 token_,
+        address admin,
+        uint256 minStake_,
+        uint48 unbondingDelay_,
+        address slashRecipient_
+    ) EIP712("x0tta6bl4 RelayerRegistry", "1") {
         if (address(token_) == address(0) || admin == address(0)) revert ZeroAddress();
         token = token_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -115,15 +151,17 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
     /// @param region ISO 3166-1 alpha-2 code in upper case.
     /// @param keysHash sha256 of the node's static X25519 || ML-KEM-768 public keys.
     /// @param signer Address the node signs with; unique across operators.
+    /// @param signerConsent EIP-712 signature by `signer` over SignerConsent(caller, signer).
     /// @param amount Stake to pull from the caller; the stake must reach `minStake`.
     function register(
         string calldata endpoint,
         bytes2 region,
         bytes32 keysHash,
         address signer,
+        bytes calldata signerConsent,
         uint256 amount
     ) external nonReentrant {
-        _register(endpoint, region, keysHash, signer, amount);
+        _register(endpoint, region, keysHash, signer, signerConsent, amount);
     }
 
     /// @notice As `register`, with an EIP-2612 permit for `amount` in the same transaction.
@@ -133,6 +171,7 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
         bytes2 region,
         bytes32 keysHash,
         address signer,
+        bytes calldata signerConsent,
         uint256 amount,
         uint256 deadline,
         uint8 v,
@@ -140,7 +179,7 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
         bytes32 s
     ) external nonReentrant {
         _permit(amount, deadline, v, r, s);
-        _register(endpoint, region, keysHash, signer, amount);
+        _register(endpoint, region, keysHash, signer, signerConsent, amount);
     }
 
     /// @notice Replaces the caller's node record (stake unchanged).
@@ -148,18 +187,25 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
     /// @param region New region code.
     /// @param keysHash New hash of the static public keys.
     /// @param signer New signing address (the old one is released).
-    function updateNode(string calldata endpoint, bytes2 region, bytes32 keysHash, address signer) external {
+    /// @param signerConsent Signature of a new `signer` over SignerConsent(caller, signer); ignored
+    /// when the signer does not change.
+    function updateNode(
+        string calldata endpoint,
+        bytes2 region,
+        bytes32 keysHash,
+        address signer,
+        bytes calldata signerConsent
+    ) external {
         Node storage node = _registered(msg.sender);
         _checkRecord(endpoint, region, keysHash);
         address oldSigner = node.signer;
         if (signer != oldSigner) {
-            _claimSigner(signer, msg.sender);
+            _claimSigner(signer, msg.sender, signerConsent);
             delete _operatorOf[oldSigner];
             node.signer = signer;
         }
+        _moveKeysAndEndpoint(node, keysHash, endpoint);
         node.region = region;
-        node.keysHash = keysHash;
-        node.endpoint = endpoint;
         emit NodeUpdated(msg.sender, signer, region, keysHash, endpoint);
     }
 
@@ -183,7 +229,8 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
         uint256 stake = node.stake;
         if (amount > stake) revert UnbondExceedsStake(amount, stake);
         uint256 remaining = stake - amount;
-        if (remaining != 0 && remaining < minStake) revert StakeBelowMinimum(remaining, minStake);
+        uint256 minimum = minStake();
+        if (remaining != 0 && remaining < minimum) revert StakeBelowMinimum(remaining, minimum);
         uint256 unbonding = node.unbonding + amount;
         uint48 releaseAt = uint48(block.timestamp) + unbondingDelay;
         node.stake = uint128(remaining);
@@ -192,15 +239,46 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
         emit Unbonded(msg.sender, amount, remaining, unbonding, releaseAt);
     }
 
-    /// @notice Pays out the caller's unbonded stake once its delay has passed.
+    /// @notice Pays out the caller's unbonded stake once its delay has passed and no live slash
+    /// proposal freezes it.
     function withdraw() external {
         Node storage node = _nodes[msg.sender];
         uint256 amount = node.unbonding;
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         if (block.timestamp < node.unbondingReleaseAt) revert StillUnbonding(node.unbondingReleaseAt, block.timestamp);
+        uint256 freezer = _freezes[msg.sender];
+        if (freezer != 0 && _isLive(freezer)) revert WithdrawalsFrozenBy(msg.sender, freezer);
         node.unbonding = 0;
         emit Withdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Freezes the withdrawals of the operator that a live proposal of `slashGovernor`
+    /// would slash, until that proposal is defeated, cancelled, expired or executed. Anyone may
+    /// call, with the proposal's full contents (as `propose` took them).
+    /// @param targets Proposal targets.
+    /// @param values Proposal values.
+    /// @param calldatas Proposal calldatas; one of them must be `slash(operator, …)` on this registry.
+    /// @param descriptionHash keccak256 of the proposal description.
+    /// @param callIndex Index of the slash call in the proposal.
+    function freezeForSlash(
+        address[] calldata targets,
+        uint256[] calldata values,
+        bytes[] calldata calldatas,
+        bytes32 descriptionHash,
+        uint256 callIndex
+    ) external {
+        IGovernor governor = slashGovernor;
+        if (address(governor) == address(0)) revert NoSlashGovernor();
+        uint256 proposalId = governor.hashProposal(targets, values, calldatas, descriptionHash);
+        IGovernor.ProposalState state = governor.state(proposalId);
+        if (!_liveState(state)) revert ProposalNotLive(proposalId, state);
+        address operator = _slashTarget(targets, calldatas, callIndex);
+        if (operator == address(0)) revert ProposalDoesNotSlash(proposalId, address(0));
+        uint256 current = _freezes[operator];
+        if (current != 0 && _isLive(current)) revert AlreadyFrozen(operator, current);
+        _freezes[operator] = proposalId;
+        emit WithdrawalsFrozen(operator, proposalId, msg.sender);
     }
 
     // ---------------------------------------------------------------- governance
@@ -224,8 +302,9 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
         token.safeTransfer(slashRecipient, amount);
     }
 
-    /// @notice Sets the stake a node needs to be active. Nodes below a raised minimum go inactive
-    /// until they add stake. Governance only.
+    /// @notice Sets the stake a node needs to be active from now on. Nodes below a raised minimum go
+    /// inactive until they add stake; epochs that ended before the change keep the old minimum.
+    /// Governance only.
     /// @param minStake_ New minimum, in wei (non-zero).
     function setMinStake(uint256 minStake_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setMinStake(minStake_);
@@ -235,6 +314,14 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
     /// @param delay Seconds, at most MAX_UNBONDING_DELAY.
     function setUnbondingDelay(uint48 delay) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setUnbondingDelay(delay);
+    }
+
+    /// @notice Sets the governor whose live slash proposals may freeze withdrawals (zero: none).
+    /// Governance only.
+    /// @param governor The governor.
+    function setSlashGovernor(IGovernor governor) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        emit SlashGovernorChanged(address(slashGovernor), address(governor));
+        slashGovernor = governor;
     }
 
     /// @notice Sets where slashed stake goes. Governance only.
@@ -250,16 +337,61 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
         return _nodes[operator];
     }
 
+    /// @notice Stake a node needs to be active now.
+    function minStake() public view returns (uint256) {
+        return _minStakes.latest();
+    }
+
+    /// @notice Stake a node needed to be active at `timestamp`.
+    function minStakeAt(uint256 timestamp) public view returns (uint256) {
+        return _minStakes.upperLookupRecent(uint48(timestamp));
+    }
+
     /// @inheritdoc IRelayerRegistry
     function isActive(address operator) public view returns (bool) {
         Node storage node = _nodes[operator];
-        return node.signer != address(0) && node.stake >= minStake;
+        return node.signer != address(0) && node.stake >= minStake();
     }
 
     /// @inheritdoc IRelayerRegistry
     function signerOf(address operator) external view returns (address signer, bool active) {
         Node storage node = _nodes[operator];
-        return (node.signer, node.signer != address(0) && node.stake >= minStake);
+        return (node.signer, node.signer != address(0) && node.stake >= minStake());
+    }
+
+    /// @inheritdoc IRelayerRegistry
+    function isActiveAt(address operator, uint256 timestamp) external view returns (bool) {
+        Node storage node = _nodes[operator];
+        return
+            node.signer != address(0) &&
+            node.registeredAt <= timestamp &&
+            uint256(node.stake) + node.unbonding >= minStakeAt(timestamp);
+    }
+
+    /// @inheritdoc IRelayerRegistry
+    function registeredAt(address operator) external view returns (uint256) {
+        return _nodes[operator].registeredAt;
+    }
+
+    /// @notice The proposal whose slash of `operator` froze its withdrawals, and whether it is live.
+    function frozenBy(address operator) external view returns (uint256 proposalId, bool live) {
+        proposalId = _freezes[operator];
+        live = proposalId != 0 && _isLive(proposalId);
+    }
+
+    /// @notice The operator that uses `keysHash`, or zero.
+    function keysOwner(bytes32 keysHash) external view returns (address) {
+        return _keysOwner[keysHash];
+    }
+
+    /// @notice The operator that uses `endpoint`, or zero.
+    function endpointOwner(string calldata endpoint) external view returns (address) {
+        return _endpointOwner[keccak256(bytes(endpoint))];
+    }
+
+    /// @notice EIP-712 digest that `signer` signs to agree to sign for `operator`.
+    function signerConsentDigest(address operator, address signer) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(SIGNER_CONSENT_TYPEHASH, operator, signer)));
     }
 
     /// @inheritdoc IRelayerRegistry
@@ -296,16 +428,21 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
         bytes2 region,
         bytes32 keysHash,
         address signer,
+        bytes calldata signerConsent,
         uint256 amount
     ) private {
         Node storage node = _nodes[msg.sender];
         if (node.signer != address(0)) revert AlreadyRegistered(msg.sender);
         _checkRecord(endpoint, region, keysHash);
-        _claimSigner(signer, msg.sender);
+        _claimSigner(signer, msg.sender, signerConsent);
+        _claimKeys(keysHash, msg.sender);
+        _claimEndpoint(endpoint, keccak256(bytes(endpoint)), msg.sender);
         uint256 received = _pull(amount);
-        if (received < minStake) revert StakeBelowMinimum(received, minStake);
+        uint256 minimum = minStake();
+        if (received < minimum) revert StakeBelowMinimum(received, minimum);
         node.signer = signer;
         node.region = region;
+        node.registeredAt = uint32(block.timestamp);
         node.keysHash = keysHash;
         node.stake = uint128(received);
         node.endpoint = endpoint;
@@ -319,8 +456,12 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
     }
 
     function _checkRecord(string calldata endpoint, bytes2 region, bytes32 keysHash) private pure {
-        uint256 length = bytes(endpoint).length;
+        bytes calldata raw = bytes(endpoint);
+        uint256 length = raw.length;
         if (length == 0 || length > MAX_ENDPOINT_LENGTH) revert InvalidEndpoint(length, MAX_ENDPOINT_LENGTH);
+        for (uint256 i; i < length; ++i) {
+            if (_isUpper(raw[i])) revert InvalidEndpoint(length, MAX_ENDPOINT_LENGTH);
+        }
         if (!_isUpper(region[0]) || !_isUpper(region[1])) revert InvalidRegion(region);
         if (keysHash == bytes32(0)) revert ZeroKeysHash();
     }
@@ -329,11 +470,76 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
         return c >= 0x41 && c <= 0x5A;
     }
 
-    function _claimSigner(address signer, address operator) private {
+    function _claimSigner(address signer, address operator, bytes calldata consent) private {
         if (signer == address(0)) revert ZeroAddress();
         address holder = _operatorOf[signer];
         if (holder != address(0)) revert SignerInUse(signer, holder);
+        (address recovered, , ) = ECDSA.tryRecover(signerConsentDigest(operator, signer), consent);
+        if (recovered != signer) revert InvalidSignerConsent(signer, recovered);
         _operatorOf[signer] = operator;
+    }
+
+    /// @dev Moves the record to a new keys hash and endpoint, releasing the old ones.
+    function _moveKeysAndEndpoint(Node storage node, bytes32 keysHash, string calldata endpoint) private {
+        bytes32 oldKeys = node.keysHash;
+        if (keysHash != oldKeys) {
+            _claimKeys(keysHash, msg.sender);
+            delete _keysOwner[oldKeys];
+            node.keysHash = keysHash;
+        }
+        bytes32 oldEndpoint = keccak256(bytes(node.endpoint));
+        bytes32 newEndpoint = keccak256(bytes(endpoint));
+        if (newEndpoint != oldEndpoint) {
+            _claimEndpoint(endpoint, newEndpoint, msg.sender);
+            delete _endpointOwner[oldEndpoint];
+            node.endpoint = endpoint;
+        }
+    }
+
+    function _claimKeys(bytes32 keysHash, address operator) private {
+        address holder = _keysOwner[keysHash];
+        if (holder != address(0)) revert KeysHashInUse(keysHash, holder);
+        _keysOwner[keysHash] = operator;
+    }
+
+    /// @dev Endpoints are compared byte for byte; `_checkRecord` refuses upper-case ASCII so that
+    /// "Relay.example:9001" cannot squat "relay.example:9001".
+    function _claimEndpoint(string calldata endpoint, bytes32 endpointHash, address operator) private {
+        address holder = _endpointOwner[endpointHash];
+        if (holder != address(0)) revert EndpointInUse(endpoint, holder);
+        _endpointOwner[endpointHash] = operator;
+    }
+
+    function _liveState(IGovernor.ProposalState state) private pure returns (bool) {
+        return
+            state == IGovernor.ProposalState.Pending ||
+            state == IGovernor.ProposalState.Active ||
+            state == IGovernor.ProposalState.Succeeded ||
+            state == IGovernor.ProposalState.Queued;
+    }
+
+    /// @dev A freeze outlives a governor change: it reads the governor that is set now, and a
+    /// proposal unknown to it (state reverts) no longer freezes anything.
+    function _isLive(uint256 proposalId) private view returns (bool) {
+        IGovernor governor = slashGovernor;
+        if (address(governor) == address(0)) return false;
+        try governor.state(proposalId) returns (IGovernor.ProposalState state) {
+            return _liveState(state);
+        } catch {
+            return false;
+        }
+    }
+
+    /// @dev The operator of call `index` if it is `slash(operator, …)` on this registry, else zero.
+    function _slashTarget(
+        address[] calldata targets,
+        bytes[] calldata calldatas,
+        uint256 index
+    ) private view returns (address operator) {
+        if (index >= targets.length || index >= calldatas.length || targets[index] != address(this)) return address(0);
+        bytes calldata data = calldatas[index];
+        if (data.length < 36 || bytes4(data[:4]) != this.slash.selector) return address(0);
+        operator = abi.decode(data[4:36], (address));
     }
 
     /// @dev Pulls tokens from the caller and returns what arrived (robust to a transfer fee).
@@ -351,8 +557,8 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, ReentrancyGuardTran
 
     function _setMinStake(uint256 minStake_) private {
         if (minStake_ == 0) revert ZeroAmount();
-        emit MinStakeChanged(minStake, minStake_);
-        minStake = minStake_;
+        emit MinStakeChanged(_minStakes.latest(), minStake_);
+        _minStakes.push(uint48(block.timestamp), SafeCast.toUint208(minStake_));
     }
 
     function _setUnbondingDelay(uint48 delay) private {

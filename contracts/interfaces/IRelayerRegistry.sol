@@ -6,6 +6,14 @@ interface IRelayerRegistry {
     /// @notice True if `operator` has a node record and at least the minimum stake.
     function isActive(address operator) external view returns (bool);
 
+    /// @notice True if `operator` had registered by `timestamp` and its stake (bonded plus
+    /// unbonding, both slashable) reaches the minimum stake that was in force at `timestamp`.
+    /// A later change of the minimum never changes the answer for a past time.
+    function isActiveAt(address operator, uint256 timestamp) external view returns (bool);
+
+    /// @notice When `operator` first registered (zero if never).
+    function registeredAt(address operator) external view returns (uint256);
+
     /// @notice The signing address of `operator`'s node and whether the node is active.
     function signerOf(address operator) external view returns (address signer, bool active);
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { before, beforeEach, describe, it } from "node:test";
-import { getAddress, parseSignature, zeroAddress, zeroHash } from "viem";
+import { type Address, getAddress, type Hex, type LocalAccount, parseSignature, zeroAddress, zeroHash } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   connect,
@@ -11,6 +11,7 @@ import {
   type Protocol,
   region,
   registerRelayer,
+  signerConsent,
   UNBONDING_DELAY,
   X0T,
 } from "../helpers/protocol.js";
@@ -30,7 +31,18 @@ describe("RelayerRegistry", async () => {
 
   const op = () => p.wallets[2]!;
   const other = () => p.wallets[3]!;
-  const signerAddress = () => privateKeyToAccount(generatePrivateKey()).address;
+  const signerAccounts = new Map<string, LocalAccount>();
+  /** A fresh node signer's address; its consent is signed on demand by `consent`. */
+  const signerAddress = (): Address => {
+    const account = privateKeyToAccount(generatePrivateKey());
+    signerAccounts.set(account.address, account);
+    return account.address;
+  };
+  const consent = (signer: Address, operator = op()): Promise<Hex> => {
+    const account = signerAccounts.get(signer);
+    if (!account) throw new Error(`no key for signer ${signer}`);
+    return signerConsent(p, account, operator.account.address);
+  };
 
   async function approve(amount: bigint, wallet = op()) {
     await fund(p, wallet.account.address, amount);
@@ -42,7 +54,7 @@ describe("RelayerRegistry", async () => {
     const signer = signerAddress();
     const keysHash = keysHashOf("node-1");
     await viem.assertions.emitWithArgs(
-      p.registry.write.register(["relay.example:9443", region("DE"), keysHash, signer, MIN_STAKE], {
+      p.registry.write.register(["relay.example:9443", region("DE"), keysHash, signer, await consent(signer), MIN_STAKE], {
         account: op().account,
       }),
       p.registry,
@@ -78,8 +90,9 @@ describe("RelayerRegistry", async () => {
       message: { owner: op().account.address, spender: p.registry.address, value: MIN_STAKE, nonce: 0n, deadline },
     });
     const { v, r, s } = parseSignature(signature);
+    const signer = signerAddress();
     await p.registry.write.registerWithPermit(
-      ["10.0.0.1:9443", region("FR"), keysHashOf("n"), signerAddress(), MIN_STAKE, deadline, Number(v), r, s],
+      ["10.0.0.1:9443", region("FR"), keysHashOf("n"), signer, await consent(signer), MIN_STAKE, deadline, Number(v), r, s],
       { account: op().account },
     );
     assert.equal(await p.registry.read.isActive([op().account.address]), true);
@@ -87,16 +100,17 @@ describe("RelayerRegistry", async () => {
 
   it("refuses bad records with the custom error that names the cause", async () => {
     await approve(MIN_STAKE * 2n);
-    const reg = (
+    const reg = async (
       endpoint: string,
       region: `0x${string}` | string,
       keysHash: `0x${string}`,
       signer: `0x${string}`,
       amount = MIN_STAKE,
     ) =>
-      p.registry.write.register([endpoint, region as `0x${string}`, keysHash, signer, amount], {
-        account: op().account,
-      });
+      p.registry.write.register(
+        [endpoint, region as `0x${string}`, keysHash, signer, signer === zeroAddress ? "0x" : await consent(signer), amount],
+        { account: op().account },
+      );
     const k = keysHashOf("k");
     await viem.assertions.revertWithCustomErrorWithArgs(
       reg("", region("DE"), k, signerAddress()),
@@ -143,7 +157,9 @@ describe("RelayerRegistry", async () => {
     );
     await approve(MIN_STAKE, other());
     await viem.assertions.revertWithCustomErrorWithArgs(
-      p.registry.write.register(["h:2", region("DE"), k, signer, MIN_STAKE], { account: other().account }),
+      p.registry.write.register(["h:2", region("DE"), k, signer, await consent(signer, other()), MIN_STAKE], {
+        account: other().account,
+      }),
       p.registry,
       "SignerInUse",
       [signer, getAddress(op().account.address)],
@@ -154,7 +170,7 @@ describe("RelayerRegistry", async () => {
     const oldSigner = await registerRelayer(p, op());
     const newSigner = signerAddress();
     await viem.assertions.emitWithArgs(
-      p.registry.write.updateNode(["relay2.example:443", region("NL"), keysHashOf("v2"), newSigner], {
+      p.registry.write.updateNode(["relay2.example:443", region("NL"), keysHashOf("v2"), newSigner, await consent(newSigner)], {
         account: op().account,
       }),
       p.registry,
@@ -165,17 +181,20 @@ describe("RelayerRegistry", async () => {
     assert.equal(await p.registry.read.operatorOf([newSigner]), getAddress(op().account.address));
     // The released signer can be taken by another operator.
     await approve(MIN_STAKE, other());
-    await p.registry.write.register(["h:3", region("US"), keysHashOf("o"), oldSigner.address, MIN_STAKE], {
+    const reuse = await signerConsent(p, oldSigner, other().account.address);
+    await p.registry.write.register(["h:3", region("US"), keysHashOf("o"), oldSigner.address, reuse, MIN_STAKE], {
       account: other().account,
     });
     await viem.assertions.revertWithCustomErrorWithArgs(
-      p.registry.write.updateNode(["h:1", region("DE"), keysHashOf("x"), newSigner], { account: other().account }),
+      p.registry.write.updateNode(["h:1", region("DE"), keysHashOf("x"), newSigner, await consent(newSigner, other())], {
+        account: other().account,
+      }),
       p.registry,
       "SignerInUse",
       [newSigner, getAddress(op().account.address)],
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
-      p.registry.write.updateNode(["h:1", region("DE"), keysHashOf("x"), newSigner], {
+      p.registry.write.updateNode(["h:1", region("DE"), keysHashOf("x"), newSigner, "0x"], {
         account: p.wallets[4]!.account,
       }),
       p.registry,

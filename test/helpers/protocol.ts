@@ -11,6 +11,7 @@ import {
   epochRewardsDomain,
   signClientKeyAuthorization,
 } from "@x0tta6bl4/relayer/accounting/receipts";
+import { relayerRegistryDomain, signSignerConsent } from "@x0tta6bl4/relayer/chain/registry";
 
 export const X0T = 10n ** 18n;
 export const GB = 1_000_000_000n;
@@ -58,6 +59,7 @@ export async function deployProtocol(connection: Connection, parameters: Record<
     credit,
     rewards,
     receiptDomain: epochRewardsDomain(chainId, rewards.address),
+    registryDomain: relayerRegistryDomain(chainId, registry.address),
     creditDomain: bandwidthCreditDomain(chainId, credit.address),
   };
 }
@@ -82,39 +84,53 @@ export function region(code: string): Hex {
   return stringToHex(code, { size: 2 });
 }
 
+/** The consent of `signer` to sign for `operator`, as register/updateNode take it. */
+export function signerConsent(p: Protocol, signer: LocalAccount, operator: Address): Promise<Hex> {
+  return signSignerConsent(signer, p.registryDomain, operator);
+}
+
 /** Registers `operator` as a relayer with a fresh signer; returns that signer. */
 export async function registerRelayer(p: Protocol, operator: Wallet, stake = MIN_STAKE): Promise<LocalAccount> {
   const signer = privateKeyToAccount(generatePrivateKey());
-  await fund(p, operator.account.address, stake);
+  const address = operator.account.address;
+  await fund(p, address, stake);
   await p.token.write.approve([p.registry.address, stake], { account: operator.account });
-  await p.registry.write.register(
-    ["127.0.0.1:9001", region("DE"), keysHashOf(operator.account.address), signer.address, stake],
-    {
-      account: operator.account,
-    },
-  );
+  const endpoint = `relay-${address.slice(2, 10).toLowerCase()}.test:9001`;
+  const consent = await signerConsent(p, signer, address);
+  await p.registry.write.register([endpoint, region("DE"), keysHashOf(address), signer.address, consent, stake], {
+    account: operator.account,
+  });
   return signer;
 }
 
-/** Buys `bytes` of credit for `payer` and authorises a fresh client key; returns the key. */
-export async function buyCredit(p: Protocol, payer: Wallet, amount: bigint): Promise<LocalAccount> {
+/** Default per-epoch lock cap of test client keys: 1,000 GB. */
+export const KEY_CAP = 1_000n * GB;
+
+/** Buys credit for `amount` X0T for `payer` and authorises a fresh client key; returns the key. */
+export async function buyCredit(p: Protocol, payer: Wallet, amount: bigint, cap = KEY_CAP): Promise<LocalAccount> {
   await fund(p, payer.account.address, amount);
   await p.token.write.approve([p.credit.address, amount], { account: payer.account });
   await p.credit.write.buy([amount], { account: payer.account });
-  return authorizeKey(p, payer);
+  return authorizeKey(p, payer, cap);
 }
 
-export async function authorizeKey(p: Protocol, payer: Wallet): Promise<LocalAccount> {
+export async function authorizeKey(p: Protocol, payer: Wallet, cap = KEY_CAP): Promise<LocalAccount> {
   const key = privateKeyToAccount(generatePrivateKey());
-  const proof = await signClientKeyAuthorization(key, p.creditDomain, payer.account.address);
-  await p.credit.write.authorizeClientKey([key.address, proof], { account: payer.account });
+  const proof = await signClientKeyAuthorization(key, p.creditDomain, payer.account.address, cap);
+  await p.credit.write.authorizeClientKey([key.address, cap, proof], { account: payer.account });
   return key;
+}
+
+/** `payer` locks `bytes` of its credit for `relayer` until `expiresEpoch` (default: current + 1). */
+export async function lockFor(p: Protocol, payer: Wallet, relayer: Address, bytes: bigint, expiresEpoch?: bigint) {
+  const expires = expiresEpoch ?? (await p.rewards.read.currentEpoch()) + 1n;
+  await p.credit.write.lock([relayer, bytes, expires], { account: payer.account });
 }
 
 /** Moves time to the start of epoch `epoch` (+ `offset` seconds). */
 export async function warpToEpoch(connection: Connection, p: Protocol, epoch: bigint, offset = 1) {
-  const [anchorEpoch, anchorTime, length] = await p.rewards.read.schedule();
-  const target = anchorTime + (epoch - anchorEpoch) * length + BigInt(offset);
+  const [, startsAt] = await p.rewards.read.epochInfo([epoch]);
+  const target = startsAt + BigInt(offset);
   const now = BigInt(await connection.networkHelpers.time.latest());
   if (now >= target) throw new Error(`already past epoch ${epoch} + ${offset}s (now ${now}, target ${target})`);
   await connection.networkHelpers.time.increaseTo(target);

@@ -40,7 +40,6 @@ export default buildModule("Protocol", (m) => {
     token,
     admin,
     m.getParameter("pricePerGB", 1n * X0T),
-    m.getParameter("treasuryShareBps", 500),
     treasury,
   ]);
 
@@ -52,11 +51,13 @@ export default buildModule("Protocol", (m) => {
     {
       rewardPerCell: m.getParameter("rewardPerCell", X0T / 10_000n),
       poolPerEpoch: m.getParameter("poolPerEpoch", 10_000n * X0T),
+      relayShareBps: m.getParameter("relayShareBps", 9_000),
       uptimeBonusBps: m.getParameter("uptimeBonusBps", 1_000),
+      treasuryShareBps: m.getParameter("treasuryShareBps", 100),
       minAttestations: m.getParameter("minAttestations", 3),
+      submissionWindow: m.getParameter("submissionWindow", 1),
     },
     m.getParameter("epochLength", 3600),
-    m.getParameter("submissionWindow", 1),
   ]);
 
   const minterRole = m.staticCall(token, "MINTER_ROLE");

@@ -1,11 +1,15 @@
 /**
- * Payer receipts and uptime attestations: the EIP-712 messages that EpochRewards verifies.
+ * The EIP-712 messages of payments: client-key authorisations, lock requests, payer receipts and
+ * uptime attestations, as BandwidthCredit and EpochRewards verify them.
  *
- * A receipt is signed by a payer's client key and says "relayer R carried `cells` cells of
- * `cellSize` bytes for me in epoch E, on a circuit of `hops` hops". Counts are cumulative per
- * (relayer, epoch, key, hops): the relayer keeps only the latest and submits it once, in a batch
- * sorted by (key, hops). The field names and types here must match EpochRewards.RECEIPT_TYPEHASH
- * and UPTIME_TYPEHASH; test/contracts checks them against the deployed contract.
+ * A payer locks part of its credit for each relay before the relay serves it (a lock request
+ * signed by a client key, or a `lock` transaction). A receipt is signed by the payer's client key
+ * and says "on my channel with relayer R, you have carried `cells` cells in all and I owe you
+ * `bytes` bytes in all, as of epoch E": both counts are cumulative over the channel's life, so the
+ * relayer keeps only the latest receipt and the contract pays only what is new. By the protocol a
+ * cell of `cellBytes` bytes on a circuit of `hops` hops owes cellBytes / hops bytes to each hop, so
+ * a GB carried through 3 hops costs the payer 1 GB in all. The field names and types here must
+ * match the contracts' typehashes; test/contracts checks them against the deployed contracts.
  */
 import {
   type Address,
@@ -21,8 +25,7 @@ export const RECEIPT_TYPES = {
     { name: "relayer", type: "address" },
     { name: "epoch", type: "uint64" },
     { name: "cells", type: "uint64" },
-    { name: "cellSize", type: "uint16" },
-    { name: "hops", type: "uint8" },
+    { name: "bytes", type: "uint96" },
   ],
 } as const;
 
@@ -30,7 +33,9 @@ export const UPTIME_TYPES = {
   Uptime: [
     { name: "relayer", type: "address" },
     { name: "epoch", type: "uint64" },
-    { name: "uptimeBps", type: "uint16" },
+    { name: "probes", type: "uint32" },
+    { name: "answered", type: "uint32" },
+    { name: "measurements", type: "bytes32" },
   ],
 } as const;
 
@@ -38,6 +43,16 @@ export const CLIENT_KEY_TYPES = {
   ClientKeyAuthorization: [
     { name: "account", type: "address" },
     { name: "key", type: "address" },
+    { name: "capPerEpoch", type: "uint128" },
+  ],
+} as const;
+
+export const LOCK_TYPES = {
+  Lock: [
+    { name: "relayer", type: "address" },
+    { name: "bytes", type: "uint128" },
+    { name: "expiresEpoch", type: "uint64" },
+    { name: "nonce", type: "uint256" },
   ],
 } as const;
 
@@ -61,17 +76,35 @@ export function bandwidthCreditDomain(chainId: number, verifyingContract: Addres
 export interface ReceiptFields {
   relayer: Address;
   epoch: bigint;
+  /** Cells carried on the channel so far (cumulative). */
   cells: bigint;
-  cellSize: number;
-  hops: number;
+  /** Bytes owed on the channel so far (cumulative). */
+  bytes: bigint;
 }
 
 /** A receipt as EpochRewards.submitReceipts takes it (EIP-2098 compact signature). */
 export interface SignedReceipt {
   key: Address;
   cells: bigint;
-  cellSize: number;
-  hops: number;
+  bytes_: bigint;
+  r: Hex;
+  vs: Hex;
+}
+
+export interface LockFields {
+  relayer: Address;
+  bytes: bigint;
+  expiresEpoch: bigint;
+  nonce: bigint;
+}
+
+/** A lock request as BandwidthCredit.openLocks takes it. */
+export interface SignedLockRequest {
+  key: Address;
+  relayer: Address;
+  bytes_: bigint;
+  expiresEpoch: bigint;
+  nonce: bigint;
   r: Hex;
   vs: Hex;
 }
@@ -79,15 +112,27 @@ export interface SignedReceipt {
 export interface UptimeFields {
   relayer: Address;
   epoch: bigint;
-  uptimeBps: number;
+  /** Probes the attester sent to `relayer` during the epoch, and how many were answered. */
+  probes: number;
+  answered: number;
+  /** Commitment to the attester's probe log (for example the hash of its records). */
+  measurements: Hex;
 }
 
 /** An attestation as EpochRewards.submitUptime takes it. */
 export interface SignedAttestation {
   signer: Address;
-  uptimeBps: number;
+  probes: number;
+  answered: number;
+  measurements: Hex;
   r: Hex;
   vs: Hex;
+}
+
+/** Bytes a payer owes each hop for `cells` cells of `cellBytes` bytes on a circuit of `hops` hops. */
+export function bytesOwed(cells: bigint, cellBytes: number, hops: number): bigint {
+  if (hops < 1 || !Number.isInteger(hops)) throw new RangeError(`hops must be a positive integer, got ${hops}`);
+  return (cells * BigInt(cellBytes)) / BigInt(hops);
 }
 
 function compact(signature: Hex): { r: Hex; vs: Hex } {
@@ -108,7 +153,24 @@ export async function signReceipt(
   fields: ReceiptFields,
 ): Promise<SignedReceipt> {
   const signature = await key.signTypedData({ domain, types: RECEIPT_TYPES, primaryType: "Receipt", message: fields });
-  return { key: key.address, cells: fields.cells, cellSize: fields.cellSize, hops: fields.hops, ...compact(signature) };
+  return { key: key.address, cells: fields.cells, bytes_: fields.bytes, ...compact(signature) };
+}
+
+/** Signs a lock request with a payer's client key (domain: BandwidthCredit). */
+export async function signLockRequest(
+  key: LocalAccount,
+  domain: Eip712Domain,
+  fields: LockFields,
+): Promise<SignedLockRequest> {
+  const signature = await key.signTypedData({ domain, types: LOCK_TYPES, primaryType: "Lock", message: fields });
+  return {
+    key: key.address,
+    relayer: fields.relayer,
+    bytes_: fields.bytes,
+    expiresEpoch: fields.expiresEpoch,
+    nonce: fields.nonce,
+    ...compact(signature),
+  };
 }
 
 /** True if `receipt` is signed by its `key` for `relayer` and `epoch` (what a relay checks on arrival). */
@@ -122,7 +184,7 @@ export async function verifyReceipt(
     domain,
     types: RECEIPT_TYPES,
     primaryType: "Receipt",
-    message: { relayer, epoch, cells: receipt.cells, cellSize: receipt.cellSize, hops: receipt.hops },
+    message: { relayer, epoch, cells: receipt.cells, bytes: receipt.bytes_ },
     signature: expand(receipt.r, receipt.vs),
   });
   return recovered.toLowerCase() === receipt.key.toLowerCase();
@@ -135,30 +197,30 @@ export async function signUptime(
   fields: UptimeFields,
 ): Promise<SignedAttestation> {
   const signature = await signer.signTypedData({ domain, types: UPTIME_TYPES, primaryType: "Uptime", message: fields });
-  return { signer: signer.address, uptimeBps: fields.uptimeBps, ...compact(signature) };
+  return {
+    signer: signer.address,
+    probes: fields.probes,
+    answered: fields.answered,
+    measurements: fields.measurements,
+    ...compact(signature),
+  };
 }
 
-/** Proof that `key` agrees to sign for `account`, for BandwidthCredit.authorizeClientKey. */
-export function signClientKeyAuthorization(key: LocalAccount, domain: Eip712Domain, account: Address): Promise<Hex> {
+/**
+ * Proof that `key` agrees to sign for `account` and to lock at most `capPerEpoch` bytes an epoch,
+ * for BandwidthCredit.authorizeClientKey.
+ */
+export function signClientKeyAuthorization(
+  key: LocalAccount,
+  domain: Eip712Domain,
+  account: Address,
+  capPerEpoch: bigint,
+): Promise<Hex> {
   return key.signTypedData({
     domain,
     types: CLIENT_KEY_TYPES,
     primaryType: "ClientKeyAuthorization",
-    message: { account, key: key.address },
-  });
-}
-
-/** Sort key EpochRewards enforces: (key << 8) | hops, strictly ascending within an epoch. */
-export function receiptSortKey(receipt: Pick<SignedReceipt, "key" | "hops">): bigint {
-  return (BigInt(receipt.key) << 8n) | BigInt(receipt.hops);
-}
-
-/** Receipts in the order EpochRewards requires. */
-export function sortReceipts<T extends Pick<SignedReceipt, "key" | "hops">>(receipts: readonly T[]): T[] {
-  return [...receipts].sort((a, b) => {
-    const ka = receiptSortKey(a);
-    const kb = receiptSortKey(b);
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
+    message: { account, key: key.address, capPerEpoch },
   });
 }
 

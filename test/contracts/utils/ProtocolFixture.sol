@@ -9,8 +9,9 @@ import {RelayerRegistry} from "../../../contracts/RelayerRegistry.sol";
 import {X0T} from "../../../contracts/X0T.sol";
 import {vm} from "./Vm.sol";
 
-/// @dev The four contracts wired as the Ignition module wires them, with this contract as
-/// governance and distributor, and signing helpers over private keys.
+/// @dev The four contracts wired as the Ignition module wires them (default shares: 90% to
+/// relays, +10% bonus, 1% treasury), with this contract as governance and distributor, and
+/// signing helpers over private keys.
 abstract contract ProtocolFixture {
     uint64 internal constant EPOCH = 60;
     uint256 internal constant MIN_STAKE = 1_000e18;
@@ -26,7 +27,7 @@ abstract contract ProtocolFixture {
         genesis[0] = X0T.Allocation(address(this), 400_000_000e18);
         token = new X0T(address(this), genesis, 100);
         registry = new RelayerRegistry(IERC20(address(token)), address(this), MIN_STAKE, 3600, TREASURY);
-        credit = new BandwidthCredit(IERC20(address(token)), address(this), 1e18, 500, TREASURY);
+        credit = new BandwidthCredit(IERC20(address(token)), address(this), 1e18, TREASURY);
         rewards = new EpochRewards(
             token,
             credit,
@@ -35,11 +36,13 @@ abstract contract ProtocolFixture {
             EpochRewards.Params({
                 rewardPerCell: 1e14,
                 poolPerEpoch: 10_000e18,
+                relayShareBps: 9_000,
                 uptimeBonusBps: 1_000,
-                minAttestations: minAttestations
+                treasuryShareBps: 100,
+                minAttestations: minAttestations,
+                submissionWindow: 1
             }),
-            EPOCH,
-            1
+            EPOCH
         );
         token.grantRole(token.MINTER_ROLE(), address(rewards));
         token.setFeeExempt(address(registry), true);
@@ -49,25 +52,34 @@ abstract contract ProtocolFixture {
     }
 
     function warpToEpoch(uint64 epoch) internal {
-        (uint64 anchorEpoch, uint64 anchorTime, uint64 length, ) = rewards.schedule();
-        vm.warp(anchorTime + (epoch - anchorEpoch) * length + 1);
+        (, uint64 startsAt) = rewards.epochInfo(epoch);
+        vm.warp(startsAt + 1);
     }
 
     /// @dev Registers the operator of `operatorKey` with the signer of `signerKey`.
     function registerRelayer(uint256 operatorKey, uint256 signerKey) internal returns (address operator) {
         operator = vm.addr(operatorKey);
+        address signer = vm.addr(signerKey);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(signerKey, registry.signerConsentDigest(operator, signer));
         token.transfer(operator, MIN_STAKE);
         vm.startPrank(operator);
         token.approve(address(registry), MIN_STAKE);
-        registry.register("127.0.0.1:9000", "DE", keccak256(abi.encode(operatorKey)), vm.addr(signerKey), MIN_STAKE);
+        registry.register(
+            string.concat("relay-", Strings.toString(operatorKey), ".test:9000"),
+            "DE",
+            keccak256(abi.encode(operatorKey)),
+            signer,
+            abi.encodePacked(r, s, v),
+            MIN_STAKE
+        );
         vm.stopPrank();
     }
 
-    function authorizeKey(address account, uint256 clientKey) internal {
+    function authorizeKey(address account, uint256 clientKey, uint128 cap) internal {
         address key = vm.addr(clientKey);
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(clientKey, credit.keyAuthorizationDigest(account, key));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(clientKey, credit.keyAuthorizationDigest(account, key, cap));
         vm.prank(account);
-        credit.authorizeClientKey(key, abi.encodePacked(r, s, v));
+        credit.authorizeClientKey(key, cap, abi.encodePacked(r, s, v));
     }
 
     function signReceipt(
@@ -75,47 +87,13 @@ abstract contract ProtocolFixture {
         address relayer,
         uint64 epoch,
         uint64 cells,
-        uint16 cellSize,
-        uint8 hops
+        uint96 bytes_
     ) internal view returns (EpochRewards.Receipt memory receipt) {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
-            clientKey,
-            rewards.receiptDigest(relayer, epoch, cells, cellSize, hops)
-        );
-        receipt = EpochRewards.Receipt(vm.addr(clientKey), cells, cellSize, hops, r, _vs(v, s));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(clientKey, rewards.receiptDigest(relayer, epoch, cells, bytes_));
+        receipt = EpochRewards.Receipt(vm.addr(clientKey), cells, bytes_, r, _vs(v, s));
     }
 
-    function signUptime(
-        uint256 signerKey,
-        address relayer,
-        uint64 epoch
-    ) internal view returns (EpochRewards.Attestation memory attestation) {
-        bytes32 digest = keccak256(
-            abi.encodePacked(
-                "\x19\x01",
-                _rewardsDomainSeparator(),
-                keccak256(abi.encode(rewards.UPTIME_TYPEHASH(), relayer, epoch, uint16(9_999)))
-            )
-        );
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(signerKey, digest);
-        attestation = EpochRewards.Attestation(vm.addr(signerKey), 9_999, r, _vs(v, s));
-    }
-
-    function _rewardsDomainSeparator() private view returns (bytes32) {
-        (, string memory name, string memory version, uint256 chainId, address verifying, , ) = rewards.eip712Domain();
-        return
-            keccak256(
-                abi.encode(
-                    keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
-                    keccak256(bytes(name)),
-                    keccak256(bytes(version)),
-                    chainId,
-                    verifying
-                )
-            );
-    }
-
-    function _vs(uint8 v, bytes32 s) private pure returns (bytes32) {
+    function _vs(uint8 v, bytes32 s) internal pure returns (bytes32) {
         return bytes32((uint256(v - 27) << 255) | uint256(s));
     }
 
