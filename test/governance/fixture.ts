@@ -11,7 +11,9 @@ import {
   type Hex,
   encodeAbiParameters,
   encodeFunctionData,
+  keccak256,
   parseEventLogs,
+  stringToHex,
   zeroAddress,
   zeroHash,
 } from "viem";
@@ -130,7 +132,12 @@ export async function revoke(connection: Connection, attester: Wallets[number], 
 
 export async function deployGoverned(
   connection: Connection,
-  overrides: { quorum?: bigint; protocol?: Record<string, unknown>; governance?: Record<string, unknown> } = {},
+  overrides: {
+    quorum?: bigint;
+    minDelay?: number;
+    protocol?: Record<string, unknown>;
+    governance?: Record<string, unknown>;
+  } = {},
 ) {
   const { viem, ignition } = connection;
   const wallets = await viem.getWalletClients();
@@ -143,7 +150,7 @@ export async function deployGoverned(
   const deployed = await ignition.deploy(TreasuryModule, {
     parameters: {
       Treasury: {
-        minDelay: MIN_DELAY,
+        minDelay: overrides.minDelay ?? MIN_DELAY,
         council: council.map((w) => w.account.address),
         threshold: 2,
         payoutCap: PAYOUT_CAP,
@@ -287,3 +294,70 @@ export function safeCall(executor: Address, safe: Address, to: Address, data: He
 }
 
 export { X0T };
+
+export const Vote = { against: 0, for: 1, abstain: 2 } as const;
+export const State = {
+  pending: 0,
+  active: 1,
+  canceled: 2,
+  defeated: 3,
+  succeeded: 4,
+  queued: 5,
+  expired: 6,
+  executed: 7,
+} as const;
+
+/** floor(sqrt(n)) */
+export function sqrt(n: bigint): bigint {
+  if (n < 2n) return n;
+  let x = n;
+  let y = (x + 1n) / 2n;
+  while (y < x) [x, y] = [y, (y + n / y) / 2n];
+  return x;
+}
+
+/** Proposal helpers bound to one deployed system. */
+export function governance(connection: Connection, sys: Awaited<ReturnType<typeof deployGoverned>>) {
+  const { viem, networkHelpers } = connection;
+  type Wallet = (typeof sys.wallets)[number];
+  const propose = async (targets: Address[], calldatas: Hex[], description: string, by: Wallet) => {
+    const publicClient = await viem.getPublicClient();
+    const values = targets.map(() => 0n);
+    const hash = await sys.governor.write.propose([targets, values, calldatas, description], { account: by.account });
+    const receipt = await publicClient.waitForTransactionReceipt({ hash });
+    const [created] = parseEventLogs({ abi: sys.governor.abi, logs: receipt.logs, eventName: "ProposalCreated" });
+    return {
+      id: created!.args.proposalId,
+      targets,
+      values,
+      calldatas,
+      descriptionHash: keccak256(stringToHex(description)),
+      args: [targets, values, calldatas, keccak256(stringToHex(description))] as const,
+    };
+  };
+  type Proposal = Awaited<ReturnType<typeof propose>>;
+  return {
+    propose,
+    /** Gives `to` tokens from the deployer (the distributor) and self-delegates. */
+    fund: async (to: Wallet, amount: bigint) => {
+      await sys.token.write.transfer([to.account.address, amount]);
+      await sys.token.write.delegate([to.account.address], { account: to.account });
+      return sys.token.read.getVotes([to.account.address]);
+    },
+    /** `voters` vote for `p`; the period ends; it is queued and its delay passes. */
+    passAndQueue: async (p: Proposal, voters: Wallet[]) => {
+      await networkHelpers.time.increase(Number(await sys.governor.read.votingDelay()) + 1);
+      for (const v of voters) await sys.governor.write.castVote([p.id, Vote.for], { account: v.account });
+      await networkHelpers.time.increase(Number(await sys.governor.read.votingPeriod()));
+      await sys.governor.write.queue([...p.args]);
+      await networkHelpers.time.increase(Number(await sys.timelock.read.getMinDelay()));
+    },
+    state: (p: Proposal) => sys.governor.read.state([p.id]),
+  };
+}
+
+/** Asserts that `action` reverts with the custom error (or require code) `name`. */
+export async function reverts(action: Promise<unknown>, name: string): Promise<void> {
+  const { rejects } = await import("node:assert/strict");
+  await rejects(action, (error: unknown) => String(error).includes(name));
+}

@@ -17,7 +17,8 @@ import ProtocolModule from "./Protocol.js";
  * VoterRegistry and the timelock itself belongs to the timelock only (the deployer renounced);
  * the governor is the timelock's only proposer and canceller; executing is open to anyone; nobody
  * registers voters but the voters themselves; the Safe, the timelock, the governor and the protocol
- * contracts can never be voters; the council guard knows X0T.
+ * contracts can never be voters; the council guard knows X0T; the governor's live slash proposals
+ * freeze the slashed operator's withdrawals (RelayerRegistry.setSlashGovernor).
  */
 
 /** Base Sepolia's EAS predeploy and Coinbase Verifications (sources in docs/governance.md). */
@@ -102,11 +103,16 @@ export default buildModule("Governance", (m) => {
   const votersAdmin = m.call(voters, "grantRole", [adminRole, timelock], { id: "votersAdmin" });
   m.call(voters, "renounceRole", [adminRole, deployer], { id: "votersRenounceAdmin", after: [...wiring, votersAdmin] });
 
+  // A live slash proposal of this governor freezes the operator's withdrawals (anyone calls
+  // RelayerRegistry.freezeForSlash), so unbonding cannot outrun the vote; set while the deployer
+  // is still the registry's admin.
+  const slashGovernor = m.call(registry, "setSlashGovernor", [governor]);
+
   // Every protocol contract: the timelock becomes admin, then the deployer renounces, after the
   // Protocol module's own wiring calls are done.
   for (const [name, contract] of Object.entries({ token, registry, credit, rewards })) {
     const grant = m.call(contract, "grantRole", [adminRole, timelock], { id: `${name}Admin`, after: [ProtocolModule] });
-    m.call(contract, "renounceRole", [adminRole, deployer], { id: `${name}Renounce`, after: [grant] });
+    m.call(contract, "renounceRole", [adminRole, deployer], { id: `${name}Renounce`, after: [grant, slashGovernor] });
   }
   m.call(timelock, "renounceRole", [adminRole, deployer], {
     id: "timelockRenounce",

@@ -36,12 +36,7 @@ export default buildModule("Protocol", (m) => {
     treasury,
   ]);
 
-  const credit = m.contract("BandwidthCredit", [
-    token,
-    admin,
-    m.getParameter("pricePerGB", 1n * X0T),
-    treasury,
-  ]);
+  const credit = m.contract("BandwidthCredit", [token, admin, m.getParameter("pricePerGB", 1n * X0T), treasury]);
 
   const rewards = m.contract("EpochRewards", [
     token,
