@@ -55,12 +55,11 @@ contract VoterRegistry is AccessControl {
     /// @notice `account` can never be a voter from now on.
     event AccountExcluded(address indexed account);
 
-    /// @notice The address is already registered.
-    error AlreadyRegistered(address voter);
+    /// @notice The caller is already a voter, or the identity already registered `identityHolder`
+    /// (zero if only the former).
+    error AlreadyRegistered(address voter, address identityHolder);
     /// @notice The address is not registered.
     error NotRegistered(address voter);
-    /// @notice The identity already registered another address.
-    error IdentityTaken(IPersonhoodSource source, bytes32 identity, address holder);
     /// @notice The source is not enabled.
     error UnknownSource(IPersonhoodSource source);
     /// @notice The address can never be a voter.
@@ -86,11 +85,12 @@ contract VoterRegistry is AccessControl {
     function register(IPersonhoodSource source, bytes calldata proof) external {
         if (isExcluded[msg.sender]) revert ExcludedAccount(msg.sender);
         if (!isSource[source]) revert UnknownSource(source);
-        if (isRegistered(msg.sender)) revert AlreadyRegistered(msg.sender);
         bytes32 identity = source.verify(msg.sender, proof);
         bytes32 key = _key(source, identity);
         address holder = holderOf[key];
-        if (holder != address(0)) revert IdentityTaken(source, identity, holder);
+        // One check for both ways of registering twice; an EAS uid names its recipient, so with EAS
+        // `holder` is only ever the caller itself.
+        if (holder != address(0) || isRegistered(msg.sender)) revert AlreadyRegistered(msg.sender, holder);
 
         holderOf[key] = msg.sender;
         voterOf[msg.sender] = Voter(source, identity);

@@ -69,13 +69,19 @@ export async function installEAS(connection: Connection, deployer: Wallets[numbe
   };
   await place(SchemaRegistryArtifact, [], BASE_SEPOLIA_EAS.schemaRegistry);
   await place(EASArtifact, [BASE_SEPOLIA_EAS.schemaRegistry], BASE_SEPOLIA_EAS.eas);
-  const hash = await deployer.writeContract({
+  return installEASSchema(connection, deployer, VERIFIED_ACCOUNT_SCHEMA);
+}
+
+/** Registers a revocable schema without resolver in the SchemaRegistry; returns its uid. */
+export async function installEASSchema(connection: Connection, by: Wallets[number], schema: string): Promise<Hex> {
+  const publicClient = await connection.viem.getPublicClient();
+  const hash = await by.writeContract({
     address: BASE_SEPOLIA_EAS.schemaRegistry,
     abi: schemaRegistryAbi,
     functionName: "register",
-    args: [VERIFIED_ACCOUNT_SCHEMA, zeroAddress, true],
-    account: deployer.account,
-    chain: deployer.chain,
+    args: [schema, zeroAddress, true],
+    account: by.account,
+    chain: by.chain,
   });
   const receipt = await publicClient.waitForTransactionReceipt({ hash });
   const [registered] = parseEventLogs({ abi: schemaRegistryAbi, logs: receipt.logs, eventName: "Registered" });
