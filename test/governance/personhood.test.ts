@@ -11,7 +11,7 @@ import { connect } from "../helpers/protocol.ts";
 import { X0T, attest, deployGoverned, governance, installEASSchema, reverts, revoke } from "./fixture.ts";
 
 const connection = await connect();
-const { viem, networkHelpers } = connection;
+const { networkHelpers } = connection;
 const sys = await deployGoverned(connection);
 const { propose, fund } = governance(connection, sys);
 const [, , , , alice, bob, carol, dave, erin] = sys.wallets;
