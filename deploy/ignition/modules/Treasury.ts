@@ -17,8 +17,12 @@ import FallbackHandler from "@safe-global/safe-smart-account/build/artifacts/con
  *   installed in the same transaction (TreasurySetup). The Governance module tells the guard which
  *   token is X0T (the token is deployed after the Safe that receives its genesis allocation).
  *
- * Deploy this first; its `safe` is the treasury parameter of the Protocol module, its `timelock`
- * a parameter of the Governance module.
+ * - GenesisVesting: the distributor's genesis allocation vests linearly to `vestingBeneficiary`
+ *   from `vestingStart` over `vestingDuration`; the vesting wallet cannot delegate, so those tokens
+ *   carry no votes (scripts/deploy.ts passes it as Protocol.distributor on public chains).
+ *
+ * Deploy this first; its `safe` is the treasury parameter of the Protocol module, its `vesting`
+ * the distributor, its `timelock` and `guard` parameters of the Governance module.
  *
  * `treasuryModule(canonical)` uses Safe's canonical deployments (from @safe-global/safe-deployments,
  * as scripts/deploy.ts does on Base Sepolia) instead of deploying the singleton, factory and handler.
@@ -48,6 +52,11 @@ export function treasuryModule(canonical?: CanonicalSafe) {
       m.getParameter("payoutPeriod", 30 * 24 * 3600),
     ]);
     const executor = m.contract("TreasuryExecutor", [timelock]);
+    const vesting = m.contract("GenesisVesting", [
+      m.getParameter("vestingBeneficiary", deployer),
+      m.getParameter("vestingStart", 0),
+      m.getParameter("vestingDuration", 2 * 365 * 24 * 3600),
+    ]);
     const setup = m.contract("TreasurySetup");
 
     const singleton = canonical ? m.contractAt("SafeL2", SafeL2, canonical.singleton) : m.contract("SafeL2", SafeL2);
@@ -73,7 +82,7 @@ export function treasuryModule(canonical?: CanonicalSafe) {
     const safeAddress = m.readEventArgument(create, "ProxyCreation", "proxy");
     const safe = m.contractAt("SafeL2", SafeL2, safeAddress, { id: "Safe" });
 
-    return { timelock, guard, executor, safe, singleton, factory, handler };
+    return { timelock, guard, executor, vesting, safe, singleton, factory, handler };
   });
 }
 
