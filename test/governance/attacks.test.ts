@@ -268,13 +268,28 @@ describe("a relayer cannot escape its slash (attack 5)", () => {
       args: [relayer.account.address, stake, keccak256(stringToHex("double signing"))],
     });
     const p = await propose([sys.registry.address], [slash], "slash the relayer", alice!);
-    // Anyone freezes the relayer's withdrawals with the proposal's contents.
+    // Anyone freezes the relayer's withdrawals with the proposal's contents; once is enough.
     await sys.registry.write.freezeForSlash([...p.args, 0n], { account: outsider!.account });
+    await reverts(sys.registry.write.freezeForSlash([...p.args, 0n], { account: outsider!.account }), "AlreadyFrozen");
+    // A proposal that slashes nobody freezes nobody.
+    const other = await propose([sys.credit.address], [priceCall(2n)], "not a slash", alice!);
+    await reverts(sys.registry.write.freezeForSlash([...other.args, 0n]), "ProposalDoesNotSlash");
     await passAndQueue(p, voters);
     await networkHelpers.time.increase(DAY); // day 9 > 7 days of unbonding
     await reverts(sys.registry.write.withdraw({ account: relayer.account }), "WithdrawalsFrozenBy");
     await sys.governor.write.execute([...p.args]);
     await reverts(sys.registry.write.withdraw({ account: relayer.account }), "NothingToWithdraw");
+    // A decided proposal freezes nothing any more.
+    await reverts(sys.registry.write.freezeForSlash([...p.args, 0n]), "ProposalNotLive");
+    // A registry whose admin never named a slash governor cannot freeze at all.
+    const bare = await viem.deployContract("RelayerRegistry", [
+      sys.token.address,
+      deployer!.account.address,
+      stake,
+      7 * DAY,
+      sys.safeAddress,
+    ]);
+    await reverts(bare.write.freezeForSlash([...p.args, 0n]), "NoSlashGovernor");
     assert.equal(await sys.token.read.balanceOf([relayer.account.address]), 89n * X0T, "1,089 received, 1,000 staked");
   });
 });
