@@ -7,6 +7,7 @@ import {ERC20Burnable} from "@openzeppelin/contracts/token/ERC20/extensions/ERC2
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {LowLevelCall} from "@openzeppelin/contracts/utils/LowLevelCall.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
@@ -40,11 +41,13 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @notice Latest expiry a lock may have, in epochs after the current one.
     uint64 public constant MAX_LOCK_EPOCHS = 168;
     /// @notice EIP-712 type a client key signs to prove the account may authorise it.
-    bytes32 public constant KEY_AUTHORIZATION_TYPEHASH =
-        keccak256("ClientKeyAuthorization(address account,address key,uint128 capPerEpoch)");
+    bytes32 public constant KEY_AUTHORIZATION_TYPEHASH = keccak256(
+        "ClientKeyAuthorization(address account,address key,uint128 capPerEpoch)"
+    );
     /// @notice EIP-712 type of a lock request a client key signs.
-    bytes32 public constant LOCK_TYPEHASH =
-        keccak256("Lock(address relayer,uint128 bytes,uint64 expiresEpoch,uint256 nonce)");
+    bytes32 public constant LOCK_TYPEHASH = keccak256(
+        "Lock(address relayer,uint128 bytes,uint64 expiresEpoch,uint256 nonce)"
+    );
 
     struct Credit {
         uint128 bytesLeft;
@@ -242,11 +245,7 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @param expiresEpoch Last epoch whose receipts the lock pays, at most MAX_LOCK_EPOCHS ahead.
     function lock(address relayer, uint128 bytes_, uint64 expiresEpoch) external {
         bytes memory reason = _lock(msg.sender, address(0), relayer, bytes_, expiresEpoch);
-        if (reason.length != 0) {
-            assembly ("memory-safe") {
-                revert(add(reason, 32), mload(reason))
-            }
-        }
+        if (reason.length != 0) LowLevelCall.bubbleRevert(reason);
     }
 
     /// @notice Opens the locks that client keys signed. Anyone may call (relays batch the requests
@@ -267,16 +266,16 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @param account The account that locked.
     /// @param relayer The relay it locked for.
     function releaseLock(address account, address relayer) external {
-        Lock storage l = _locks[account][relayer];
-        uint256 bytesLeft = l.bytesLeft;
+        Lock storage channel = _locks[account][relayer];
+        uint256 bytesLeft = channel.bytesLeft;
         if (bytesLeft == 0) revert NothingLocked(account, relayer);
         IEpochClock clock = IEpochClock(epochRewards);
         uint64 current = clock.currentEpoch();
-        uint64 deadline = clock.receiptDeadline(l.expiresEpoch);
+        uint64 deadline = clock.receiptDeadline(channel.expiresEpoch);
         if (current <= deadline) revert LockNotReleasable(account, relayer, current, deadline);
-        uint256 value = l.escrow;
-        l.bytesLeft = 0;
-        l.escrow = 0;
+        uint256 value = channel.escrow;
+        channel.bytesLeft = 0;
+        channel.escrow = 0;
         Credit storage c = creditOf[account];
         c.bytesLeft += uint128(bytesLeft);
         c.escrow += uint128(value);
@@ -305,9 +304,9 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         if (msg.sender != epochRewards) revert OnlyEpochRewards(msg.sender);
         address account = clientKeys[key].account;
         if (account == address(0)) revert UnknownClientKey(key);
-        Lock storage l = _locks[account][relayer];
+        Lock storage channel = _locks[account][relayer];
         uint256 paid;
-        (paid, newCells, value) = _pay(l, account, relayer, epoch, cells, bytes_);
+        (paid, newCells, value) = _pay(channel, account, relayer, epoch, cells, bytes_);
         emit CreditConsumed(account, relayer, epoch, key, newCells, paid, value);
     }
 
@@ -439,30 +438,29 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         Credit memory free = c;
         if (bytes_ > free.bytesLeft)
             return abi.encodeWithSelector(InsufficientCredit.selector, account, free.bytesLeft, bytes_);
-        uint128 value = bytes_ == free.bytesLeft
-            ? free.escrow
-            : uint128((uint256(free.escrow) * bytes_) / free.bytesLeft);
+        uint128 value =
+            bytes_ == free.bytesLeft ? free.escrow : uint128((uint256(free.escrow) * bytes_) / free.bytesLeft);
         c.bytesLeft = free.bytesLeft - bytes_;
         c.escrow = free.escrow - value;
-        Lock storage l = _locks[account][relayer];
-        l.bytesLeft += bytes_;
-        l.escrow += value;
-        if (expiresEpoch > l.expiresEpoch) l.expiresEpoch = expiresEpoch;
-        emit CreditLocked(account, relayer, key, bytes_, value, l.expiresEpoch);
+        Lock storage channel = _locks[account][relayer];
+        channel.bytesLeft += bytes_;
+        channel.escrow += value;
+        if (expiresEpoch > channel.expiresEpoch) channel.expiresEpoch = expiresEpoch;
+        emit CreditLocked(account, relayer, key, bytes_, value, channel.expiresEpoch);
         return "";
     }
 
-    /// @dev Pays the part of cumulative (`cells`, `bytes_`) above what `l` already paid, at most
+    /// @dev Pays the part of cumulative (`cells`, `bytes_`) above what `channel` already paid, at most
     /// what it holds; cells are paid in the same proportion as bytes.
     function _pay(
-        Lock storage l,
+        Lock storage channel,
         address account,
         address relayer,
         uint64 epoch,
         uint64 cells,
         uint96 bytes_
     ) private returns (uint256 paid, uint256 newCells, uint256 value) {
-        Lock memory m = l;
+        Lock memory m = channel;
         if (epoch > m.expiresEpoch) revert LockExpired(account, relayer, epoch, m.expiresEpoch);
         if (bytes_ <= m.bytesPaid) revert NothingNewToPay(account, relayer, cells, m.bytesPaid);
         uint256 due = bytes_ - m.bytesPaid;
@@ -471,10 +469,10 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         paid = due < m.bytesLeft ? due : m.bytesLeft;
         newCells = paid == due ? dueCells : (dueCells * paid) / due;
         value = paid == m.bytesLeft ? m.escrow : (uint256(m.escrow) * paid) / m.bytesLeft;
-        l.bytesLeft = uint128(m.bytesLeft - paid);
-        l.escrow = uint128(m.escrow - value);
-        l.bytesPaid = uint96(m.bytesPaid + paid);
-        l.cellsPaid = uint64(m.cellsPaid + newCells);
+        channel.bytesLeft = uint128(m.bytesLeft - paid);
+        channel.escrow = uint128(m.escrow - value);
+        channel.bytesPaid = uint96(m.bytesPaid + paid);
+        channel.cellsPaid = uint64(m.cellsPaid + newCells);
     }
 
     function _setPrice(uint256 pricePerGB_) private {

@@ -32,12 +32,14 @@ import {X0T} from "./X0T.sol";
 /// X0T's MINTER_ROLE and be BandwidthCredit's `epochRewards`.
 contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     /// @notice EIP-712 type of a payer receipt (cells and bytes are cumulative per payer channel).
-    bytes32 public constant RECEIPT_TYPEHASH =
-        keccak256("Receipt(address relayer,uint64 epoch,uint64 cells,uint96 bytes)");
+    bytes32 public constant RECEIPT_TYPEHASH = keccak256(
+        "Receipt(address relayer,uint64 epoch,uint64 cells,uint96 bytes)"
+    );
     /// @notice EIP-712 type of an uptime attestation by another relayer's signer: it sent `probes`
     /// probes to `relayer` during `epoch`, `answered` were answered; `measurements` commits to its log.
-    bytes32 public constant UPTIME_TYPEHASH =
-        keccak256("Uptime(address relayer,uint64 epoch,uint32 probes,uint32 answered,bytes32 measurements)");
+    bytes32 public constant UPTIME_TYPEHASH = keccak256(
+        "Uptime(address relayer,uint64 epoch,uint32 probes,uint32 answered,bytes32 measurements)"
+    );
     /// @notice Uptime an attestation must state for the bonus (99%).
     uint16 public constant MIN_UPTIME_BPS = 9_900;
     /// @notice Fewest probes an attestation must rest on.
@@ -363,8 +365,7 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
         uint32 answered,
         bytes32 measurements
     ) public view returns (bytes32) {
-        return
-            _hashTypedDataV4(keccak256(abi.encode(UPTIME_TYPEHASH, relayer, epoch, probes, answered, measurements)));
+        return _hashTypedDataV4(keccak256(abi.encode(UPTIME_TYPEHASH, relayer, epoch, probes, answered, measurements)));
     }
 
     // ---------------------------------------------------------------- internals
@@ -394,8 +395,11 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
     }
 
     function _checkAttestation(address relayer, uint64 epoch, uint256 startedAt, Attestation calldata a) private view {
-        if (a.probes < MIN_PROBES || a.answered > a.probes || uint256(a.answered) * BPS < uint256(a.probes) * MIN_UPTIME_BPS)
-            revert UptimeBelowMinimum(a.signer, a.probes, a.answered);
+        if (
+            a.probes < MIN_PROBES ||
+            a.answered > a.probes ||
+            uint256(a.answered) * BPS < uint256(a.probes) * MIN_UPTIME_BPS
+        ) revert UptimeBelowMinimum(a.signer, a.probes, a.answered);
         address attester = registry.operatorOf(a.signer);
         // An attester must have been registered and staked before the epoch began: a relay
         // registered during the epoch did not watch all of it, and cannot be spun up to vouch.
@@ -458,7 +462,8 @@ contract EpochRewards is IEpochClock, AccessControl, EIP712 {
             p.poolPerEpoch == 0 ||
             p.relayShareBps == 0 ||
             p.uptimeBonusBps > MAX_UPTIME_BONUS_BPS ||
-            uint256(p.relayShareBps) * (BPS + p.uptimeBonusBps) + uint256(p.treasuryShareBps) * BPS > uint256(BPS) * BPS ||
+            uint256(p.relayShareBps) * (BPS + p.uptimeBonusBps) + uint256(p.treasuryShareBps) * BPS >
+                uint256(BPS) * BPS ||
             p.minAttestations == 0 ||
             p.minAttestations > MAX_MIN_ATTESTATIONS ||
             p.submissionWindow == 0 ||

@@ -7,6 +7,8 @@
  *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3]
  *   x0t keys  --keys relay.key          prints the keysHash to register on-chain
  *   x0t treasury propose|sign|execute   council payouts from the treasury Safe (cli/treasury.ts)
+ *   x0t buy|key|lock|stake|unbond|withdraw|claim|status   a user's and an operator's transactions
+ *                                       (cli/account.ts; --json on each)
  *
  * Logs are JSON lines on stderr; X0T_LOG_LEVEL=debug|info|warn|error (default info).
  */
@@ -21,6 +23,7 @@ import { descriptorOf, readDirectory } from "./node/directory.ts";
 import { startEntry } from "./node/entry.ts";
 import { loadOrCreateKeys } from "./node/keyfile.ts";
 import { startRelay } from "./node/relay.ts";
+import { ACCOUNT_COMMANDS, runAccountCommand } from "./cli/account.ts";
 import { runTreasuryCommand } from "./cli/treasury.ts";
 
 export class UsageError extends Error {
@@ -149,7 +152,11 @@ export async function main(argv: string[]): Promise<number> {
     else if (command === "entry") await entry(rest, log);
     else if (command === "keys") keysCommand(rest);
     else if (command === "treasury") return await runTreasuryCommand(rest);
-    else throw new UsageError(`usage: x0t relay|entry|keys|treasury [options]  (got "${command ?? ""}")`);
+    else if ((ACCOUNT_COMMANDS as readonly string[]).includes(command ?? "")) return await runAccountCommand(argv);
+    else
+      throw new UsageError(
+        `usage: x0t relay|entry|keys|treasury|${ACCOUNT_COMMANDS.join("|")} [options]  (got "${command ?? ""}")`,
+      );
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

@@ -192,12 +192,12 @@ describe("BandwidthCredit", async () => {
       "CreditLocked",
       [getAddress(payer().account.address), relayer(), zeroAddress, GB, (5n * X0T) / 3n, epoch + 2n],
     );
-    const lockErr = (args: readonly [`0x${string}`, bigint, bigint], name: string) =>
-      viem.assertions.revertWithCustomError(p.credit.write.lock(args, { account: payer().account }), p.credit, name);
-    await lockErr([zeroAddress, GB, epoch], "ZeroAddress");
-    await lockErr([relayer(), 0n, epoch], "ZeroAmount");
-    await lockErr([relayer(), GB, epoch + 169n], "InvalidExpiry");
-    await lockErr([relayer(), 3n * GB, epoch], "InsufficientCredit");
+    const lock = (args: readonly [`0x${string}`, bigint, bigint]) =>
+      p.credit.write.lock(args, { account: payer().account });
+    await viem.assertions.revertWithCustomError(lock([zeroAddress, GB, epoch]), p.credit, "ZeroAddress");
+    await viem.assertions.revertWithCustomError(lock([relayer(), 0n, epoch]), p.credit, "ZeroAmount");
+    await viem.assertions.revertWithCustomError(lock([relayer(), GB, epoch + 169n]), p.credit, "InvalidExpiry");
+    await viem.assertions.revertWithCustomError(lock([relayer(), 3n * GB, epoch]), p.credit, "InsufficientCredit");
     // A relay lands a signed request; the expiry of a lock only moves later.
     const request = (bytes: bigint, nonce: bigint, expiresEpoch = epoch + 1n, signer = key) =>
       signLockRequest(signer, p.creditDomain, { relayer: relayer(), bytes, expiresEpoch, nonce });

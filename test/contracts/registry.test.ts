@@ -54,9 +54,12 @@ describe("RelayerRegistry", async () => {
     const signer = signerAddress();
     const keysHash = keysHashOf("node-1");
     await viem.assertions.emitWithArgs(
-      p.registry.write.register(["relay.example:9443", region("DE"), keysHash, signer, await consent(signer), MIN_STAKE], {
-        account: op().account,
-      }),
+      p.registry.write.register(
+        ["relay.example:9443", region("DE"), keysHash, signer, await consent(signer), MIN_STAKE],
+        {
+          account: op().account,
+        },
+      ),
       p.registry,
       "NodeRegistered",
       [getAddress(op().account.address), signer, "0x4445", keysHash, "relay.example:9443", MIN_STAKE],
@@ -92,7 +95,18 @@ describe("RelayerRegistry", async () => {
     const { v, r, s } = parseSignature(signature);
     const signer = signerAddress();
     await p.registry.write.registerWithPermit(
-      ["10.0.0.1:9443", region("FR"), keysHashOf("n"), signer, await consent(signer), MIN_STAKE, deadline, Number(v), r, s],
+      [
+        "10.0.0.1:9443",
+        region("FR"),
+        keysHashOf("n"),
+        signer,
+        await consent(signer),
+        MIN_STAKE,
+        deadline,
+        Number(v),
+        r,
+        s,
+      ],
       { account: op().account },
     );
     assert.equal(await p.registry.read.isActive([op().account.address]), true);
@@ -108,7 +122,14 @@ describe("RelayerRegistry", async () => {
       amount = MIN_STAKE,
     ) =>
       p.registry.write.register(
-        [endpoint, region as `0x${string}`, keysHash, signer, signer === zeroAddress ? "0x" : await consent(signer), amount],
+        [
+          endpoint,
+          region as `0x${string}`,
+          keysHash,
+          signer,
+          signer === zeroAddress ? "0x" : await consent(signer),
+          amount,
+        ],
         { account: op().account },
       );
     const k = keysHashOf("k");
@@ -170,9 +191,12 @@ describe("RelayerRegistry", async () => {
     const oldSigner = await registerRelayer(p, op());
     const newSigner = signerAddress();
     await viem.assertions.emitWithArgs(
-      p.registry.write.updateNode(["relay2.example:443", region("NL"), keysHashOf("v2"), newSigner, await consent(newSigner)], {
-        account: op().account,
-      }),
+      p.registry.write.updateNode(
+        ["relay2.example:443", region("NL"), keysHashOf("v2"), newSigner, await consent(newSigner)],
+        {
+          account: op().account,
+        },
+      ),
       p.registry,
       "NodeUpdated",
       [getAddress(op().account.address), newSigner, "0x4e4c", keysHashOf("v2"), "relay2.example:443"],
@@ -186,9 +210,12 @@ describe("RelayerRegistry", async () => {
       account: other().account,
     });
     await viem.assertions.revertWithCustomErrorWithArgs(
-      p.registry.write.updateNode(["h:1", region("DE"), keysHashOf("x"), newSigner, await consent(newSigner, other())], {
-        account: other().account,
-      }),
+      p.registry.write.updateNode(
+        ["h:1", region("DE"), keysHashOf("x"), newSigner, await consent(newSigner, other())],
+        {
+          account: other().account,
+        },
+      ),
       p.registry,
       "SignerInUse",
       [newSigner, getAddress(op().account.address)],

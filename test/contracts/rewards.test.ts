@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { before, beforeEach, describe, it } from "node:test";
-import { type Address, decodeErrorResult, getAddress, hashTypedData, type Hex, type LocalAccount, zeroHash } from "viem";
+import {
+  type Address,
+  decodeErrorResult,
+  getAddress,
+  hashTypedData,
+  type Hex,
+  type LocalAccount,
+  zeroHash,
+} from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   RECEIPT_TYPES,
@@ -284,7 +292,11 @@ describe("EpochRewards", async () => {
     await viem.assertions.emit(p.rewards.write.setParams([valid]), p.rewards, "EraScheduled");
     assert.equal((await p.rewards.read.params()).minAttestations, 32);
     const current = await p.rewards.read.currentEpoch();
-    assert.equal((await p.rewards.read.epochInfo([current]))[0].params.minAttestations, 2, "this epoch keeps its rules");
+    assert.equal(
+      (await p.rewards.read.epochInfo([current]))[0].params.minAttestations,
+      2,
+      "this epoch keeps its rules",
+    );
     for (const bad of [
       { ...valid, poolPerEpoch: 0n },
       { ...valid, relayShareBps: 0 },

@@ -29,7 +29,6 @@ export interface GasRow {
   note: string;
 }
 
-
 async function gasOf(p: Protocol, hash: Promise<Hex>): Promise<bigint> {
   const receipt = await p.publicClient.waitForTransactionReceipt({ hash: await hash });
   if (receipt.status !== "success") throw new Error(`transaction ${receipt.transactionHash} reverted`);

@@ -1,0 +1,249 @@
+/**
+ * The relay's durable accounting: the latest payer receipt of every (epoch, client key), the
+ * batches that carried them to the chain and what the chain said, in SQLite (node:sqlite, WAL).
+ *
+ * Every method commits before it returns, so what a caller acknowledges survives a SIGKILL at any
+ * point. A receipt is stored only if it owes more than the one already held (receipts are
+ * cumulative per channel, so the newest is all that matters); storing a newer one puts the key
+ * back in the queue even if an older receipt was already submitted. A batch is written *before*
+ * its transaction is sent ("sending"), its hash right after ("sent"), its outcome after the chain
+ * answers; on restart `unfinishedBatches` tells the settlement what to check or send again. Sending
+ * a batch twice is harmless: the contract pays only the part of a cumulative receipt it has not paid.
+ */
+import { DatabaseSync } from "node:sqlite";
+import type { Address, Hex } from "viem";
+import type { SignedReceipt } from "./receipts.ts";
+
+export type BatchStatus = "sending" | "sent" | "confirmed" | "failed";
+
+/** What became of one receipt in a confirmed batch. */
+export type ReceiptOutcome =
+  | { kind: "paid" }
+  /** Nothing new to pay: an older copy was paid already. Done. */
+  | { kind: "settled" }
+  /** The lock is empty for now: submit the same receipt again after the payer tops it up. */
+  | { kind: "retry"; reason: string }
+  /** The chain will never pay it (forged, unknown key, past the lock's expiry). */
+  | { kind: "refused"; reason: string };
+
+export interface StoredReceipt extends SignedReceipt {
+  epoch: bigint;
+}
+
+export interface Batch {
+  id: number;
+  epoch: bigint;
+  status: BatchStatus;
+  txHash: Hex | null;
+  keys: Address[];
+}
+
+const HEX96 = 24;
+const HEX64 = 16;
+
+/** Fixed-width hex, so that SQLite's text order is numeric order. */
+function fixed(value: bigint, digits: number): string {
+  if (value < 0n || value >= 1n << BigInt(digits * 4))
+    throw new RangeError(`${value} does not fit ${digits} hex digits`);
+  return value.toString(16).padStart(digits, "0");
+}
+
+export class AccountingStore {
+  readonly #db: DatabaseSync;
+
+  /** Opens (creating if needed) the store at `path` (":memory:" for a throwaway one). */
+  constructor(path: string) {
+    this.#db = new DatabaseSync(path);
+    this.#db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = FULL;
+      PRAGMA foreign_keys = ON;
+      CREATE TABLE IF NOT EXISTS receipts (
+        epoch     INTEGER NOT NULL,
+        key       TEXT    NOT NULL,
+        cells     TEXT    NOT NULL,
+        bytes     TEXT    NOT NULL,
+        r         TEXT    NOT NULL,
+        vs        TEXT    NOT NULL,
+        batch_id  INTEGER REFERENCES batches(id),
+        outcome   TEXT,
+        PRIMARY KEY (epoch, key)
+      );
+      CREATE TABLE IF NOT EXISTS batches (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        epoch     INTEGER NOT NULL,
+        status    TEXT    NOT NULL,
+        tx_hash   TEXT,
+        error     TEXT,
+        created   INTEGER NOT NULL,
+        updated   INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS receipts_queue ON receipts (epoch, batch_id);
+    `);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  /**
+   * Keeps `receipt` if it owes more than the one held for its (epoch, key); returns whether it did.
+   * A kept receipt waits for the next batch (even if an older one was already submitted).
+   */
+  saveReceipt(epoch: bigint, receipt: SignedReceipt): boolean {
+    const result = this.#db
+      .prepare(
+        `INSERT INTO receipts (epoch, key, cells, bytes, r, vs) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (epoch, key) DO UPDATE SET
+           cells = excluded.cells, bytes = excluded.bytes, r = excluded.r, vs = excluded.vs,
+           batch_id = NULL, outcome = NULL
+         WHERE excluded.bytes > receipts.bytes`,
+      )
+      .run(
+        Number(epoch),
+        receipt.key.toLowerCase(),
+        fixed(receipt.cells, HEX64),
+        fixed(receipt.bytes_, HEX96),
+        receipt.r,
+        receipt.vs,
+      );
+    return Number(result.changes) > 0;
+  }
+
+  /** The receipts of `epoch` that no batch carries yet, or whose last outcome asks for a retry. */
+  queued(epoch: bigint): StoredReceipt[] {
+    const rows = this.#db
+      .prepare(
+        `SELECT r2.* FROM receipts r2 LEFT JOIN batches b ON b.id = r2.batch_id
+         WHERE r2.epoch = ? AND (r2.outcome IS NULL OR r2.outcome LIKE 'retry%')
+           AND (r2.batch_id IS NULL OR b.status IN ('failed', 'confirmed'))
+         ORDER BY r2.key`,
+      )
+      .all(Number(epoch));
+    return rows.map((row) => this.#toReceipt(row));
+  }
+
+  /** Epochs that still have queued receipts, oldest first. */
+  queuedEpochs(): bigint[] {
+    const rows = this.#db
+      .prepare(
+        `SELECT DISTINCT r2.epoch AS epoch FROM receipts r2 LEFT JOIN batches b ON b.id = r2.batch_id
+         WHERE (r2.outcome IS NULL OR r2.outcome LIKE 'retry%')
+           AND (r2.batch_id IS NULL OR b.status IN ('failed', 'confirmed'))
+         ORDER BY r2.epoch`,
+      )
+      .all();
+    return rows.map((row) => BigInt(row.epoch as number));
+  }
+
+  /** Records a batch of `keys`' receipts for `epoch` before its transaction is sent. */
+  beginBatch(epoch: bigint, keys: readonly Address[]): number {
+    const now = Date.now();
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const { lastInsertRowid } = this.#db
+        .prepare("INSERT INTO batches (epoch, status, created, updated) VALUES (?, 'sending', ?, ?)")
+        .run(Number(epoch), now, now);
+      const id = Number(lastInsertRowid);
+      const assign = this.#db.prepare("UPDATE receipts SET batch_id = ?, outcome = NULL WHERE epoch = ? AND key = ?");
+      for (const key of keys) assign.run(id, Number(epoch), key.toLowerCase());
+      this.#db.exec("COMMIT");
+      return id;
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /** The batch's transaction was handed to the RPC. */
+  markSent(batchId: number, txHash: Hex): void {
+    this.#db
+      .prepare("UPDATE batches SET status = 'sent', tx_hash = ?, updated = ? WHERE id = ?")
+      .run(txHash, Date.now(), batchId);
+  }
+
+  /** The chain mined the batch; `outcomes` says what became of each key's receipt. */
+  markConfirmed(batchId: number, outcomes: ReadonlyMap<string, ReceiptOutcome>): void {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      this.#db.prepare("UPDATE batches SET status = 'confirmed', updated = ? WHERE id = ?").run(Date.now(), batchId);
+      const set = this.#db.prepare("UPDATE receipts SET outcome = ? WHERE batch_id = ? AND key = ?");
+      for (const [key, outcome] of outcomes) {
+        const text = "reason" in outcome ? `${outcome.kind}: ${outcome.reason}` : outcome.kind;
+        set.run(text, batchId, key.toLowerCase());
+      }
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /** The batch's transaction reverted or was never mined; its receipts go back to the queue. */
+  markFailed(batchId: number, error: string): void {
+    this.#db
+      .prepare("UPDATE batches SET status = 'failed', error = ?, updated = ? WHERE id = ?")
+      .run(error, Date.now(), batchId);
+  }
+
+  /** Gives up on `epoch`'s queued receipts (its submission window closed); returns how many. */
+  abandon(epoch: bigint, reason: string): number {
+    const queued = this.queued(epoch);
+    const set = this.#db.prepare("UPDATE receipts SET outcome = ?, batch_id = NULL WHERE epoch = ? AND key = ?");
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      for (const r of queued) set.run(`refused: ${reason}`, Number(epoch), r.key);
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+    return queued.length;
+  }
+
+  /** Batches a crash or an outage left between "sending" and an outcome. */
+  unfinishedBatches(): Batch[] {
+    const rows = this.#db.prepare("SELECT * FROM batches WHERE status IN ('sending', 'sent') ORDER BY id").all();
+    return rows.map((row) => this.#toBatch(row));
+  }
+
+  batch(id: number): Batch {
+    const row = this.#db.prepare("SELECT * FROM batches WHERE id = ?").get(id);
+    if (!row) throw new Error(`no batch ${id}`);
+    return this.#toBatch(row);
+  }
+
+  /** The outcome text recorded for `key`'s receipt of `epoch` (null while none). */
+  outcome(epoch: bigint, key: Address): string | null {
+    const row = this.#db
+      .prepare("SELECT outcome FROM receipts WHERE epoch = ? AND key = ?")
+      .get(Number(epoch), key.toLowerCase());
+    return (row?.outcome as string | null | undefined) ?? null;
+  }
+
+  #toReceipt(row: Record<string, unknown>): StoredReceipt {
+    return {
+      epoch: BigInt(row.epoch as number),
+      key: row.key as Address,
+      cells: BigInt(`0x${row.cells as string}`),
+      bytes_: BigInt(`0x${row.bytes as string}`),
+      r: row.r as Hex,
+      vs: row.vs as Hex,
+    };
+  }
+
+  #toBatch(row: Record<string, unknown>): Batch {
+    const id = row.id as number;
+    const keys = this.#db
+      .prepare("SELECT key FROM receipts WHERE batch_id = ? ORDER BY key")
+      .all(id)
+      .map((k) => k.key as Address);
+    return {
+      id,
+      epoch: BigInt(row.epoch as number),
+      status: row.status as BatchStatus,
+      txHash: (row.tx_hash as Hex | null) ?? null,
+      keys,
+    };
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * What a user or an operator does on-chain, as plain functions over viem clients: buy credit with
+ * a permit (one transaction), authorise or revoke a client key, lock credit for a relay, stake,
+ * unbond, withdraw, claim, and read a status. The `x0t` commands (cli/account.ts) call these.
+ */
+import {
+  type Account,
+  type Address,
+  type Chain,
+  type Hex,
+  type LocalAccount,
+  parseSignature,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
+} from "viem";
+import { bandwidthCreditDomain, signClientKeyAuthorization } from "../accounting/receipts.ts";
+import { bandwidthCreditAbi, epochRewardsAbi, relayerRegistryAbi, x0tAbi } from "./abi.ts";
+
+export const GB = 1_000_000_000n;
+
+/** Addresses of the protocol contracts (from .x0t/deployment.json or deployments/<chain>.json). */
+export interface ProtocolAddresses {
+  X0T: Address;
+  RelayerRegistry: Address;
+  BandwidthCredit: Address;
+  EpochRewards: Address;
+}
+
+export interface AccountClients {
+  public: PublicClient;
+  wallet: WalletClient<Transport, Chain | undefined, Account>;
+  contracts: ProtocolAddresses;
+}
+
+export class ChainActionError extends Error {
+  readonly shortMessage: string;
+  constructor(shortMessage: string, options?: { cause?: unknown }) {
+    super(shortMessage, options);
+    this.name = "ChainActionError";
+    this.shortMessage = shortMessage;
+  }
+}
+
+/** A mined transaction, with the explorer link of its chain where one is known. */
+export interface Sent {
+  hash: Hex;
+  explorer?: string;
+}
+
+const EXPLORERS: Record<number, string> = { 84532: "https://sepolia.basescan.org", 8453: "https://basescan.org" };
+
+/** The block explorer's page of `hash` on `chainId`, if the chain has a public explorer. */
+export function explorerLink(chainId: number, hash: Hex): string | undefined {
+  const base = EXPLORERS[chainId];
+  return base ? `${base}/tx/${hash}` : undefined;
+}
+
+async function mined(c: AccountClients, hash: Hex, what: string): Promise<Sent> {
+  const receipt = await c.public.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new ChainActionError(`${what}: transaction ${hash} reverted`);
+  const chainId = await c.public.getChainId();
+  return { hash, explorer: explorerLink(chainId, hash) };
+}
+
+/** Buys `amount` X0T (wei) of credit with an EIP-2612 permit, in one transaction. */
+export async function buyCredit(c: AccountClients, amount: bigint): Promise<Sent> {
+  const owner = c.wallet.account.address;
+  const [nonce, chainId, name] = await Promise.all([
+    c.public.readContract({ address: c.contracts.X0T, abi: x0tAbi, functionName: "nonces", args: [owner] }),
+    c.public.getChainId(),
+    c.public.readContract({ address: c.contracts.X0T, abi: x0tAbi, functionName: "name" }),
+  ]);
+  const deadline = BigInt(Math.floor(Date.now() / 1000) + 3_600);
+  const signature = await c.wallet.signTypedData({
+    account: c.wallet.account,
+    domain: { name, version: "1", chainId, verifyingContract: c.contracts.X0T },
+    types: {
+      Permit: [
+        { name: "owner", type: "address" },
+        { name: "spender", type: "address" },
+        { name: "value", type: "uint256" },
+        { name: "nonce", type: "uint256" },
+        { name: "deadline", type: "uint256" },
+      ],
+    },
+    primaryType: "Permit",
+    message: { owner, spender: c.contracts.BandwidthCredit, value: amount, nonce, deadline },
+  });
+  const { v, r, s } = parseSignature(signature);
+  const hash = await c.wallet.writeContract({
+    chain: c.wallet.chain,
+    address: c.contracts.BandwidthCredit,
+    abi: bandwidthCreditAbi,
+    functionName: "buyWithPermit",
+    args: [amount, deadline, Number(v ?? 27n), r, s],
+  });
+  return mined(c, hash, "buy");
+}
+
+/** Authorises `key` to sign for the wallet's account, locking at most `capPerEpoch` bytes an epoch. */
+export async function authorizeClientKey(c: AccountClients, key: LocalAccount, capPerEpoch: bigint): Promise<Sent> {
+  const chainId = await c.public.getChainId();
+  const domain = bandwidthCreditDomain(chainId, c.contracts.BandwidthCredit);
+  const proof = await signClientKeyAuthorization(key, domain, c.wallet.account.address, capPerEpoch);
+  const hash = await c.wallet.writeContract({
+    chain: c.wallet.chain,
+    address: c.contracts.BandwidthCredit,
+    abi: bandwidthCreditAbi,
+    functionName: "authorizeClientKey",
+    args: [key.address, capPerEpoch, proof],
+  });
+  return mined(c, hash, "authorize key");
+}
+
+/** Stops `key` from opening locks, at once. */
+export async function revokeClientKey(c: AccountClients, key: Address): Promise<Sent> {
+  const hash = await c.wallet.writeContract({
+    chain: c.wallet.chain,
+    address: c.contracts.BandwidthCredit,
+    abi: bandwidthCreditAbi,
+    functionName: "revokeClientKey",
+    args: [key],
+  });
+  return mined(c, hash, "revoke key");
+}
+
+/** Locks `bytes` of free credit for `relayer` for the current epoch and `epochs` more. */
+export async function lockCredit(c: AccountClients, relayer: Address, bytes: bigint, epochs: bigint): Promise<Sent> {
+  const current = await c.public.readContract({
+    address: c.contracts.EpochRewards,
+    abi: epochRewardsAbi,
+    functionName: "currentEpoch",
+  });
+  const hash = await c.wallet.writeContract({
+    chain: c.wallet.chain,
+    address: c.contracts.BandwidthCredit,
+    abi: bandwidthCreditAbi,
+    functionName: "lock",
+    args: [relayer, bytes, current + epochs],
+  });
+  return mined(c, hash, "lock");
+}
+
+/** Adds `amount` X0T (wei) to the wallet's stake (approve, then addStake). */
+export async function addStake(c: AccountClients, amount: bigint): Promise<Sent> {
+  const approve = await c.wallet.writeContract({
+    chain: c.wallet.chain,
+    address: c.contracts.X0T,
+    abi: x0tAbi,
+    functionName: "approve",
+    args: [c.contracts.RelayerRegistry, amount],
+  });
+  await mined(c, approve, "approve stake");
+  const hash = await c.wallet.writeContract({
+    chain: c.wallet.chain,
+    address: c.contracts.RelayerRegistry,
+    abi: relayerRegistryAbi,
+    functionName: "addStake",
+    args: [amount],
+  });
+  return mined(c, hash, "stake");
+}
+
+/** Starts unbonding `amount` X0T (wei) of the wallet's stake. */
+export async function unbond(c: AccountClients, amount: bigint): Promise<Sent> {
+  const hash = await c.wallet.writeContract({
+    chain: c.wallet.chain,
+    address: c.contracts.RelayerRegistry,
+    abi: relayerRegistryAbi,
+    functionName: "unbond",
+    args: [amount],
+  });
+  return mined(c, hash, "unbond");
+}
+
+/** Pays out the wallet's unbonded stake. */
+export async function withdraw(c: AccountClients): Promise<Sent> {
+  const hash = await c.wallet.writeContract({
+    chain: c.wallet.chain,
+    address: c.contracts.RelayerRegistry,
+    abi: relayerRegistryAbi,
+    functionName: "withdraw",
+  });
+  return mined(c, hash, "withdraw");
+}
+
+/** Epochs of `relayer` that are final and have something to claim, looking back `lookback` epochs. */
+export async function claimableEpochs(c: AccountClients, relayer: Address, lookback = 48n): Promise<bigint[]> {
+  const current = await c.public.readContract({
+    address: c.contracts.EpochRewards,
+    abi: epochRewardsAbi,
+    functionName: "currentEpoch",
+  });
+  const epochs: bigint[] = [];
+  const first = current > lookback ? current - lookback : 0n;
+  for (let e = first; e < current; e++) {
+    const deadline = await c.public.readContract({
+      address: c.contracts.EpochRewards,
+      abi: epochRewardsAbi,
+      functionName: "receiptDeadline",
+      args: [e],
+    });
+    if (deadline >= current) continue;
+    const pending = await c.public.readContract({
+      address: c.contracts.EpochRewards,
+      abi: epochRewardsAbi,
+      functionName: "pendingReward",
+      args: [e, relayer],
+    });
+    if (pending > 0n) epochs.push(e);
+  }
+  return epochs;
+}
+
+/** What the wallet's account has: X0T, free credit, and as a relayer its stake and pending rewards. */
+export async function readStatus(c: AccountClients, relayer?: Address) {
+  const account = c.wallet.account.address;
+  const [balance, credit, currentEpoch] = await Promise.all([
+    c.public.readContract({ address: c.contracts.X0T, abi: x0tAbi, functionName: "balanceOf", args: [account] }),
+    c.public.readContract({
+      address: c.contracts.BandwidthCredit,
+      abi: bandwidthCreditAbi,
+      functionName: "creditOf",
+      args: [account],
+    }),
+    c.public.readContract({ address: c.contracts.EpochRewards, abi: epochRewardsAbi, functionName: "currentEpoch" }),
+  ]);
+  const status = {
+    account,
+    currentEpoch,
+    balance,
+    freeCreditBytes: credit[0],
+    freeCreditEscrow: credit[1],
+    relayer: undefined as
+      undefined | { address: Address; stake: bigint; unbonding: bigint; active: boolean; claimableEpochs: bigint[] },
+  };
+  if (relayer) {
+    const node = await c.public.readContract({
+      address: c.contracts.RelayerRegistry,
+      abi: relayerRegistryAbi,
+      functionName: "getNode",
+      args: [relayer],
+    });
+    const active = await c.public.readContract({
+      address: c.contracts.RelayerRegistry,
+      abi: relayerRegistryAbi,
+      functionName: "isActive",
+      args: [relayer],
+    });
+    status.relayer = {
+      address: relayer,
+      stake: node.stake,
+      unbonding: node.unbonding,
+      active,
+      claimableEpochs: await claimableEpochs(c, relayer),
+    };
+  }
+  return status;
+}

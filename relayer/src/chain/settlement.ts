@@ -1,0 +1,195 @@
+/**
+ * Settlement of a relay's receipts: after an epoch ends, send the payers' latest receipts to
+ * EpochRewards in batches, read what the chain made of each, and claim rewards once epochs are
+ * final. Crash-safe through the AccountingStore: a batch is recorded before it is sent and checked
+ * again after a restart; sending one twice costs gas but never pays twice (receipts are cumulative
+ * per channel and the contract pays only what is new).
+ */
+import {
+  type Account,
+  type Address,
+  BaseError,
+  type Chain,
+  ContractFunctionRevertedError,
+  decodeErrorResult,
+  type Hex,
+  parseEventLogs,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
+} from "viem";
+import type { AccountingStore, ReceiptOutcome } from "../accounting/store.ts";
+import { bandwidthCreditAbi, epochRewardsAbi } from "./abi.ts";
+
+/** Most receipts in one batch: ~23k gas each keeps a batch well under a block's gas limit. */
+export const MAX_BATCH = 200;
+
+/** Custom errors after which the same receipt may be paid later (the payer tops up its lock). */
+const RETRYABLE = new Set(["InsufficientCredit"]);
+/** The receipt was already paid by an earlier copy: nothing left to do. */
+const SETTLED = new Set(["NothingNewToPay"]);
+
+export interface SettlementClients {
+  public: PublicClient;
+  wallet: WalletClient<Transport, Chain, Account>;
+  rewards: Address;
+}
+
+export class SettlementError extends Error {
+  readonly shortMessage: string;
+  constructor(shortMessage: string, options?: { cause?: unknown }) {
+    super(shortMessage, options);
+    this.name = "SettlementError";
+    this.shortMessage = shortMessage;
+  }
+}
+
+export interface EpochSettlement {
+  epoch: bigint;
+  batches: number;
+  paid: number;
+  settled: number;
+  retry: number;
+  refused: number;
+}
+
+/** What each key's receipt became, from the batch transaction's ReceiptRejected events. */
+function outcomesOf(keys: readonly Address[], logs: readonly { args: { key?: Address; reason?: Hex } }[]) {
+  const outcomes = new Map<string, ReceiptOutcome>();
+  for (const key of keys) outcomes.set(key.toLowerCase(), { kind: "paid" });
+  for (const log of logs) {
+    const key = log.args.key?.toLowerCase();
+    if (!key || !log.args.reason) continue;
+    let name: string;
+    try {
+      name = decodeErrorResult({ abi: [...epochRewardsAbi, ...bandwidthCreditAbi], data: log.args.reason }).errorName;
+    } catch {
+      // An undecodable reason (e.g. the consume call ran out of gas): treat as retryable.
+      name = "InsufficientCredit";
+    }
+    const kind = SETTLED.has(name) ? "settled" : RETRYABLE.has(name) ? "retry" : "refused";
+    outcomes.set(key, kind === "settled" ? { kind } : { kind, reason: name });
+  }
+  return outcomes;
+}
+
+/** Waits for `hash` and records what the chain did with the batch. */
+async function confirm(store: AccountingStore, clients: SettlementClients, batchId: number, hash: Hex) {
+  const receipt = await clients.public.waitForTransactionReceipt({ hash, timeout: 120_000 });
+  if (receipt.status !== "success") {
+    store.markFailed(batchId, `transaction ${hash} reverted`);
+    return null;
+  }
+  const logs = parseEventLogs({ abi: epochRewardsAbi, logs: receipt.logs, eventName: "ReceiptRejected" });
+  const outcomes = outcomesOf(store.batch(batchId).keys, logs);
+  store.markConfirmed(batchId, outcomes);
+  return outcomes;
+}
+
+/**
+ * Finishes what a crash or an outage left: batches recorded but not confirmed. A batch whose hash
+ * is known is awaited; one that may never have reached the RPC is marked failed, so that its
+ * receipts are sent again (harmless if it did land: the contract pays only what is new).
+ */
+export async function recoverBatches(store: AccountingStore, clients: SettlementClients): Promise<number> {
+  const unfinished = store.unfinishedBatches();
+  for (const batch of unfinished) {
+    if (batch.txHash === null) {
+      store.markFailed(batch.id, "interrupted before its transaction was sent");
+      continue;
+    }
+    try {
+      await confirm(store, clients, batch.id, batch.txHash);
+    } catch (cause) {
+      // Unknown to the node (dropped, or a reorg took it out): send the receipts again.
+      store.markFailed(batch.id, `not found: ${(cause as Error).message.split("\n")[0]}`);
+    }
+  }
+  return unfinished.length;
+}
+
+/**
+ * Sends `relayer`'s queued receipts of `epoch` in batches of at most MAX_BATCH and records the
+ * outcome of each. Call it in the epoch after `epoch` (and again later in the window for receipts
+ * that came late or asked for a retry).
+ */
+export async function submitEpoch(
+  store: AccountingStore,
+  clients: SettlementClients,
+  relayer: Address,
+  epoch: bigint,
+): Promise<EpochSettlement> {
+  const result: EpochSettlement = { epoch, batches: 0, paid: 0, settled: 0, retry: 0, refused: 0 };
+  const queued = store.queued(epoch);
+  for (let start = 0; start < queued.length; start += MAX_BATCH) {
+    const chunk = queued.slice(start, start + MAX_BATCH);
+    const args = [
+      relayer,
+      epoch,
+      chunk.map(({ key, cells, bytes_, r, vs }) => ({ key, cells, bytes_, r, vs })),
+    ] as const;
+    // Simulate first: a revert here (window closed, relayer inactive) is the relayer's to fix and
+    // changes nothing on-chain.
+    try {
+      await clients.public.simulateContract({
+        address: clients.rewards,
+        abi: epochRewardsAbi,
+        functionName: "submitReceipts",
+        args,
+        account: clients.wallet.account,
+      });
+    } catch (cause) {
+      throw new SettlementError(`submitReceipts for epoch ${epoch} would revert: ${revertName(cause)}`, { cause });
+    }
+    const batchId = store.beginBatch(
+      epoch,
+      chunk.map((r) => r.key),
+    );
+    let hash: Hex;
+    try {
+      hash = await clients.wallet.writeContract({
+        address: clients.rewards,
+        abi: epochRewardsAbi,
+        functionName: "submitReceipts",
+        args,
+      });
+    } catch (cause) {
+      store.markFailed(batchId, `not sent: ${revertName(cause)}`);
+      throw new SettlementError(`could not send the batch for epoch ${epoch}: ${revertName(cause)}`, { cause });
+    }
+    store.markSent(batchId, hash);
+    const outcomes = await confirm(store, clients, batchId, hash);
+    result.batches++;
+    if (!outcomes) continue;
+    for (const outcome of outcomes.values()) result[outcome.kind]++;
+  }
+  return result;
+}
+
+/** Claims `relayer`'s rewards for `epochs` (final, unclaimed); returns the X0T minted. */
+export async function claimRewards(
+  clients: SettlementClients,
+  relayer: Address,
+  epochs: readonly bigint[],
+): Promise<{ hash: Hex; minted: bigint }> {
+  const hash = await clients.wallet.writeContract({
+    address: clients.rewards,
+    abi: epochRewardsAbi,
+    functionName: "claim",
+    args: [relayer, [...epochs]],
+  });
+  const receipt = await clients.public.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new SettlementError(`claim transaction ${hash} reverted`);
+  const logs = parseEventLogs({ abi: epochRewardsAbi, logs: receipt.logs, eventName: "RewardClaimed" });
+  return { hash, minted: logs.reduce((sum, log) => sum + log.args.amount, 0n) };
+}
+
+/** The custom error name of a revert, or the error's one-line message. */
+export function revertName(error: unknown): string {
+  if (error instanceof BaseError) {
+    const revert = error.walk((e) => e instanceof ContractFunctionRevertedError);
+    if (revert instanceof ContractFunctionRevertedError) return revert.data?.errorName ?? revert.shortMessage;
+    return error.shortMessage;
+  }
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,90 @@
+/**
+ * The `x0t` account commands against the in-process chain: what a user and an operator type,
+ * with the wallet injected (the command line builds it from X0T_PRIVATE_KEY and --rpc).
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { getAddress } from "viem";
+import type { AccountClients } from "@x0tta6bl4/relayer/chain/account";
+import { AccountUsageError, readDeployment, runAccountCommand } from "../../relayer/src/cli/account.ts";
+import { connect, deployProtocol, fund, GB, type Protocol, registerRelayer, X0T } from "../helpers/protocol.js";
+
+describe("x0t account commands", async () => {
+  const connection = await connect();
+  let p: Protocol;
+  let dir: string;
+  let user: AccountClients;
+  let operator: AccountClients;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "x0t-account-"));
+    p = await deployProtocol(connection);
+    const contracts = {
+      X0T: p.token.address,
+      RelayerRegistry: p.registry.address,
+      BandwidthCredit: p.credit.address,
+      EpochRewards: p.rewards.address,
+    };
+    const publicClient = p.publicClient as unknown as AccountClients["public"];
+    user = { public: publicClient, wallet: p.wallets[2] as unknown as AccountClients["wallet"], contracts };
+    operator = { public: publicClient, wallet: p.wallets[3] as unknown as AccountClients["wallet"], contracts };
+    await fund(p, p.wallets[2]!.account.address, 100n * X0T);
+    await registerRelayer(p, p.wallets[3]!);
+    await fund(p, p.wallets[3]!.account.address, 500n * X0T);
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  async function run(clients: AccountClients, ...argv: string[]) {
+    const lines: string[] = [];
+    const code = await runAccountCommand([...argv, "--json"], (l) => lines.push(l), clients);
+    assert.equal(code, 0);
+    return JSON.parse(lines.at(-1)!) as Record<string, unknown>;
+  }
+
+  it("buys credit with a permit, authorises a key from a new key file, locks for a relay, shows the status", async () => {
+    const bought = await run(user, "buy", "--gb", "10");
+    assert.equal(bought.action, "buy");
+    assert.match(String(bought.hash), /^0x[0-9a-f]{64}$/);
+    assert.equal(bought.explorer, undefined, "no public explorer for the local chain");
+    const keyFile = join(dir, "client.key");
+    const authorized = await run(user, "key", "authorize", "--key-file", keyFile, "--cap-gb", "5");
+    assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
+    const key = await p.credit.read.clientKeys([authorized.key as `0x${string}`]);
+    assert.equal(key[0], getAddress(p.wallets[2]!.account.address));
+    assert.equal(key[3], 5n * GB);
+    await run(user, "lock", "--relayer", p.wallets[3]!.account.address, "--gb", "1.5");
+    const status = await run(user, "status");
+    assert.equal(status.freeCreditBytes, 8_500_000_000n.toString());
+    await run(user, "key", "revoke", "--key", String(authorized.key));
+    assert.equal((await p.credit.read.clientKeys([authorized.key as `0x${string}`]))[1], true);
+  });
+
+  it("stakes, unbonds, reports the relayer and finds nothing to claim yet", async () => {
+    await run(operator, "stake", "--amount", "250");
+    await run(operator, "unbond", "--amount", "250");
+    const status = await run(operator, "status", "--relayer", p.wallets[3]!.account.address);
+    const relayer = status.relayer as Record<string, unknown>;
+    assert.equal(relayer.unbonding, (250n * X0T).toString());
+    assert.equal(relayer.active, true);
+    const claim = await run(operator, "claim");
+    assert.deepEqual(claim.epochs, []);
+    await assert.rejects(run(operator, "withdraw"), /reverted|StillUnbonding/);
+  });
+
+  it("names the flag or file that is wrong", async () => {
+    await assert.rejects(
+      run(user, "buy", "--gb", "ten"),
+      (e: Error) => e instanceof AccountUsageError && /--gb/.test(e.message),
+    );
+    await assert.rejects(run(user, "lock", "--relayer", "0x12", "--gb", "1"), /--relayer: expected a 0x address/);
+    await assert.rejects(run(user, "key", "rotate"), /usage: x0t key authorize\|revoke/);
+    await assert.rejects(run(user, "fly"), /usage: x0t buy\|key/);
+    assert.throws(() => readDeployment(join(dir, "missing.json")), /--deployment: .* does not exist/);
+    const bad = join(dir, "bad.json");
+    await writeFile(bad, JSON.stringify({ chainId: 1, contracts: { X0T: "0x1" } }));
+    assert.throws(() => readDeployment(bad), /has no address for contracts.X0T/);
+  });
+});

@@ -1,0 +1,152 @@
+/**
+ * The relay's settlement on the in-process chain, with its SQLite store in a real file: receipts
+ * in, batches out, outcomes read back, rewards claimed, and the crash points in between.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, beforeEach, describe, it } from "node:test";
+import { type Address, getAddress, type LocalAccount } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { type SignedReceipt, signReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
+import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
+import { claimRewards, recoverBatches, type SettlementClients, submitEpoch } from "@x0tta6bl4/relayer/chain/settlement";
+import {
+  buyCredit,
+  connect,
+  deployProtocol,
+  GB,
+  lockFor,
+  type Protocol,
+  registerRelayer,
+  type Wallet,
+  warpToEpoch,
+  X0T,
+} from "../helpers/protocol.js";
+
+describe("relay settlement (SQLite store + EpochRewards)", async () => {
+  const connection = await connect();
+  const { networkHelpers } = connection;
+  let p: Protocol;
+  let relay: Wallet;
+  let relayer: Address;
+  let payers: { wallet: Wallet; key: LocalAccount }[];
+  let dir: string;
+  let restore: () => Promise<void>;
+  let clients: SettlementClients;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "x0t-settlement-"));
+    p = await deployProtocol(connection);
+    relay = p.wallets[3]!;
+    relayer = getAddress(relay.account.address);
+    await registerRelayer(p, relay);
+    payers = [];
+    for (const wallet of p.wallets.slice(4, 7)) payers.push({ wallet, key: await buyCredit(p, wallet, 10n * X0T) });
+    clients = {
+      public: (await connection.viem.getPublicClient()) as unknown as SettlementClients["public"],
+      wallet: relay as unknown as SettlementClients["wallet"],
+      rewards: p.rewards.address,
+    };
+    const snapshot = await networkHelpers.takeSnapshot();
+    restore = () => snapshot.restore();
+  });
+  beforeEach(async () => restore());
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  let n = 0;
+  const openStore = () => new AccountingStore(join(dir, `relay-${++n}.sqlite`));
+  const receipt = (key: LocalAccount, epoch: bigint, gb: bigint): Promise<SignedReceipt> =>
+    signReceipt(key, p.receiptDomain, { relayer, epoch, cells: gb * 1_000_000n, bytes: gb * GB });
+
+  it("keeps only the newest receipt per key, across a restart", async () => {
+    const path = join(dir, "keep.sqlite");
+    let store = new AccountingStore(path);
+    const [a] = payers;
+    assert.equal(store.saveReceipt(0n, await receipt(a!.key, 0n, 2n)), true);
+    assert.equal(store.saveReceipt(0n, await receipt(a!.key, 0n, 1n)), false, "an older receipt is ignored");
+    store.close(); // as a SIGKILL would leave it: every call committed before it returned
+    store = new AccountingStore(path);
+    const queued = store.queued(0n);
+    assert.equal(queued.length, 1);
+    assert.equal(queued[0]!.bytes_, 2n * GB);
+    assert.deepEqual(store.queuedEpochs(), [0n]);
+    store.close();
+  });
+
+  it("submits an epoch: pays the locked, retries the short after a top-up, refuses the forged, then claims", async () => {
+    const store = openStore();
+    const [a, b, c] = payers;
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, a!.wallet, relayer, 2n * GB, epoch);
+    const forger = privateKeyToAccount(generatePrivateKey());
+    store.saveReceipt(epoch, await receipt(a!.key, epoch, 2n));
+    store.saveReceipt(epoch, await receipt(b!.key, epoch, 1n)); // b has not locked yet
+    store.saveReceipt(epoch, { ...(await receipt(forger, epoch, 5n)), key: c!.key.address });
+    await warpToEpoch(connection, p, epoch + 1n);
+    const first = await submitEpoch(store, clients, relayer, epoch);
+    assert.deepEqual(first, { epoch, batches: 1, paid: 1, settled: 0, retry: 1, refused: 1 });
+    assert.equal(store.outcome(epoch, c!.key.address), "refused: InvalidReceiptSignature");
+    assert.equal(store.outcome(epoch, b!.key.address), "retry: InsufficientCredit");
+    await lockFor(p, b!.wallet, relayer, 1n * GB, epoch + 1n);
+    const second = await submitEpoch(store, clients, relayer, epoch);
+    assert.deepEqual(second, { epoch, batches: 1, paid: 1, settled: 0, retry: 0, refused: 0 });
+    assert.equal(store.queued(epoch).length, 0);
+    await warpToEpoch(connection, p, epoch + 2n);
+    const { minted } = await claimRewards(clients, relayer, [epoch]);
+    assert.equal(minted, (3n * X0T * 9_000n) / 10_000n, "90% of the 3 X0T the two payers released");
+    store.close();
+  });
+
+  it("survives a crash before the send and after it, without paying twice", async () => {
+    const path = join(dir, "crash.sqlite");
+    let store = new AccountingStore(path);
+    const [a, b] = payers;
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, a!.wallet, relayer, 5n * GB, epoch);
+    await lockFor(p, b!.wallet, relayer, 5n * GB, epoch);
+    store.saveReceipt(epoch, await receipt(a!.key, epoch, 2n));
+    await warpToEpoch(connection, p, epoch + 1n);
+    // Crash 1: the batch is recorded, the process dies before sending it.
+    store.beginBatch(epoch, [a!.key.address]);
+    store.close();
+    store = new AccountingStore(path);
+    assert.equal(await recoverBatches(store, clients), 1);
+    assert.equal(store.queued(epoch).length, 1, "the interrupted batch's receipt is queued again");
+    // Crash 2: the transaction is sent and recorded, the process dies before the outcome.
+    const [queued] = store.queued(epoch);
+    const id = store.beginBatch(epoch, [queued!.key]);
+    const { key, cells, bytes_, r, vs } = queued!;
+    const hash = await p.rewards.write.submitReceipts([relayer, epoch, [{ key, cells, bytes_, r, vs }]], {
+      account: relay.account,
+    });
+    store.markSent(id, hash);
+    store.close();
+    store = new AccountingStore(path);
+    assert.equal(await recoverBatches(store, clients), 1);
+    assert.equal(store.outcome(epoch, a!.key.address), "paid");
+    // The same receipt again (a replay, or a resend after an ambiguous failure) pays nothing more.
+    store.saveReceipt(epoch, await receipt(b!.key, epoch, 1n));
+    const replay = await receipt(a!.key, epoch, 2n);
+    const hash2 = await p.rewards.write.submitReceipts([relayer, epoch, [replay]], { account: relay.account });
+    await p.publicClient.waitForTransactionReceipt({ hash: hash2 });
+    const result = await submitEpoch(store, clients, relayer, epoch);
+    assert.deepEqual(result, { epoch, batches: 1, paid: 1, settled: 0, retry: 0, refused: 0 });
+    const lock = await p.credit.read.lockOf([a!.wallet.account.address, relayer]);
+    assert.equal(lock.bytesPaid, 2n * GB, "paid once");
+    store.close();
+  });
+
+  it("refuses to send a batch the chain would revert, and gives up on an epoch whose window closed", async () => {
+    const store = openStore();
+    const [a] = payers;
+    const epoch = await p.rewards.read.currentEpoch();
+    store.saveReceipt(epoch, await receipt(a!.key, epoch, 1n));
+    await assert.rejects(submitEpoch(store, clients, relayer, epoch), /EpochNotOpen/);
+    assert.equal(store.unfinishedBatches().length, 0, "nothing recorded for a batch that was never sent");
+    assert.equal(store.abandon(epoch, "submission window closed"), 1);
+    assert.equal(store.queued(epoch).length, 0);
+    store.close();
+  });
+});
