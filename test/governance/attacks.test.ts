@@ -251,6 +251,7 @@ describe("a guardian that can only veto (attack 7)", () => {
 describe("a relayer cannot escape its slash (attack 5)", () => {
   it("unbonding 7 days vs a 1 + 5 + 2-day slash: the slash proposal freezes the withdrawal until it is executed; 1,000 X0T slashed", async () => {
     const stake = 1_000n * X0T;
+    assert.equal((await sys.registry.read.slashGovernor()).toLowerCase(), sys.governor.address.toLowerCase());
     await sys.token.write.transfer([relayer.account.address, 1_100n * X0T]);
     await sys.token.write.approve([sys.registry.address, stake], { account: relayer.account });
     const signer = privateKeyToAccount(generatePrivateKey());
@@ -274,6 +275,7 @@ describe("a relayer cannot escape its slash (attack 5)", () => {
     // A proposal that slashes nobody freezes nobody.
     const other = await propose([sys.credit.address], [priceCall(2n)], "not a slash", alice!);
     await reverts(sys.registry.write.freezeForSlash([...other.args, 0n]), "ProposalDoesNotSlash");
+    assert.deepEqual(await sys.registry.read.frozenBy([relayer.account.address]), [p.id, true]);
     await passAndQueue(p, voters);
     await networkHelpers.time.increase(DAY); // day 9 > 7 days of unbonding
     await reverts(sys.registry.write.withdraw({ account: relayer.account }), "WithdrawalsFrozenBy");
@@ -290,6 +292,42 @@ describe("a relayer cannot escape its slash (attack 5)", () => {
       sys.safeAddress,
     ]);
     await reverts(bare.write.freezeForSlash([...p.args, 0n]), "NoSlashGovernor");
+    assert.deepEqual(await sys.registry.read.frozenBy([relayer.account.address]), [p.id, false]);
+  });
+
+  it("when the DAO unsets or replaces the slash governor, the old governor's freezes lapse", async () => {
+    const next = await viem.deployContract("QuadraticGovernor", [
+      sys.token.address,
+      sys.timelock.address,
+      sys.voters.address,
+      1,
+      10,
+      0n,
+      0n,
+      zeroAddress,
+      0,
+    ]);
+    const set = (g: Address) =>
+      encodeFunctionData({ abi: sys.registry.abi, functionName: "setSlashGovernor", args: [g] });
+    const unset = await propose([sys.registry.address], [set(zeroAddress)], "no slash governor", alice!);
+    const replace = await propose([sys.registry.address], [set(next.address)], "a new slash governor", alice!);
+    // A registry call that is not `slash` freezes nobody.
+    await reverts(sys.registry.write.freezeForSlash([...unset.args, 0n]), "ProposalDoesNotSlash");
+    // The relayer's old freeze (the executed slash proposal) is recorded; vote both changes through.
+    await networkHelpers.time.increase(DAY + 1);
+    for (const v of voters) {
+      await sys.governor.write.castVote([unset.id, Vote.for], { account: v.account });
+      await sys.governor.write.castVote([replace.id, Vote.for], { account: v.account });
+    }
+    await networkHelpers.time.increase(5 * DAY);
+    await sys.governor.write.queue([...unset.args]);
+    await sys.governor.write.queue([...replace.args]);
+    await networkHelpers.time.increase(2 * DAY);
+    await sys.governor.write.execute([...unset.args]);
+    const [frozenId, live] = await sys.registry.read.frozenBy([relayer.account.address]);
+    assert.ok(frozenId !== 0n && !live, "no governor: nothing is live");
+    await sys.governor.write.execute([...replace.args]);
+    assert.equal((await sys.registry.read.frozenBy([relayer.account.address]))[1], false, "unknown to the new one");
     assert.equal(await sys.token.read.balanceOf([relayer.account.address]), 89n * X0T, "1,089 received, 1,000 staked");
   });
 });
@@ -300,7 +338,6 @@ describe("the deployer holds nothing", () => {
     for (const c of [sys.token, sys.registry, sys.credit, sys.rewards, sys.voters, sys.timelock] as const)
       assert.equal(await c.read.hasRole([admin, deployer!.account.address]), false, c.address);
     await reverts(sys.guard.write.setToken([outsider!.account.address]), "TokenAlreadySet");
-    assert.equal((await sys.registry.read.slashGovernor()).toLowerCase(), sys.governor.address.toLowerCase());
     const excluded = [sys.safeAddress, sys.timelock.address, sys.governor.address, sys.token.address] as Address[];
     for (const a of excluded) assert.equal(await sys.voters.read.isExcluded([a]), true, a);
   });

@@ -150,16 +150,15 @@ describe("the hub's proposal timing rules (delay 3,600 s, period 432,000 s, sing
       // A client that does not know the space's rules signs start = now, end = now + 1 h.
       const naive = createSnapshotClient({ account, hubUrl: hub.url });
       const now = Math.floor(Date.now() / 1000);
-      await assert.rejects(naive.propose({ ...base, start: now, end: now + 3600 }), /invalid voting delay/);
-      await assert.rejects(naive.propose({ ...base, start: now + 3600, end: now + 7200 }), /invalid voting period/);
+      // (The signed timestamp is pinned to `now`, so a second ticking by cannot change the outcome.)
+      const at = { ...base, timestamp: now };
+      await assert.rejects(naive.propose({ ...at, start: now, end: now + 3600 }), /invalid voting delay/);
+      await assert.rejects(naive.propose({ ...at, start: now + 3600, end: now + 7200 }), /invalid voting period/);
       await assert.rejects(
-        naive.propose({ ...base, start: now + 3600, end: now + 3600 + 432_000, type: "basic" }),
+        naive.propose({ ...at, start: now + 3600, end: now + 3600 + 432_000, type: "basic" }),
         /invalid voting type/,
       );
-      await assert.rejects(
-        naive.propose({ ...base, start: now - 20, end: now - 10 }),
-        /end date must be in the future/,
-      );
+      await assert.rejects(naive.propose({ ...at, start: now - 20, end: now - 10 }), /end date must be in the future/);
       assert.equal(hub.recorded.length, 0);
       const receipt = await createSnapshotClient({ account, hubUrl: hub.url, rules: RULES }).propose(base);
       assert.ok(receipt.id);
