@@ -12,7 +12,8 @@ import {Enum} from "@safe-global/safe-smart-account/contracts/libraries/Enum.sol
 /// - send ETH with empty calldata to any address but the Safe,
 /// and only while the amounts paid in the current period stay within the caps the DAO sets. Every
 /// other call is refused: no approve, delegate, registry, governor, module or owner call, no
-/// DELEGATECALL. Module transactions (the DAO's TreasuryExecutor) do not pass through this guard.
+/// DELEGATECALL, and no gas refund (a Safe transaction with a gas price pays its refund receiver
+/// from the treasury, in ETH or any token, outside the cap). Module transactions (the DAO's TreasuryExecutor) do not pass through this guard.
 /// @dev Who may call what:
 /// - the Safe (any Safe that installs this guard, accounted separately): `checkTransaction`;
 /// - the timelock: `setCaps`;
@@ -56,6 +57,8 @@ contract CouncilGuard is BaseTransactionGuard {
     error CallNotAllowed(address safe, address to, uint256 value, bytes4 selector);
     /// @notice The council tried a DELEGATECALL.
     error DelegateCallRefused(address safe, address to);
+    /// @notice The council asked the Safe to refund gas (paid from the treasury outside the cap).
+    error GasRefundRefused(address safe, uint256 gasPrice, address gasToken);
     /// @notice The payout would exceed the period's cap: `spent` + `amount` > `cap`.
     error CapExceeded(address safe, address asset, uint256 spent, uint256 amount, uint256 cap);
     /// @notice The caller may not do this.
@@ -106,13 +109,15 @@ contract CouncilGuard is BaseTransactionGuard {
         Enum.Operation operation,
         uint256,
         uint256,
-        uint256,
-        address,
+        uint256 gasPrice,
+        address gasToken,
         address payable,
         bytes memory,
         address
     ) external override {
         if (operation != Enum.Operation.Call) revert DelegateCallRefused(msg.sender, to);
+        // A refund (gasPrice > 0) pays ETH or any token of the Safe to a receiver the signers pick.
+        if (gasPrice != 0) revert GasRefundRefused(msg.sender, gasPrice, gasToken);
         uint256 tokens;
         address recipient = to;
         if (_isTokenTransfer(to, value, data)) {

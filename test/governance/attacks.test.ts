@@ -131,13 +131,23 @@ describe("the council cannot take over the DAO (attack 1)", () => {
 });
 
 describe("the council cannot empty the treasury without a vote (attack 2)", () => {
-  it("300,000,000 X0T to a member refused; at most 500,000 X0T per 30 days (6,000,000 a year, 2% of the treasury)", async () => {
+  it("300,000,000 X0T to a member refused, also as a gas refund; at most 500,000 X0T per 30 days (6,000,000 a year, 2% of the treasury)", async () => {
     const pay = (amount: bigint) =>
       execSafeTransaction(connection, sys.safeAddress, council2of3, {
         to: sys.token.address,
         data: encodeFunctionData({ abi: sys.token.abi, functionName: "transfer", args: [c1!.account.address, amount] }),
       });
     await reverts(pay(300_000_000n * X0T), "CapExceeded");
+    // Nor as a "gas refund": 1 ETH-worth of gas price in X0T on 100,000 base gas would pay the member
+    // 100,000 x 1e18 wei = 100,000 X0T per transaction, outside the cap.
+    await reverts(
+      execSafeTransaction(connection, sys.safeAddress, council2of3, {
+        to: c1!.account.address,
+        data: "0x",
+        refund: { gasPrice: 10n ** 18n, gasToken: sys.token.address, receiver: c1!.account.address },
+      }),
+      "GasRefundRefused",
+    );
     await pay(500_000n * X0T);
     await reverts(pay(1n), "CapExceeded");
     await networkHelpers.time.increase(30 * DAY);

@@ -228,7 +228,13 @@ export async function execSafeTransaction(
   connection: Connection,
   safe: Address,
   signers: Awaited<ReturnType<Connection["viem"]["getWalletClients"]>>,
-  tx: { to: Address; data: Hex; value?: bigint; operation?: 0 | 1 },
+  tx: {
+    to: Address;
+    data: Hex;
+    value?: bigint;
+    operation?: 0 | 1;
+    refund?: { gasPrice: bigint; gasToken: Address; receiver: Address };
+  },
 ) {
   const { viem } = connection;
   const publicClient = await viem.getPublicClient();
@@ -240,10 +246,10 @@ export async function execSafeTransaction(
     data: tx.data,
     operation: tx.operation ?? 0,
     safeTxGas: 0n,
-    baseGas: 0n,
-    gasPrice: 0n,
-    gasToken: zeroAddress,
-    refundReceiver: zeroAddress,
+    baseGas: tx.refund ? 100_000n : 0n,
+    gasPrice: tx.refund?.gasPrice ?? 0n,
+    gasToken: tx.refund?.gasToken ?? zeroAddress,
+    refundReceiver: tx.refund?.receiver ?? zeroAddress,
     nonce,
   };
   const types = SAFE_TX_TYPES;
@@ -267,7 +273,18 @@ export async function execSafeTransaction(
     address: safe,
     abi: safeAbi,
     functionName: "execTransaction",
-    args: [message.to, message.value, message.data, message.operation, 0n, 0n, 0n, zeroAddress, zeroAddress, packed],
+    args: [
+      message.to,
+      message.value,
+      message.data,
+      message.operation,
+      message.safeTxGas,
+      message.baseGas,
+      message.gasPrice,
+      message.gasToken,
+      message.refundReceiver,
+      packed,
+    ],
     account: sender.account,
     chain: sender.chain,
   });
