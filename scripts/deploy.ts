@@ -52,11 +52,11 @@ if (publicChain && parameters.Protocol?.distributor !== undefined)
   throw new Error(
     `${file}: Protocol.distributor must not be set: the distributor's allocation vests (Treasury.vesting*)`,
   );
-// Vesting starts now unless the parameters fix it (resuming keeps the journal's value).
-const treasuryParameters = {
-  vestingStart: Number((await publicClient.getBlock()).timestamp),
-  ...parameters.Treasury,
-};
+// The vesting start is a fixed parameter, not "now": a resumed run must repeat the same arguments.
+for (const key of ["vestingBeneficiary", "vestingStart"]) {
+  if (publicChain && parameters.Treasury?.[key] === undefined) throw new Error(`${file}: Treasury.${key} is required`);
+}
+const treasuryParameters = parameters.Treasury ?? {};
 
 /** Safe 1.5's canonical addresses on this chain, if Safe has deployed there (not on a local chain). */
 function canonicalSafe(): CanonicalSafe | undefined {
