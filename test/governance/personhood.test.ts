@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Hex, encodeAbiParameters, keccak256, stringToHex, zeroAddress } from "viem";
 import { BASE_SEPOLIA_EAS } from "../../deploy/ignition/modules/Governance.js";
+import { VoterError, findAttestation, registerVoter } from "../../relayer/src/governance/voters.ts";
 import { connect } from "../helpers/protocol.ts";
 import { X0T, attest, deployGoverned, governance, installEASSchema, reverts, revoke } from "./fixture.ts";
 
@@ -123,5 +124,27 @@ describe("VoterRegistry: self-registration, pruning, leaving", () => {
     assert.equal(await sys.governor.read.getVotes([dave.account.address, snapshot]), 0n);
     const now = BigInt(await networkHelpers.time.latest());
     await reverts(sys.voters.read.wasRegistered([bob.account.address, now + 10n]), "FutureLookup");
+  });
+});
+
+describe("relayer/src/governance/voters.ts: finding one's attestation and registering with it", () => {
+  it("skips a revoked attestation, registers with the valid one, and refuses a second time or without one", async () => {
+    const publicClient = await connection.viem.getPublicClient();
+    const [, , , , , , , , , , , , frank, grace] = sys.wallets;
+    const query = { eas: BASE_SEPOLIA_EAS.eas, schema: sys.schema, attester: sys.attester.account.address };
+    const old = await attest(connection, sys.attester, frank!.account.address, { schema: sys.schema });
+    const current = await attest(connection, sys.attester, frank!.account.address, { schema: sys.schema });
+    await revoke(connection, sys.attester, sys.schema, current);
+    assert.equal(await findAttestation(publicClient, { ...query, recipient: frank!.account.address }), old);
+    const args = { registry: sys.voters.address, source, ...query };
+    const { hash, uid } = await registerVoter(publicClient, frank!, args);
+    await publicClient.waitForTransactionReceipt({ hash });
+    assert.equal(uid, old);
+    assert.equal(await sys.voters.read.isRegistered([frank!.account.address]), true);
+    await assert.rejects(
+      registerVoter(publicClient, frank!, args),
+      (e: unknown) => e instanceof VoterError && /already/.test(e.message),
+    );
+    await assert.rejects(registerVoter(publicClient, grace!, args), /no valid attestation/);
   });
 });
