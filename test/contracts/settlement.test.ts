@@ -7,11 +7,18 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { type Address, getAddress, type LocalAccount } from "viem";
+import { type Address, createPublicClient, createWalletClient, custom, getAddress, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { type SignedReceipt, signReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
-import { claimRewards, recoverBatches, type SettlementClients, submitEpoch } from "@x0tta6bl4/relayer/chain/settlement";
+import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
+import {
+  claimRewards,
+  recoverBatches,
+  type SettlementClients,
+  settleOnce,
+  submitEpoch,
+} from "@x0tta6bl4/relayer/chain/settlement";
 import {
   buyCredit,
   connect,
@@ -147,6 +154,105 @@ describe("relay settlement (SQLite store + EpochRewards)", async () => {
     assert.equal(store.unfinishedBatches().length, 0, "nothing recorded for a batch that was never sent");
     assert.equal(store.abandon(epoch, "submission window closed"), 1);
     assert.equal(store.queued(epoch).length, 0);
+    store.close();
+  });
+});
+
+describe("relay settlement through an RPC outage", async () => {
+  const connection = await connect();
+  let p: Protocol;
+  let relay: Wallet;
+  let relayer: Address;
+  let payer: { wallet: Wallet; key: LocalAccount };
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "x0t-outage-"));
+    p = await deployProtocol(connection, { submissionWindow: 3 });
+    relay = p.wallets[3]!;
+    relayer = getAddress(relay.account.address);
+    await registerRelayer(p, relay);
+    payer = { wallet: p.wallets[4]!, key: await buyCredit(p, p.wallets[4]!, 10n * X0T) };
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  it("keeps receipts through two epochs without RPC, settles them once it is back, reads stale locks meanwhile", async () => {
+    // The chain is real; only the relay's RPC transport fails while `down` is set.
+    let down = false;
+    const provider = connection.provider;
+    const transport = custom({
+      request: async (args: { method: string; params?: unknown }) => {
+        if (down) throw new Error("connect ECONNREFUSED 127.0.0.1:8545");
+        return provider.request(args as Parameters<typeof provider.request>[0]);
+      },
+    });
+    const publicClient = createPublicClient({ transport, pollingInterval: 50 });
+    const walletClient = createWalletClient({ account: relay.account, transport });
+    const clients = {
+      public: publicClient as unknown as SettlementClients["public"],
+      wallet: walletClient as unknown as SettlementClients["wallet"],
+      rewards: p.rewards.address,
+    };
+    let clock = 0;
+    const reader = new ChannelReader(
+      publicClient as unknown as SettlementClients["public"],
+      { credit: p.credit.address, rewards: p.rewards.address, relayer },
+      { ttlMs: 1_000, now: () => clock },
+    );
+    const store = new AccountingStore(join(dir, "outage.sqlite"));
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, payer.wallet, relayer, 4n * GB, epoch + 1n);
+    const fresh = await reader.channel(payer.key.address);
+    assert.equal(fresh.bytesLeft, 4n * GB);
+    assert.equal(fresh.stale, false);
+    const signed = await signReceipt(payer.key, p.receiptDomain, { relayer, epoch, cells: 3_000n, bytes: 3n * GB });
+    store.saveReceipt(epoch, signed);
+    down = true;
+    clock += 5_000; // past the cache's TTL: the last value is served, marked stale
+    const cached = await reader.channel(payer.key.address);
+    assert.equal(cached.stale, true);
+    assert.equal(cached.bytesLeft, 4n * GB);
+    await warpToEpoch(connection, p, epoch + 1n);
+    await assert.rejects(settleOnce(store, clients, relayer), /ECONNREFUSED/);
+    const stale = await new ChannelReader(publicClient as never, {
+      credit: p.credit.address,
+      rewards: p.rewards.address,
+      relayer,
+    })
+      .channel(payer.key.address)
+      .then(
+        () => "read",
+        (e: Error) => e.name,
+      );
+    assert.equal(stale, "ChainReadError", "a key never read cannot be judged while the RPC is down");
+    await warpToEpoch(connection, p, epoch + 3n);
+    await assert.rejects(settleOnce(store, clients, relayer), /ECONNREFUSED/);
+    assert.equal(store.queued(epoch).length, 1, "the receipt waits in the store");
+    down = false;
+    const report = await settleOnce(store, clients, relayer);
+    assert.equal(report.submitted.length, 1);
+    assert.equal(report.submitted[0]!.paid, 1);
+    assert.equal((await p.credit.read.lockOf([payer.wallet.account.address, relayer])).bytesPaid, 3n * GB);
+    // A second round finds nothing to do.
+    const again = await settleOnce(store, clients, relayer);
+    assert.deepEqual(again.submitted, []);
+    store.close();
+  });
+
+  it("gives up on an epoch whose window closed during the outage, with the reason kept", async () => {
+    const store = new AccountingStore(join(dir, "late.sqlite"));
+    const epoch = await p.rewards.read.currentEpoch();
+    const late = await signReceipt(payer.key, p.receiptDomain, { relayer, epoch, cells: 1n, bytes: 1n });
+    store.saveReceipt(epoch, late);
+    await warpToEpoch(connection, p, epoch + 4n);
+    const clients = {
+      public: p.publicClient as unknown as SettlementClients["public"],
+      wallet: relay as unknown as SettlementClients["wallet"],
+      rewards: p.rewards.address,
+    };
+    const report = await settleOnce(store, clients, relayer);
+    assert.deepEqual(report.abandoned, [{ epoch, receipts: 1 }]);
+    assert.equal(store.outcome(epoch, payer.key.address), "refused: submission window closed");
     store.close();
   });
 });

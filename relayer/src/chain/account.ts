@@ -89,7 +89,7 @@ export async function buyCredit(c: AccountClients, amount: bigint): Promise<Sent
   });
   const { v, r, s } = parseSignature(signature);
   const hash = await c.wallet.writeContract({
-    chain: c.wallet.chain,
+    chain: c.wallet.chain ?? null,
     address: c.contracts.BandwidthCredit,
     abi: bandwidthCreditAbi,
     functionName: "buyWithPermit",
@@ -104,7 +104,7 @@ export async function authorizeClientKey(c: AccountClients, key: LocalAccount, c
   const domain = bandwidthCreditDomain(chainId, c.contracts.BandwidthCredit);
   const proof = await signClientKeyAuthorization(key, domain, c.wallet.account.address, capPerEpoch);
   const hash = await c.wallet.writeContract({
-    chain: c.wallet.chain,
+    chain: c.wallet.chain ?? null,
     address: c.contracts.BandwidthCredit,
     abi: bandwidthCreditAbi,
     functionName: "authorizeClientKey",
@@ -116,7 +116,7 @@ export async function authorizeClientKey(c: AccountClients, key: LocalAccount, c
 /** Stops `key` from opening locks, at once. */
 export async function revokeClientKey(c: AccountClients, key: Address): Promise<Sent> {
   const hash = await c.wallet.writeContract({
-    chain: c.wallet.chain,
+    chain: c.wallet.chain ?? null,
     address: c.contracts.BandwidthCredit,
     abi: bandwidthCreditAbi,
     functionName: "revokeClientKey",
@@ -133,7 +133,7 @@ export async function lockCredit(c: AccountClients, relayer: Address, bytes: big
     functionName: "currentEpoch",
   });
   const hash = await c.wallet.writeContract({
-    chain: c.wallet.chain,
+    chain: c.wallet.chain ?? null,
     address: c.contracts.BandwidthCredit,
     abi: bandwidthCreditAbi,
     functionName: "lock",
@@ -145,7 +145,7 @@ export async function lockCredit(c: AccountClients, relayer: Address, bytes: big
 /** Adds `amount` X0T (wei) to the wallet's stake (approve, then addStake). */
 export async function addStake(c: AccountClients, amount: bigint): Promise<Sent> {
   const approve = await c.wallet.writeContract({
-    chain: c.wallet.chain,
+    chain: c.wallet.chain ?? null,
     address: c.contracts.X0T,
     abi: x0tAbi,
     functionName: "approve",
@@ -153,7 +153,7 @@ export async function addStake(c: AccountClients, amount: bigint): Promise<Sent>
   });
   await mined(c, approve, "approve stake");
   const hash = await c.wallet.writeContract({
-    chain: c.wallet.chain,
+    chain: c.wallet.chain ?? null,
     address: c.contracts.RelayerRegistry,
     abi: relayerRegistryAbi,
     functionName: "addStake",
@@ -165,7 +165,7 @@ export async function addStake(c: AccountClients, amount: bigint): Promise<Sent>
 /** Starts unbonding `amount` X0T (wei) of the wallet's stake. */
 export async function unbond(c: AccountClients, amount: bigint): Promise<Sent> {
   const hash = await c.wallet.writeContract({
-    chain: c.wallet.chain,
+    chain: c.wallet.chain ?? null,
     address: c.contracts.RelayerRegistry,
     abi: relayerRegistryAbi,
     functionName: "unbond",
@@ -177,7 +177,7 @@ export async function unbond(c: AccountClients, amount: bigint): Promise<Sent> {
 /** Pays out the wallet's unbonded stake. */
 export async function withdraw(c: AccountClients): Promise<Sent> {
   const hash = await c.wallet.writeContract({
-    chain: c.wallet.chain,
+    chain: c.wallet.chain ?? null,
     address: c.contracts.RelayerRegistry,
     abi: relayerRegistryAbi,
     functionName: "withdraw",

@@ -31,7 +31,7 @@ const SETTLED = new Set(["NothingNewToPay"]);
 
 export interface SettlementClients {
   public: PublicClient;
-  wallet: WalletClient<Transport, Chain, Account>;
+  wallet: WalletClient<Transport, Chain | undefined, Account>;
   rewards: Address;
 }
 
@@ -148,6 +148,7 @@ export async function submitEpoch(
     let hash: Hex;
     try {
       hash = await clients.wallet.writeContract({
+        chain: clients.wallet.chain ?? null,
         address: clients.rewards,
         abi: epochRewardsAbi,
         functionName: "submitReceipts",
@@ -173,6 +174,7 @@ export async function claimRewards(
   epochs: readonly bigint[],
 ): Promise<{ hash: Hex; minted: bigint }> {
   const hash = await clients.wallet.writeContract({
+    chain: clients.wallet.chain ?? null,
     address: clients.rewards,
     abi: epochRewardsAbi,
     functionName: "claim",
@@ -192,4 +194,46 @@ export function revertName(error: unknown): string {
     return error.shortMessage;
   }
   return error instanceof Error ? error.message : String(error);
+}
+
+export interface SettleReport {
+  currentEpoch: bigint;
+  recovered: number;
+  submitted: EpochSettlement[];
+  abandoned: { epoch: bigint; receipts: number }[];
+}
+
+/**
+ * One round of a relay's settlement: finish batches a crash left, submit every epoch that has
+ * queued receipts and is still inside its window, and give up (with a reason in the store) on the
+ * ones whose window closed. Safe to run at any time and as often as wanted; a relay runs it at
+ * each epoch start and again a few times within the window.
+ */
+export async function settleOnce(
+  store: AccountingStore,
+  clients: SettlementClients,
+  relayer: Address,
+): Promise<SettleReport> {
+  const recovered = await recoverBatches(store, clients);
+  const currentEpoch = await clients.public.readContract({
+    address: clients.rewards,
+    abi: epochRewardsAbi,
+    functionName: "currentEpoch",
+  });
+  const report: SettleReport = { currentEpoch, recovered, submitted: [], abandoned: [] };
+  for (const epoch of store.queuedEpochs()) {
+    if (epoch >= currentEpoch) continue; // still running
+    const deadline = await clients.public.readContract({
+      address: clients.rewards,
+      abi: epochRewardsAbi,
+      functionName: "receiptDeadline",
+      args: [epoch],
+    });
+    if (currentEpoch > deadline) {
+      report.abandoned.push({ epoch, receipts: store.abandon(epoch, "submission window closed") });
+      continue;
+    }
+    report.submitted.push(await submitEpoch(store, clients, relayer, epoch));
+  }
+  return report;
 }

@@ -214,7 +214,7 @@ export async function runAccountCommand(
         return 0;
       }
       const { hash, minted } = await claimRewards(
-        { public: clients.public, wallet: clients.wallet as never, rewards: clients.contracts.EpochRewards },
+        { public: clients.public, wallet: clients.wallet, rewards: clients.contracts.EpochRewards },
         relayer,
         epochs,
       );
