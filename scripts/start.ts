@@ -98,6 +98,7 @@ async function main() {
       Governance: {
         timelock: treasury.timelock.address,
         safe: treasury.safe.address,
+        guard: treasury.guard.address,
         votingDelay: 60,
         votingPeriod: 120,
       },

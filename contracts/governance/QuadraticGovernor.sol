@@ -8,6 +8,7 @@ import {GovernorTimelockControl} from "@openzeppelin/contracts/governance/extens
 import {GovernorVotes} from "@openzeppelin/contracts/governance/extensions/GovernorVotes.sol";
 import {IVotes} from "@openzeppelin/contracts/governance/utils/IVotes.sol";
 import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {SqrtWeight} from "./SqrtWeight.sol";
 import {VoterRegistry} from "./VoterRegistry.sol";
 
@@ -17,8 +18,12 @@ import {VoterRegistry} from "./VoterRegistry.sol";
 /// Sybil defence; docs/governance.md). Passed proposals are queued and executed by the
 /// TimelockController, which holds every admin role of the protocol and is a module of the
 /// treasury Safe.
-/// @dev Built from OpenZeppelin's Governor parts; only the weight hook `_getVotes` and the quorum
-/// are ours. Everything is in sqrt units: 1 X0T of votes is 1e9 units, the proposal threshold and
+///
+/// A guardian (a separate Safe, not the council) may veto: cancel a proposal that is pending, active,
+/// succeeded or queued, until its sunset. It cannot propose, vote or execute; the DAO replaces it or
+/// extends its sunset by proposal, by at most MAX_GUARDIAN_TERM at a time.
+/// @dev Built from OpenZeppelin's Governor parts; only the weight hook `_getVotes`, the quorum and
+/// the guardian are ours. Everything is in sqrt units: 1 X0T of votes is 1e9 units, the proposal threshold and
 /// the quorum included. Voting delay, voting period, threshold and quorum change only by proposal.
 contract QuadraticGovernor is
     Governor,
@@ -29,13 +34,27 @@ contract QuadraticGovernor is
 {
     /// @notice Whose registration makes an address's votes count.
     VoterRegistry public immutable voters;
+    /// @notice Longest a guardian's mandate may run from the moment it is set: one year.
+    uint256 public constant MAX_GUARDIAN_TERM = 365 days;
     uint256 private _quorum;
+    /// @notice Who may veto proposals until `guardianSunset`.
+    address public guardian;
+    /// @notice Timestamp from which the guardian can no longer veto.
+    uint48 public guardianSunset;
 
     /// @notice The quorum (for + abstain weight, in sqrt units) changed.
     event QuorumSet(uint256 oldQuorum, uint256 newQuorum);
+    /// @notice The guardian or its sunset changed.
+    event GuardianSet(address indexed guardian, uint48 sunset);
+    /// @notice The guardian vetoed (cancelled) a proposal.
+    event ProposalVetoed(uint256 indexed proposalId, address indexed guardian);
 
     /// @notice A zero address was given for the token, timelock or registry.
     error ZeroAddress();
+    /// @notice The caller is not the guardian, or its sunset has passed.
+    error NotGuardian(address caller, uint48 sunset);
+    /// @notice The sunset is further away than MAX_GUARDIAN_TERM.
+    error GuardianTermTooLong(uint48 sunset, uint256 latest);
 
     /// @param token X0T (ERC-5805 votes, timestamp clock).
     /// @param timelock The TimelockController that executes proposals.
@@ -44,6 +63,8 @@ contract QuadraticGovernor is
     /// @param votingPeriod_ Seconds of voting.
     /// @param proposalThreshold_ Weight (sqrt units) a proposer needs.
     /// @param quorum_ Weight (sqrt units) of for + abstain votes a proposal needs.
+    /// @param guardian_ The guardian (a separate Safe), or zero for none.
+    /// @param guardianTerm_ Seconds from deployment until the guardian's veto ends (at most MAX_GUARDIAN_TERM).
     constructor(
         IVotes token,
         TimelockController timelock,
@@ -51,7 +72,9 @@ contract QuadraticGovernor is
         uint48 votingDelay_,
         uint32 votingPeriod_,
         uint256 proposalThreshold_,
-        uint256 quorum_
+        uint256 quorum_,
+        address guardian_,
+        uint32 guardianTerm_
     )
         Governor("x0tta6bl4 QuadraticGovernor")
         GovernorSettings(votingDelay_, votingPeriod_, proposalThreshold_)
@@ -61,6 +84,7 @@ contract QuadraticGovernor is
         if (address(registry) == address(0)) revert ZeroAddress();
         voters = registry;
         _setQuorum(quorum_);
+        _setGuardian(guardian_, SafeCast.toUint48(block.timestamp + guardianTerm_));
     }
 
     /// @notice The quorum in sqrt units (the same at every timepoint; changes apply to proposals
@@ -72,6 +96,39 @@ contract QuadraticGovernor is
     /// @notice Sets the quorum (sqrt units). Only by proposal, through the timelock.
     function setQuorum(uint256 newQuorum) external onlyGovernance {
         _setQuorum(newQuorum);
+    }
+
+    /// @notice Replaces the guardian or moves its sunset. Only by proposal, through the timelock.
+    /// @param newGuardian The new guardian (zero: none).
+    /// @param sunset When its veto ends, at most MAX_GUARDIAN_TERM from now.
+    function setGuardian(address newGuardian, uint48 sunset) external onlyGovernance {
+        _setGuardian(newGuardian, sunset);
+    }
+
+    /// @notice The guardian cancels a proposal that is pending, active, succeeded or queued (also
+    /// its timelock operation). Only the guardian, only before its sunset.
+    /// @param targets The proposal's targets.
+    /// @param values The proposal's values.
+    /// @param calldatas The proposal's calldatas.
+    /// @param descriptionHash keccak256 of the proposal's description.
+    /// @return proposalId The vetoed proposal.
+    function veto(
+        address[] calldata targets,
+        uint256[] calldata values,
+        bytes[] calldata calldatas,
+        bytes32 descriptionHash
+    ) external returns (uint256 proposalId) {
+        if (msg.sender != guardian || block.timestamp >= guardianSunset) revert NotGuardian(msg.sender, guardianSunset);
+        proposalId = _cancel(targets, values, calldatas, descriptionHash);
+        emit ProposalVetoed(proposalId, msg.sender);
+    }
+
+    function _setGuardian(address newGuardian, uint48 sunset) private {
+        uint256 latest = block.timestamp + MAX_GUARDIAN_TERM;
+        if (sunset > latest) revert GuardianTermTooLong(sunset, latest);
+        guardian = newGuardian;
+        guardianSunset = sunset;
+        emit GuardianSet(newGuardian, sunset);
     }
 
     function _setQuorum(uint256 newQuorum) private {

@@ -9,7 +9,8 @@ interface ISafeAdmin {
 
 /// @title TreasurySetup
 /// @notice Delegate-called once by a new treasury Safe from `Safe.setup` (its `to`/`data` hook):
-/// enables the governance timelock as a module and installs the CouncilGuard, in the same
+/// enables the TreasuryExecutor (the DAO's way in, called only by the timelock) as a module and
+/// installs the CouncilGuard, in the same
 /// transaction that creates the Safe, so there is no moment when the council alone administers it.
 /// @dev Runs in the Safe's context: `address(this)` is the Safe, and the Safe's `authorized`
 /// functions accept calls from itself. Holds no state and is never called directly.
@@ -19,10 +20,10 @@ contract TreasurySetup {
 
     address private immutable _self = address(this);
 
-    /// @notice Enables `timelock` as a module and sets `guard` on the calling Safe.
-    function setUp(address timelock, address guard) external {
+    /// @notice Enables `module` (the TreasuryExecutor) and sets `guard` on the calling Safe.
+    function setUp(address module, address guard) external {
         if (address(this) == _self) revert OnlyDelegateCall();
-        ISafeAdmin(address(this)).enableModule(timelock);
+        ISafeAdmin(address(this)).enableModule(module);
         ISafeAdmin(address(this)).setGuard(guard);
     }
 }

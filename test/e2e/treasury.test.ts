@@ -65,13 +65,13 @@ describe("x0t treasury", async () => {
     displayUi: false,
     deploymentId,
     parameters: { Treasury: treasuryParameters },
-  })) as unknown as Record<"safe" | "timelock", { address: Address }>;
+  })) as unknown as Record<"safe" | "timelock" | "guard", { address: Address }>;
   const { token } = await connection.ignition.deploy(GovernanceModule, {
     displayUi: false,
     deploymentId,
     parameters: {
       Protocol: { treasury: treasury.safe.address },
-      Governance: { timelock: treasury.timelock.address, safe: treasury.safe.address },
+      Governance: { timelock: treasury.timelock.address, safe: treasury.safe.address, guard: treasury.guard.address },
     },
   });
   const recipient = mnemonicToAccount(MNEMONIC, { addressIndex: 7 }).address;
@@ -117,6 +117,19 @@ describe("x0t treasury", async () => {
     // The same file cannot be replayed: the Safe's nonce moved on.
     await assert.rejects(run(["sign", "--rpc", rpc, "--file", file], 2), /nonce is 1/);
     await assert.rejects(run(["execute", "--rpc", rpc, "--file", file], 9));
+  });
+
+  it("refuses, before anyone signs, a payout above the council's 500,000 X0T cap per period", async () => {
+    const big = join(dir, "big.json");
+    const args = ["--rpc", rpc, "--safe", treasury.safe.address, "--token", token.address, "--to", recipient];
+    await assert.rejects(
+      run(["propose", ...args, "--amount", "450001", "--out", big]),
+      /above the council's cap: 450000000000000000000000 of 500000000000000000000000 wei left/,
+    );
+    await assert.rejects(
+      run(["propose", ...args.slice(0, 4), "--token", recipient, "--to", recipient, "--amount", "1", "--out", big]),
+      /may only pay out/,
+    );
   });
 
   it("refuses bad input with the flag's name", async () => {

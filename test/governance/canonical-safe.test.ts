@@ -13,7 +13,7 @@ import { treasuryModule } from "../../deploy/ignition/modules/Treasury.js";
 import { connect } from "../helpers/protocol.ts";
 
 describe("Treasury module on canonical Safe deployments", () => {
-  it("creates the Safe through the existing factory, with the timelock module and the guard", async () => {
+  it("creates the Safe through the existing factory, with the executor module and the guard", async () => {
     const connection = await connect();
     const { viem } = connection;
     const [deployer, a, b, c] = await viem.getWalletClients();
@@ -36,11 +36,16 @@ describe("Treasury module on canonical Safe deployments", () => {
       parameters: {
         Treasury: { council: [a!.account.address, b!.account.address, c!.account.address], threshold: 2, minDelay: 60 },
       },
-    })) as unknown as Record<"safe" | "timelock" | "guard" | "singleton", { address: Address }>;
+    })) as unknown as Record<"safe" | "timelock" | "guard" | "executor" | "singleton", { address: Address }>;
     assert.equal(deployed.singleton.address.toLowerCase(), canonical.singleton.toLowerCase());
     const read = (functionName: string, args: unknown[] = []) =>
       publicClient.readContract({ address: deployed.safe.address, abi: SafeL2.abi as Abi, functionName, args });
-    assert.equal(await read("isModuleEnabled", [deployed.timelock.address]), true);
+    assert.equal(await read("isModuleEnabled", [deployed.executor.address]), true);
+    assert.equal(
+      await read("isModuleEnabled", [deployed.timelock.address]),
+      false,
+      "the timelock goes through the executor",
+    );
     assert.equal(await read("getThreshold"), 2n);
     // Safe 1.5 keeps the guard in a fixed storage slot: keccak256("guard_manager.guard.address").
     const slot = "0x4a204f620c8c5ccdca3fd54d003badd85ba500436a431f0cbda4f558c93c34c8";

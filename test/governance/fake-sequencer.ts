@@ -1,7 +1,10 @@
 /**
  * A stand-in for Snapshot's sequencer on 127.0.0.1 (the real hub is unreachable here). It checks
  * each envelope the way the hub does: the EIP-712 domain, the types of the message kind, the
- * signature (viem verifyTypedData), the `from` field and the timestamp; then records the message.
+ * signature (viem verifyTypedData), the `from` field and the timestamp; for a proposal, the space's
+ * voting rules as snapshot-sequencer's proposal writer applies them (start = timestamp + delay,
+ * end - start = period, the space's type, an end in the future; same error wording); then records
+ * the message.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -46,7 +49,11 @@ export interface Recorded {
   message: Record<string, unknown>;
 }
 
-export async function startFakeSequencer() {
+export interface SequencerSpace {
+  voting?: { delay?: number; period?: number; type?: string };
+}
+
+export async function startFakeSequencer(space: SequencerSpace = {}) {
   const recorded: Recorded[] = [];
   const server = createServer((req, res) => {
     const reply = (status: number, body: unknown) => {
@@ -77,6 +84,18 @@ export async function startFakeSequencer() {
         if (Math.abs(Number(message.timestamp) - Date.now() / 1000) > 300) throw new Error("wrong timestamp");
         if (kind === "vote" && !recorded.some((r) => r.kind === "proposal" && r.id === message.proposal))
           throw new Error("unknown proposal");
+        if (kind === "proposal") {
+          const [timestamp, start, end] = [message.timestamp, message.start, message.end].map(Number) as [
+            number,
+            number,
+            number,
+          ];
+          if (end <= Math.floor(Date.now() / 1000)) throw new Error("proposal end date must be in the future");
+          const voting = space.voting ?? {};
+          if (voting.delay && start !== timestamp + voting.delay) throw new Error("invalid voting delay");
+          if (voting.period && end - start !== voting.period) throw new Error("invalid voting period");
+          if (voting.type && message.type !== voting.type) throw new Error("invalid voting type");
+        }
         // The message shape is checked by the types above; viem's generics cannot see that.
         const ok = await verifyTypedData({
           address: envelope.address,

@@ -21,6 +21,7 @@ import {
   deployGoverned,
   execSafeTransaction,
   safeAbi,
+  safeCall,
 } from "./fixture.ts";
 
 const connection = await connect();
@@ -49,13 +50,8 @@ async function fund(to: (typeof sys.wallets)[number], amount: bigint): Promise<b
   return sys.token.read.getVotes([to.account.address]);
 }
 
-async function register(voter: Address) {
-  const data = encodeFunctionData({
-    abi: sys.voters.abi,
-    functionName: "register",
-    args: [voter, keccak256(stringToHex(`kyc:${voter}`))],
-  });
-  await execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 2), { to: sys.voters.address, data });
+async function register(w: (typeof sys.wallets)[number]) {
+  return sys.registerHuman(w);
 }
 
 async function propose(targets: Address[], calldatas: Hex[], description: string, by = alice!) {
@@ -89,8 +85,6 @@ async function execute(p: Proposal): Promise<void> {
   await sys.governor.write.execute([p.targets, p.values, p.calldatas, p.descriptionHash]);
 }
 
-const gas: Record<string, bigint> = {};
-
 /** Asserts that `action` reverts with the custom error (or require code) `name`. */
 async function reverts(action: Promise<unknown>, name: string): Promise<void> {
   await assert.rejects(action, (error: unknown) => String(error).includes(name));
@@ -102,18 +96,20 @@ const sqrt = (n: bigint) => {
   return x;
 };
 
+const gas: Record<string, bigint> = {};
 const votes = {
   alice: await fund(alice, 1_000_000n * X0T),
   bob: await fund(bob, 250_000n * X0T),
   carol: await fund(carol, 40_000n * X0T),
 };
-for (const w of [alice, bob, carol]) await register(w.account.address);
+for (const w of [alice, bob, carol]) gas.register = (await register(w)).gas;
 await networkHelpers.mine(1);
 
 describe("roles after deployment", () => {
   it("leaves every admin role with the timelock and none with the deployer", async () => {
     const admin = await sys.token.read.DEFAULT_ADMIN_ROLE();
     for (const c of [sys.token, sys.registry, sys.credit, sys.rewards, sys.voters] as const) {
+      // (VoterRegistry has no other role: nobody registers anyone else.)
       assert.equal(await c.read.hasRole([admin, sys.timelock.address]), true, c.address);
       assert.equal(await c.read.hasRole([admin, sys.deployer.account.address]), false, c.address);
     }
@@ -123,13 +119,13 @@ describe("roles after deployment", () => {
       true,
     );
     assert.equal(await sys.token.read.balanceOf([sys.safeAddress]), 300_000_000n * X0T);
-    const modules = (await publicClient.readContract({
+    const [modules] = (await publicClient.readContract({
       address: sys.safeAddress,
       abi: safeAbi,
-      functionName: "isModuleEnabled",
-      args: [sys.timelock.address],
-    })) as boolean;
-    assert.equal(modules, true);
+      functionName: "getModulesPaginated",
+      args: ["0x0000000000000000000000000000000000000001", 10n],
+    })) as [Address[], Address];
+    assert.deepEqual(modules, [sys.executor.address], "the executor is the Safe's only module");
   });
 });
 
@@ -179,19 +175,15 @@ describe("a proposal's whole life: delegate, propose, vote with sqrt weights, qu
     assert.equal(await sys.governor.read.state([p.id]), State.executed);
   });
 
-  it("pays from the Safe treasury through the timelock module, with no council signature", async () => {
+  it("pays from the Safe treasury through the TreasuryExecutor module, with no council signature", async () => {
     const amount = 50_000n * X0T;
     const transfer = encodeFunctionData({
       abi: sys.token.abi,
       functionName: "transfer",
       args: [outsider!.account.address, amount],
     });
-    const call = encodeFunctionData({
-      abi: safeAbi,
-      functionName: "execTransactionFromModule",
-      args: [sys.token.address, 0n, transfer, 0],
-    });
-    const p = await propose([sys.safeAddress], [call], "Grant 50,000 X0T");
+    const call = safeCall(sys.executor.address, sys.safeAddress, sys.token.address, transfer);
+    const p = await propose([call.target], [call.calldata], "Grant 50,000 X0T");
     await passAndQueue(p);
     const before = await sys.token.read.balanceOf([outsider!.account.address]);
     await execute(p);
@@ -243,8 +235,8 @@ describe("a proposal's whole life: delegate, propose, vote with sqrt weights, qu
   });
 });
 
-describe("the council cannot administer the Safe alone", () => {
-  it("refuses a council-signed addOwner, threshold change, module change and delegatecall", async () => {
+describe("the council pays out within its allowlist and cap, and nothing else", () => {
+  it("refuses a council-signed addOwner, threshold change, module change, delegate, approve and delegatecall", async () => {
     const selfCalls: Hex[] = [
       encodeFunctionData({
         abi: safeAbi,
@@ -255,14 +247,24 @@ describe("the council cannot administer the Safe alone", () => {
       encodeFunctionData({
         abi: safeAbi,
         functionName: "disableModule",
-        args: ["0x0000000000000000000000000000000000000001", sys.timelock.address],
+        args: ["0x0000000000000000000000000000000000000001", sys.executor.address],
       }),
       encodeFunctionData({ abi: safeAbi, functionName: "setGuard", args: [zeroAddress] }),
     ];
     for (const data of selfCalls) {
       await reverts(
         execSafeTransaction(connection, sys.safeAddress, sys.council, { to: sys.safeAddress, data }),
-        "SelfAdministrationRefused",
+        "CallNotAllowed",
+      );
+    }
+    const tokenCalls: Hex[] = [
+      encodeFunctionData({ abi: sys.token.abi, functionName: "delegate", args: [outsider!.account.address] }),
+      encodeFunctionData({ abi: sys.token.abi, functionName: "approve", args: [outsider!.account.address, 1n] }),
+    ];
+    for (const data of tokenCalls) {
+      await reverts(
+        execSafeTransaction(connection, sys.safeAddress, sys.council, { to: sys.token.address, data }),
+        "CallNotAllowed",
       );
     }
     await reverts(
@@ -281,21 +283,60 @@ describe("the council cannot administer the Safe alone", () => {
     assert.equal(owners.length, 3);
   });
 
-  it("lets the council move funds it signed for, with the threshold", async () => {
-    const data = encodeFunctionData({
-      abi: sys.token.abi,
-      functionName: "transfer",
-      args: [carol!.account.address, 10n * X0T],
-    });
+  it("lets the council pay X0T with its threshold, up to the 500,000 X0T cap per 30 days", async () => {
+    const transfer = (amount: bigint) =>
+      encodeFunctionData({ abi: sys.token.abi, functionName: "transfer", args: [carol!.account.address, amount] });
     await reverts(
-      execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 1), { to: sys.token.address, data }),
+      execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 1), {
+        to: sys.token.address,
+        data: transfer(10n * X0T),
+      }),
       "GS020",
     );
     const receipt = await execSafeTransaction(connection, sys.safeAddress, sys.council.slice(1, 3), {
       to: sys.token.address,
-      data,
+      data: transfer(10n * X0T),
     });
     assert.equal(receipt.status, "success");
+    await reverts(
+      execSafeTransaction(connection, sys.safeAddress, sys.council.slice(1, 3), {
+        to: sys.token.address,
+        data: transfer(500_000n * X0T),
+      }),
+      "CapExceeded",
+    );
+    await execSafeTransaction(connection, sys.safeAddress, sys.council.slice(1, 3), {
+      to: sys.token.address,
+      data: transfer(499_990n * X0T),
+    });
+    const index = BigInt(await networkHelpers.time.latest()) / BigInt(await sys.guard.read.period());
+    const [spentTokens] = await sys.guard.read.spent([sys.safeAddress, index]);
+    assert.equal(spentTokens, 500_000n * X0T, "the cap is used up");
+  });
+
+  it("lets the council send ETH for gas up to 1 ETH per period, never to the Safe itself", async () => {
+    await networkHelpers.setBalance(sys.safeAddress, 5n * 10n ** 18n);
+    const receipt = await execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 2), {
+      to: outsider!.account.address,
+      data: "0x",
+      value: 10n ** 18n,
+    });
+    assert.equal(receipt.status, "success");
+    await reverts(
+      execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 2), {
+        to: outsider!.account.address,
+        data: "0x",
+        value: 1n,
+      }),
+      "CapExceeded",
+    );
+    await reverts(
+      execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 2), {
+        to: sys.safeAddress,
+        data: "0x",
+      }),
+      "CallNotAllowed",
+    );
   });
 
   it("lets the timelock add an owner by proposal (module transaction, guard not involved)", async () => {
@@ -304,12 +345,8 @@ describe("the council cannot administer the Safe alone", () => {
       functionName: "addOwnerWithThreshold",
       args: [outsider!.account.address, 2n],
     });
-    const call = encodeFunctionData({
-      abi: safeAbi,
-      functionName: "execTransactionFromModule",
-      args: [sys.safeAddress, 0n, add, 0],
-    });
-    const p = await propose([sys.safeAddress], [call], "Add an owner");
+    const call = safeCall(sys.executor.address, sys.safeAddress, sys.safeAddress, add);
+    const p = await propose([call.target], [call.calldata], "Add an owner");
     await passAndQueue(p);
     await execute(p);
     const owners = (await publicClient.readContract({
@@ -319,13 +356,32 @@ describe("the council cannot administer the Safe alone", () => {
     })) as Address[];
     assert.equal(owners.length, 4);
   });
+
+  it("lets the DAO raise the cap by proposal; nobody else can, and the token is set once", async () => {
+    const setCaps = encodeFunctionData({
+      abi: sys.guard.abi,
+      functionName: "setCaps",
+      args: [1_000_000n * X0T, 2n * 10n ** 18n, 7n * 24n * 3600n],
+    });
+    await reverts(sys.guard.write.setCaps([1n, 1n, 1n]), "Unauthorized");
+    await reverts(
+      sys.guard.write.setToken([outsider!.account.address], { account: outsider!.account }),
+      "Unauthorized",
+    );
+    await reverts(sys.guard.write.setToken([outsider!.account.address]), "TokenAlreadySet");
+    const p = await propose([sys.guard.address], [setCaps], "Cap 1M X0T per week");
+    await passAndQueue(p);
+    await execute(p);
+    assert.equal(await sys.guard.read.tokenCap(), 1_000_000n * X0T);
+    assert.equal(await sys.guard.read.period(), 7n * 24n * 3600n);
+  });
 });
 
 describe("Sybil resistance", () => {
   it("a whale splitting its tokens across 100 fresh addresses gains nothing", async () => {
     const total = 10_000_000n * X0T;
     const whaleVotes = await fund(whale!, total);
-    await register(whale!.account.address);
+    await register(whale!);
     // The whale keeps a share and spreads the rest over 100 addresses it controls.
     const keep = whaleVotes / 101n;
     const sybils = Array.from({ length: 100 }, (_, i) => toHex(BigInt(0x5b11_0000 + i), { size: 20 }) as Address);
@@ -347,88 +403,58 @@ describe("Sybil resistance", () => {
     // With the registry the whale's best is to keep everything in its one registered address.
     assert.equal(whole > sqrt(keep), true);
     // Registering after the snapshot does not count for that proposal.
-    await register(outsider!.account.address);
+    await register(outsider!);
     assert.equal(await sys.governor.read.getVotes([outsider!.account.address, snapshot]), 0n);
   });
 });
 
-describe("voter registry", () => {
-  it("only registrars register; double registration and unknown removal revert; removal stops weight", async () => {
+describe("voter registry: permissionless registration with EAS attestations", () => {
+  it("refuses a zero admin or token, a zero source, and a governor without a registry", async () => {
+    await reverts(viem.deployContract("VoterRegistry", [zeroAddress, sys.token.address]), "ZeroAddress");
+    await reverts(viem.deployContract("VoterRegistry", [alice!.account.address, zeroAddress]), "ZeroAddress");
     await reverts(
-      sys.voters.write.register([carol!.account.address, ("0x" + "00".repeat(32)) as Hex], { account: carol!.account }),
-      "AccessControlUnauthorizedAccount",
-    );
-    const again = encodeFunctionData({
-      abi: sys.voters.abi,
-      functionName: "register",
-      args: [carol!.account.address, keccak256("0x01")],
-    });
-    await reverts(
-      execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 2), {
-        to: sys.voters.address,
-        data: again,
-      }),
-      "AlreadyRegistered",
-    );
-    const removeUnknown = encodeFunctionData({
-      abi: sys.voters.abi,
-      functionName: "remove",
-      args: [zeroAddress, keccak256("0x02")],
-    });
-    await reverts(
-      execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 2), {
-        to: sys.voters.address,
-        data: removeUnknown,
-      }),
-      "NotRegistered",
-    );
-    const remove = encodeFunctionData({
-      abi: sys.voters.abi,
-      functionName: "remove",
-      args: [carol!.account.address, keccak256("0x03")],
-    });
-    await execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 2), {
-      to: sys.voters.address,
-      data: remove,
-    });
-    await networkHelpers.mine(1);
-    const now = BigInt(await networkHelpers.time.latest());
-    assert.equal(await sys.voters.read.wasRegistered([carol!.account.address, now - 1n]), false);
-    assert.equal(await sys.governor.read.getVotes([carol!.account.address, now - 1n]), 0n);
-    await reverts(sys.voters.read.wasRegistered([carol!.account.address, now + 10n]), "FutureLookup");
-    assert.equal(await sys.voters.read.voterCount(), 4n);
-  });
-
-  it("refuses a zero admin and a zero voter", async () => {
-    await reverts(viem.deployContract("VoterRegistry", [zeroAddress]), "ZeroAddress");
-    const zero = encodeFunctionData({
-      abi: sys.voters.abi,
-      functionName: "register",
-      args: [zeroAddress, keccak256("0x04")],
-    });
-    await reverts(
-      execSafeTransaction(connection, sys.safeAddress, sys.council.slice(0, 2), { to: sys.voters.address, data: zero }),
+      viem.deployContract("QuadraticGovernor", [
+        sys.token.address,
+        sys.timelock.address,
+        zeroAddress,
+        1,
+        10,
+        0n,
+        0n,
+        zeroAddress,
+        0,
+      ]),
       "ZeroAddress",
     );
     await reverts(
-      viem.deployContract("QuadraticGovernor", [sys.token.address, sys.timelock.address, zeroAddress, 1, 10, 0n, 0n]),
+      viem.deployContract("EASPersonhoodSource", [zeroAddress, keccak256("0x"), alice!.account.address]),
       "ZeroAddress",
     );
+    await reverts(viem.deployContract("TreasuryExecutor", [zeroAddress]), "ZeroAddress");
+    await reverts(viem.deployContract("CouncilGuard", [zeroAddress, 1n, 1n, 1n]), "InvalidParameter");
+    await reverts(viem.deployContract("CouncilGuard", [alice!.account.address, 1n, 1n, 0n]), "InvalidParameter");
+    const guard = await viem.deployContract("CouncilGuard", [alice!.account.address, 1n, 1n, 1n]);
+    await reverts(guard.write.setToken([zeroAddress]), "InvalidParameter");
+    await reverts(sys.voters.write.setSource([zeroAddress, true]), "AccessControlUnauthorizedAccount");
   });
 
-  it("changes the quorum only by proposal", async () => {
+  it("changes the quorum only by proposal; TreasurySetup is delegate-call only; the guard is a Safe guard", async () => {
     await reverts(sys.governor.write.setQuorum([1n]), "GovernorOnlyExecutor");
     const setup = await viem.deployContract("TreasurySetup");
     await reverts(setup.write.setUp([zeroAddress, zeroAddress]), "OnlyDelegateCall");
     assert.equal(await sys.guard.read.supportsInterface(["0xe6d7a83a"]), true);
     await sys.guard.read.checkAfterExecution([keccak256("0x"), true]);
+    await reverts(
+      sys.executor.write.exec([sys.safeAddress, sys.token.address, 0n, "0x"], { account: alice!.account }),
+      "Unauthorized",
+    );
   });
 });
 
 describe("gas", () => {
   it("castVote stays under 100,000 gas", () => {
     console.log(
-      `      gas: propose ${gas.propose}, castVote ${gas.castVote}, queue ${gas.queue}, execute ${gas.execute}`,
+      `      gas: register (EAS attestation) ${gas.register}, propose ${gas.propose}, castVote ${gas.castVote}, queue ${gas.queue}, execute ${gas.execute}`,
     );
     assert.ok(gas.castVote! <= 100_000n, `castVote ${gas.castVote}`);
   });

@@ -11,11 +11,18 @@ import FallbackHandler from "@safe-global/safe-smart-account/build/artifacts/con
  *   the Governance module (the QuadraticGovernor), which also renounces the deployer's admin role.
  * - A Safe 1.5 (SafeL2 singleton + proxy factory + fallback handler, from the audited artifacts of
  *   @safe-global/safe-smart-account; on a public chain pass the canonical addresses instead) with
- *   the council as owners and `threshold`, created with the timelock enabled as a module and the
- *   CouncilGuard installed in the same transaction (TreasurySetup).
+ *   the council as owners and `threshold`, created with the TreasuryExecutor (called only by the
+ *   timelock; reverts when the Safe's call fails) enabled as its only module and the CouncilGuard
+ *   (allowlist: X0T transfers and ETH payments up to `payoutCap` / `ethCap` per `payoutPeriod`)
+ *   installed in the same transaction (TreasurySetup). The Governance module tells the guard which
+ *   token is X0T (the token is deployed after the Safe that receives its genesis allocation).
  *
- * Deploy this first; its `safe` is the treasury parameter of the Protocol module, its `timelock`
- * a parameter of the Governance module.
+ * - GenesisVesting: the distributor's genesis allocation vests linearly to `vestingBeneficiary`
+ *   from `vestingStart` over `vestingDuration`; the vesting wallet cannot delegate, so those tokens
+ *   carry no votes (scripts/deploy.ts passes it as Protocol.distributor on public chains).
+ *
+ * Deploy this first; its `safe` is the treasury parameter of the Protocol module, its `vesting`
+ * the distributor, its `timelock` and `guard` parameters of the Governance module.
  *
  * `treasuryModule(canonical)` uses Safe's canonical deployments (from @safe-global/safe-deployments,
  * as scripts/deploy.ts does on Base Sepolia) instead of deploying the singleton, factory and handler.
@@ -38,7 +45,18 @@ export function treasuryModule(canonical?: CanonicalSafe) {
       [zeroAddress],
       deployer,
     ]);
-    const guard = m.contract("CouncilGuard");
+    const guard = m.contract("CouncilGuard", [
+      timelock,
+      m.getParameter("payoutCap", 500_000n * 10n ** 18n), // X0T per period
+      m.getParameter("ethCap", 10n ** 18n), // 1 ETH per period, for gas money
+      m.getParameter("payoutPeriod", 30 * 24 * 3600),
+    ]);
+    const executor = m.contract("TreasuryExecutor", [timelock]);
+    const vesting = m.contract("GenesisVesting", [
+      m.getParameter("vestingBeneficiary", deployer),
+      m.getParameter("vestingStart", 0),
+      m.getParameter("vestingDuration", 2 * 365 * 24 * 3600),
+    ]);
     const setup = m.contract("TreasurySetup");
 
     const singleton = canonical ? m.contractAt("SafeL2", SafeL2, canonical.singleton) : m.contract("SafeL2", SafeL2);
@@ -49,7 +67,7 @@ export function treasuryModule(canonical?: CanonicalSafe) {
       ? m.contractAt("CompatibilityFallbackHandler", FallbackHandler, canonical.handler)
       : m.contract("CompatibilityFallbackHandler", FallbackHandler);
 
-    const setUpData = m.encodeFunctionCall(setup, "setUp", [timelock, guard]);
+    const setUpData = m.encodeFunctionCall(setup, "setUp", [executor, guard]);
     const initializer = m.encodeFunctionCall(singleton, "setup", [
       council,
       threshold,
@@ -64,7 +82,7 @@ export function treasuryModule(canonical?: CanonicalSafe) {
     const safeAddress = m.readEventArgument(create, "ProxyCreation", "proxy");
     const safe = m.contractAt("SafeL2", SafeL2, safeAddress, { id: "Safe" });
 
-    return { timelock, guard, safe, singleton, factory, handler };
+    return { timelock, guard, executor, vesting, safe, singleton, factory, handler };
   });
 }
 

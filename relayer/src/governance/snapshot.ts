@@ -47,16 +47,58 @@ export interface ProposalInput {
   title: string;
   body: string;
   choices: string[];
-  /** Unix seconds. */
-  start: number;
-  end: number;
+  /** Unix seconds. Computed from the space's rules when omitted (timestamp + delay). */
+  start?: number;
+  /** Unix seconds. Computed from the space's rules when omitted (start + period). */
+  end?: number;
   /** Block number of the voting-power snapshot. */
   snapshot: number;
   type?: "single-choice" | "basic";
   discussion?: string;
+  /** The signed message's timestamp (Unix seconds); now when omitted. */
+  timestamp?: number;
 }
 
-export function createSnapshotClient(options: { account: LocalAccount; hubUrl?: string }) {
+/** The space's voting rules that the hub enforces on every proposal (space.json's `voting`). */
+export interface SpaceRules {
+  /** Seconds: the hub requires start = the signed timestamp + delay. */
+  delay?: number;
+  /** Seconds: the hub requires end - start = period. */
+  period?: number;
+  /** The hub requires the proposal's type to be this one. */
+  type?: string;
+}
+
+/**
+ * The timing of a proposal as the hub will check it (snapshot-sequencer's proposal writer):
+ * start = timestamp + delay, end = start + period, the space's type, and an end in the future.
+ * Fills in start/end when they are omitted; throws a SnapshotError naming the broken rule (with
+ * the hub's own wording) instead of sending a proposal the hub would refuse.
+ */
+export function proposalTiming(p: ProposalInput, rules: SpaceRules = {}, now = Math.floor(Date.now() / 1000)) {
+  const timestamp = p.timestamp ?? now;
+  const start = p.start ?? timestamp + (rules.delay ?? 0);
+  const end = p.end ?? (rules.period ? start + rules.period : undefined);
+  if (end === undefined)
+    throw new SnapshotError("snapshot proposal: `end` is required when the space has no voting period");
+  const type = p.type ?? "single-choice";
+  if (rules.delay && start !== timestamp + rules.delay)
+    throw new SnapshotError(
+      `snapshot proposal refused: invalid voting delay (start ${start} must be timestamp ${timestamp} + ${rules.delay})`,
+    );
+  if (rules.period && end - start !== rules.period)
+    throw new SnapshotError(
+      `snapshot proposal refused: invalid voting period (end - start = ${end - start}, the space requires ${rules.period})`,
+    );
+  if (rules.type && type !== rules.type)
+    throw new SnapshotError(
+      `snapshot proposal refused: invalid voting type (${type}, the space requires ${rules.type})`,
+    );
+  if (end <= now) throw new SnapshotError("snapshot proposal refused: proposal end date must be in the future");
+  return { timestamp, start, end, type };
+}
+
+export function createSnapshotClient(options: { account: LocalAccount; hubUrl?: string; rules?: SpaceRules }) {
   const client = new snapshotJs.Client712(options.hubUrl ?? TESTNET_HUB);
   // Client712's declared types want an ethers Wallet; it only calls the two methods above.
   const signer = snapshotSigner(options.account) as unknown as Parameters<typeof client.vote>[0];
@@ -72,24 +114,28 @@ export function createSnapshotClient(options: { account: LocalAccount; hubUrl?: 
     }
   };
   return {
-    propose: (p: ProposalInput) =>
-      wrap(
+    propose: async (p: ProposalInput) => {
+      const timing = proposalTiming(p, options.rules);
+      return wrap(
         client.proposal(signer, options.account.address, {
+          // Client712 signs this timestamp instead of its own clock, so start = timestamp + delay holds.
+          timestamp: timing.timestamp,
           space: p.space,
-          type: p.type ?? "single-choice",
+          type: timing.type,
           title: p.title,
           body: p.body,
           choices: p.choices,
-          start: p.start,
-          end: p.end,
+          start: timing.start,
+          end: timing.end,
           snapshot: p.snapshot,
           discussion: p.discussion ?? "",
           plugins: "{}",
           labels: [],
           app: "x0tta6bl4",
-        }),
+        } as Parameters<typeof client.proposal>[2]),
         "proposal",
-      ),
+      );
+    },
     vote: (v: { space: string; proposal: string; choice: number; reason?: string }) =>
       wrap(
         client.vote(signer, options.account.address, {

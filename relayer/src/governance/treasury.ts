@@ -2,8 +2,11 @@
  * Council transactions of the treasury Safe, passed from signer to signer as a JSON file: one
  * member proposes (the Safe transaction with its nonce), each signs it (EIP-712 SafeTx), and
  * anyone executes once the Safe's threshold of owners has signed. This is how a passed Snapshot
- * vote reaches the treasury (docs/governance.md). Administration of the Safe itself (owners,
- * threshold, modules) is refused by its CouncilGuard and goes through on-chain governance instead.
+ * vote reaches the treasury (docs/governance.md). The Safe's CouncilGuard lets the council make
+ * only X0T transfers (and plain ETH payments) within a cap per period that the DAO sets; anything
+ * else — administration of the Safe, delegate, approve, other contracts — is refused and goes
+ * through on-chain governance instead. `proposeTokenTransfer` reads the guard and refuses a payout
+ * above what is left of the period's cap, before anyone signs.
  *
  * Written on viem against the Safe 1.5 ABI; Safe's protocol-kit needs the full set of Safe
  * deployment addresses (MultiSend, SignMessageLib, …) that a council transfer never uses.
@@ -105,11 +108,62 @@ export function parseSafeTxFile(value: unknown): SafeTxFile {
   return f;
 }
 
+/** Safe 1.5 keeps its transaction guard at keccak256("guard_manager.guard.address"). */
+const GUARD_SLOT = "0x4a204f620c8c5ccdca3fd54d003badd85ba500436a431f0cbda4f558c93c34c8";
+
+const COUNCIL_GUARD_ABI = [
+  { type: "function", name: "token", stateMutability: "view", inputs: [], outputs: [{ type: "address" }] },
+  { type: "function", name: "tokenCap", stateMutability: "view", inputs: [], outputs: [{ type: "uint128" }] },
+  { type: "function", name: "period", stateMutability: "view", inputs: [], outputs: [{ type: "uint64" }] },
+  {
+    type: "function",
+    name: "spent",
+    stateMutability: "view",
+    inputs: [{ type: "address" }, { type: "uint256" }],
+    outputs: [{ type: "uint128" }, { type: "uint128" }],
+  },
+] as const;
+
+/**
+ * What the council may still pay in X0T this period, per the Safe's CouncilGuard; undefined if the
+ * Safe has no guard.
+ */
+export async function remainingPayoutCap(
+  client: PublicClient,
+  safe: Address,
+): Promise<{ guard: Address; token: Address; remaining: bigint; cap: bigint } | undefined> {
+  const slot = await client.getStorageAt({ address: safe, slot: GUARD_SLOT });
+  const guard = getAddress(`0x${(slot ?? "0x").slice(-40).padStart(40, "0")}`);
+  if (guard === zeroAddress) return undefined;
+  const read = <F extends "token" | "tokenCap" | "period">(functionName: F) =>
+    client.readContract({ address: guard, abi: COUNCIL_GUARD_ABI, functionName });
+  const [token, cap, period, block] = await Promise.all([
+    read("token"),
+    read("tokenCap"),
+    read("period"),
+    client.getBlock(),
+  ]);
+  const [spent] = await client.readContract({
+    address: guard,
+    abi: COUNCIL_GUARD_ABI,
+    functionName: "spent",
+    args: [safe, block.timestamp / period],
+  });
+  return { guard, token, remaining: cap > spent ? cap - spent : 0n, cap };
+}
+
 /** Proposes an ERC-20 transfer from the Safe (the usual payout of a passed Snapshot vote). */
 export async function proposeTokenTransfer(
   client: PublicClient,
   args: { safe: Address; token: Address; to: Address; amount: bigint; description: string },
 ): Promise<SafeTxFile> {
+  const cap = await remainingPayoutCap(client, args.safe);
+  if (cap && getAddress(cap.token) !== getAddress(args.token))
+    throw new TreasuryError(`the council may only pay out ${cap.token}, not ${args.token} (CouncilGuard ${cap.guard})`);
+  if (cap && args.amount > cap.remaining)
+    throw new TreasuryError(
+      `${args.amount} wei is above the council's cap: ${cap.remaining} of ${cap.cap} wei left this period; a larger grant needs an on-chain proposal`,
+    );
   const nonce = await client.readContract({ address: args.safe, abi: SAFE_ABI, functionName: "nonce" });
   return {
     version: 1,
