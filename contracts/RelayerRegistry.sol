@@ -564,14 +564,11 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     }
 
     /// @dev A freeze asks the governor that held its proposal (a later change of `slashGovernor`
-    /// does not lift it) and ends after MAX_FREEZE_DURATION whatever the proposal's state.
+    /// does not lift it) and ends after MAX_FREEZE_DURATION whatever the proposal's state, so even
+    /// a governor that stopped answering cannot hold an operator's stake for longer.
     function _isLive(Freeze storage f) private view returns (bool) {
         if (block.timestamp >= uint256(f.since) + MAX_FREEZE_DURATION) return false;
-        try f.governor.state(f.proposalId) returns (IGovernor.ProposalState state) {
-            return _liveState(state);
-        } catch {
-            return false;
-        }
+        return _liveState(f.governor.state(f.proposalId));
     }
 
     /// @dev The operator of call `index` if it is `slash(operator, …)` on this registry, else zero.

@@ -259,40 +259,67 @@ describe("a guardian that can only veto (attack 7)", () => {
 });
 
 describe("a relayer cannot escape its slash (attack 5)", () => {
-  it("unbonding 7 days vs a 1 + 5 + 2-day slash: the slash proposal freezes the withdrawal until it is executed; 1,000 X0T slashed", async () => {
-    const stake = 1_000n * X0T;
-    assert.equal((await sys.registry.read.slashGovernor()).toLowerCase(), sys.governor.address.toLowerCase());
-    await sys.token.write.transfer([relayer.account.address, 1_100n * X0T]);
-    await sys.token.write.approve([sys.registry.address, stake], { account: relayer.account });
+  const registerAndUnbond = async (operator: (typeof sys.wallets)[number], label: string, stake: bigint) => {
+    await sys.token.write.transfer([operator.account.address, stake + 100n * X0T]);
+    await sys.token.write.approve([sys.registry.address, stake], { account: operator.account });
     const signer = privateKeyToAccount(generatePrivateKey());
     const domain = relayerRegistryDomain(await publicClient.getChainId(), sys.registry.address);
-    const consent = await signSignerConsent(signer, domain, relayer.account.address);
+    const consent = await signSignerConsent(signer, domain, operator.account.address);
     await sys.registry.write.register(
-      ["relay-escape.test:9001", region("DE"), keysHashOf("escape"), signer.address, consent, stake],
-      { account: relayer.account },
+      [`relay-${label}.test:9001`, region("DE"), keysHashOf(label), signer.address, consent, stake],
+      { account: operator.account },
     );
-    // The relayer sees the slash coming and unbonds everything first.
-    await sys.registry.write.unbond([stake], { account: relayer.account });
-    const slash = encodeFunctionData({
+    await sys.registry.write.unbond([stake], { account: operator.account });
+  };
+  const slashCall = (who: Address, amount: bigint) =>
+    encodeFunctionData({
       abi: sys.registry.abi,
       functionName: "slash",
-      args: [relayer.account.address, stake, keccak256(stringToHex("double signing"))],
+      args: [who, amount, keccak256(stringToHex("double signing"))],
     });
-    const p = await propose([sys.registry.address], [slash], "slash the relayer", alice!);
-    // Anyone freezes the relayer's withdrawals with the proposal's contents; once is enough.
+
+  it("unbonding 7 days vs a 1 + 5 + 2-day slash: the proposal freezes the withdrawal from its vote until executed; 1,000 X0T slashed; a cancellable or bogus freeze counts for nothing", async () => {
+    const stake = 1_000n * X0T;
+    assert.equal((await sys.registry.read.slashGovernor()).toLowerCase(), sys.governor.address.toLowerCase());
+    // The relayer sees the slash coming and unbonds everything first.
+    await registerAndUnbond(relayer!, "escape", stake);
+    const who = relayer!.account.address;
+    // A colluder's 1-wei slash proposal cannot hold the freeze: while Pending (when its proposer
+    // could still cancel it) it freezes nothing.
+    const decoy = await propose([sys.registry.address], [slashCall(who, 1n)], "decoy slash", alice!);
+    await reverts(sys.registry.write.freezeForSlash([...decoy.args, 0n]), "ProposalNotLive");
+    await sys.governor.write.cancel([...decoy.args], { account: alice!.account });
+    const p = await propose([sys.registry.address], [slashCall(who, stake)], "slash the relayer", alice!);
+    const other = await propose([sys.credit.address], [priceCall(2n)], "not a slash", alice!);
+    const extra = [];
+    for (let i = 0; i < 8; i++)
+      extra.push(await propose([sys.registry.address], [slashCall(who, 1n)], `another slash ${i}`, alice!));
+    await networkHelpers.time.increase(Number(await sys.governor.read.votingDelay()) + 1);
+    // Anyone freezes the relayer's withdrawals with the proposal's contents, once per proposal.
     await sys.registry.write.freezeForSlash([...p.args, 0n], { account: outsider!.account });
     await reverts(sys.registry.write.freezeForSlash([...p.args, 0n], { account: outsider!.account }), "AlreadyFrozen");
-    // A proposal that slashes nobody freezes nobody.
-    const other = await propose([sys.credit.address], [priceCall(2n)], "not a slash", alice!);
     await reverts(sys.registry.write.freezeForSlash([...other.args, 0n]), "ProposalDoesNotSlash");
-    assert.deepEqual(await sys.registry.read.frozenBy([relayer.account.address]), [p.id, true]);
-    await passAndQueue(p, voters);
+    for (const e of extra.slice(0, 7)) await sys.registry.write.freezeForSlash([...e.args, 0n]);
+    await reverts(sys.registry.write.freezeForSlash([...extra[7]!.args, 0n]), "TooManyFreezes");
+    assert.equal((await sys.registry.read.frozenBy([who])).length, 8);
+    for (const v of voters) await sys.governor.write.castVote([p.id, Vote.for], { account: v.account });
+    await networkHelpers.time.increase(Number(await sys.governor.read.votingPeriod()));
+    await sys.governor.write.queue([...p.args]);
+    await networkHelpers.time.increase(Number(await sys.timelock.read.getMinDelay()));
+    // The 8 one-wei decoys were defeated; the real slash is queued and still freezes; a new slash
+    // proposal takes the place of the ended ones.
+    assert.deepEqual(await sys.registry.read.frozenBy([who]), [p.id]);
+    const late = await propose([sys.registry.address], [slashCall(who, 1n)], "a late slash", alice!);
+    await networkHelpers.time.increase(Number(await sys.governor.read.votingDelay()) + 1);
+    await sys.registry.write.freezeForSlash([...late.args, 0n]);
+    assert.deepEqual([...(await sys.registry.read.frozenBy([who]))].sort(), [p.id, late.id].sort());
     await networkHelpers.time.increase(DAY); // day 9 > 7 days of unbonding
-    await reverts(sys.registry.write.withdraw({ account: relayer.account }), "WithdrawalsFrozenBy");
+    await reverts(sys.registry.write.withdraw({ account: relayer!.account }), "WithdrawalsFrozenBy");
     await sys.governor.write.execute([...p.args]);
-    await reverts(sys.registry.write.withdraw({ account: relayer.account }), "NothingToWithdraw");
+    await reverts(sys.registry.write.withdraw({ account: relayer!.account }), "NothingToWithdraw");
     // A decided proposal freezes nothing any more.
     await reverts(sys.registry.write.freezeForSlash([...p.args, 0n]), "ProposalNotLive");
+    assert.deepEqual(await sys.registry.read.frozenBy([who]), [late.id], "only the late, still active proposal");
     // A registry whose admin never named a slash governor cannot freeze at all.
     const bare = await viem.deployContract("RelayerRegistry", [
       sys.token.address,
@@ -302,10 +329,12 @@ describe("a relayer cannot escape its slash (attack 5)", () => {
       sys.safeAddress,
     ]);
     await reverts(bare.write.freezeForSlash([...p.args, 0n]), "NoSlashGovernor");
-    assert.deepEqual(await sys.registry.read.frozenBy([relayer.account.address]), [p.id, false]);
   });
 
-  it("when the DAO unsets or replaces the slash governor, the old governor's freezes lapse", async () => {
+  it("a new slash governor does not lift a freeze its predecessor's proposal set; a freeze lapses after 30 days", async () => {
+    const stake = 1_000n * X0T;
+    await registerAndUnbond(outsider!, "governor-change", stake);
+    const who = outsider!.account.address;
     const next = await viem.deployContract("QuadraticGovernor", [
       sys.token.address,
       sys.timelock.address,
@@ -317,28 +346,35 @@ describe("a relayer cannot escape its slash (attack 5)", () => {
       zeroAddress,
       0,
     ]);
-    const set = (g: Address) =>
-      encodeFunctionData({ abi: sys.registry.abi, functionName: "setSlashGovernor", args: [g] });
-    const unset = await propose([sys.registry.address], [set(zeroAddress)], "no slash governor", alice!);
-    const replace = await propose([sys.registry.address], [set(next.address)], "a new slash governor", alice!);
+    const setGovernor = encodeFunctionData({
+      abi: sys.registry.abi,
+      functionName: "setSlashGovernor",
+      args: [next.address],
+    });
+    const s = await propose([sys.registry.address], [slashCall(who, stake)], "slash the outsider", alice!);
+    const c = await propose([sys.registry.address], [setGovernor], "a new slash governor", alice!);
+    await networkHelpers.time.increase(Number(await sys.governor.read.votingDelay()) + 1);
+    await sys.registry.write.freezeForSlash([...s.args, 0n]);
     // A registry call that is not `slash` freezes nobody.
-    await reverts(sys.registry.write.freezeForSlash([...unset.args, 0n]), "ProposalDoesNotSlash");
-    // The relayer's old freeze (the executed slash proposal) is recorded; vote both changes through.
-    await networkHelpers.time.increase(DAY + 1);
+    await reverts(sys.registry.write.freezeForSlash([...c.args, 0n]), "ProposalDoesNotSlash");
     for (const v of voters) {
-      await sys.governor.write.castVote([unset.id, Vote.for], { account: v.account });
-      await sys.governor.write.castVote([replace.id, Vote.for], { account: v.account });
+      await sys.governor.write.castVote([s.id, Vote.for], { account: v.account });
+      await sys.governor.write.castVote([c.id, Vote.for], { account: v.account });
     }
-    await networkHelpers.time.increase(5 * DAY);
-    await sys.governor.write.queue([...unset.args]);
-    await sys.governor.write.queue([...replace.args]);
-    await networkHelpers.time.increase(2 * DAY);
-    await sys.governor.write.execute([...unset.args]);
-    const [frozenId, live] = await sys.registry.read.frozenBy([relayer.account.address]);
-    assert.ok(frozenId !== 0n && !live, "no governor: nothing is live");
-    await sys.governor.write.execute([...replace.args]);
-    assert.equal((await sys.registry.read.frozenBy([relayer.account.address]))[1], false, "unknown to the new one");
-    assert.equal(await sys.token.read.balanceOf([relayer.account.address]), 89n * X0T, "1,089 received, 1,000 staked");
+    await networkHelpers.time.increase(Number(await sys.governor.read.votingPeriod()));
+    await sys.governor.write.queue([...s.args]);
+    await sys.governor.write.queue([...c.args]);
+    await networkHelpers.time.increase(Number(await sys.timelock.read.getMinDelay()));
+    await sys.governor.write.execute([...c.args]);
+    assert.equal((await sys.registry.read.slashGovernor()).toLowerCase(), next.address.toLowerCase());
+    await networkHelpers.time.increase(DAY);
+    await reverts(sys.registry.write.withdraw({ account: outsider!.account }), "WithdrawalsFrozenBy");
+    assert.deepEqual(await sys.registry.read.frozenBy([who]), [s.id]);
+    // Never executed, the queued slash cannot freeze forever: 30 days after the freeze it lapses.
+    await networkHelpers.time.increase(30 * DAY);
+    const before = await sys.token.read.balanceOf([who]);
+    await sys.registry.write.withdraw({ account: outsider!.account });
+    assert.equal((await sys.token.read.balanceOf([who])) - before, stake);
   });
 });
 
