@@ -1,0 +1,185 @@
+/**
+ * A relay's payment gate: which payer each circuit belongs to, how much the relay has carried for
+ * each payer key, and whether to keep serving it. The circuit layer calls `cell` for every relay
+ * cell it carries (synchronous and cheap: a counter and a comparison) and hands over the payer's
+ * PAY_HELLO and PAY_RECEIPT messages; the gate answers "serve" or a stop reason, judges receipts
+ * against its own count and the chain (`judgeReceipt`, `ChannelReader`) and keeps the good ones in
+ * the store for settlement. See docs/settlement.md.
+ */
+import type { Address } from "viem";
+import type { AccountingStore } from "./store.ts";
+import { ChannelMeter, judgeReceipt } from "./meter.ts";
+import type { ChannelOnChain } from "./meter.ts";
+import type { SignedReceipt } from "./receipts.ts";
+import { PayStopReason } from "../wire/payment.ts";
+
+/** Every hop charges a third of each cell's body: a GB through the default 3 hops costs 1 GB. */
+export const PRICED_HOPS = 3;
+
+export type GateVerdict = { serve: true } | { serve: false; reason: PayStopReason };
+const SERVE: GateVerdict = { serve: true };
+
+export interface GateChain {
+  channel(key: Address): Promise<ChannelOnChain & { stale: boolean }>;
+  currentEpoch(): Promise<bigint>;
+}
+
+export interface GateOptions {
+  chain: GateChain;
+  store: Pick<AccountingStore, "saveReceipt">;
+  /** Checks a receipt's signature for `epoch` (EIP-712, EpochRewards' domain, this relay). */
+  verify: (epoch: bigint, receipt: SignedReceipt) => Promise<boolean>;
+  /** Credit the relay extends to a payer beyond its landed lock, in bytes owed (and before HELLO). */
+  allowanceBytes: bigint;
+  /** How far a receipt may lag the relay's count (one receipt interval). */
+  slackCells: bigint;
+  slackBytes: bigint;
+}
+
+interface KeyState {
+  /** Bytes owed the relay may carry for this key before a new receipt or chain read: paid + lock + allowance. */
+  coveredUntil: bigint;
+  stopped: PayStopReason | null;
+}
+
+export class PaymentGate {
+  readonly #options: GateOptions;
+  readonly #meter = new ChannelMeter<string>();
+  readonly #circuits = new Map<number, { key: string | null; unpaidCells: bigint; unpaidBytes: bigint }>();
+  readonly #keys = new Map<string, KeyState>();
+
+  constructor(options: GateOptions) {
+    this.#options = options;
+  }
+
+  /** A circuit through this relay was created. */
+  open(circuitId: number): void {
+    this.#circuits.set(circuitId, { key: null, unpaidCells: 0n, unpaidBytes: 0n });
+  }
+
+  /** A circuit ended: forget it (the key's counts stay, they are cumulative). */
+  close(circuitId: number): void {
+    this.#circuits.delete(circuitId);
+  }
+
+  /** The payer names the key that pays for `circuitId` (PAY_HELLO). */
+  async hello(circuitId: number, key: Address): Promise<GateVerdict> {
+    const circuit = this.#circuits.get(circuitId);
+    if (!circuit) return SERVE;
+    const id = key.toLowerCase();
+    circuit.key = id;
+    // Cells carried before the hello count for the key now.
+    if (circuit.unpaidCells > 0n) {
+      const count = this.#meter.get(id);
+      this.#meter.resume(id, { cells: count.cells + circuit.unpaidCells, bytes: count.bytes + circuit.unpaidBytes });
+      circuit.unpaidCells = 0n;
+      circuit.unpaidBytes = 0n;
+    }
+    const state = await this.#refresh(id, key);
+    return this.#verdict(id, state);
+  }
+
+  /**
+   * The relay carried a cell of `bodyBytes` on `circuitId` (either direction). Synchronous: it
+   * counts, and answers from what the chain and the receipts said last.
+   */
+  cell(circuitId: number, bodyBytes: number): GateVerdict {
+    const circuit = this.#circuits.get(circuitId);
+    if (!circuit) return SERVE;
+    if (circuit.key === null) {
+      circuit.unpaidCells += 1n;
+      circuit.unpaidBytes += BigInt(Math.ceil(bodyBytes / PRICED_HOPS));
+      return circuit.unpaidBytes > this.#options.allowanceBytes
+        ? { serve: false, reason: PayStopReason.noPayment }
+        : SERVE;
+    }
+    const count = this.#meter.add(circuit.key, bodyBytes, PRICED_HOPS);
+    const state = this.#keys.get(circuit.key);
+    if (!state) return SERVE; // the hello's chain read is under way; the allowance covers it
+    if (state.stopped !== null) return { serve: false, reason: state.stopped };
+    if (count.bytes > state.coveredUntil) {
+      state.stopped = PayStopReason.lockShort;
+      return { serve: false, reason: state.stopped };
+    }
+    return SERVE;
+  }
+
+  /** The payer's newest receipt for this relay (PAY_RECEIPT): judge it, keep it, answer. */
+  async receipt(circuitId: number, epoch: bigint, receipt: SignedReceipt): Promise<GateVerdict> {
+    const circuit = this.#circuits.get(circuitId);
+    const id = receipt.key.toLowerCase();
+    if (!circuit || circuit.key !== id) return { serve: false, reason: PayStopReason.badReceipt };
+    if (!(await this.#options.verify(epoch, receipt))) return this.#stop(id, PayStopReason.badReceipt);
+    const current = await this.#options.chain.currentEpoch();
+    // Only receipts dated this epoch (or the one that just ended) are accepted: back- or
+    // future-dated receipts would move the relay's earnings between epochs.
+    if (epoch !== current && epoch + 1n !== current) return this.#stop(id, PayStopReason.badReceipt);
+    let chain: ChannelOnChain;
+    try {
+      chain = await this.#options.chain.channel(receipt.key);
+    } catch {
+      return this.#stop(id, PayStopReason.chainUnavailable);
+    }
+    const verdict = judgeReceipt({
+      receipt: { cells: receipt.cells, bytes: receipt.bytes_ },
+      counted: this.#meter.get(id),
+      chain,
+      epoch: current,
+      slackCells: this.#options.slackCells,
+      slackBytes: this.#options.slackBytes,
+      allowanceBytes: this.#options.allowanceBytes,
+    });
+    if (!verdict.ok) {
+      const reason =
+        verdict.reason === "unknown-key"
+          ? PayStopReason.unknownKey
+          : verdict.reason === "lock-short"
+            ? PayStopReason.lockShort
+            : verdict.reason === "lock-expired"
+              ? PayStopReason.lockExpired
+              : PayStopReason.badReceipt;
+      return this.#stop(id, reason);
+    }
+    this.#options.store.saveReceipt(epoch, receipt);
+    const state = this.#keys.get(id) ?? { coveredUntil: 0n, stopped: null };
+    state.coveredUntil = chain.bytesPaid + chain.bytesLeft + this.#options.allowanceBytes;
+    state.stopped = null;
+    this.#keys.set(id, state);
+    return SERVE;
+  }
+
+  /** What the relay has counted for `key` so far (cumulative). */
+  counted(key: Address) {
+    return this.#meter.get(key.toLowerCase());
+  }
+
+  async #refresh(id: string, key: Address): Promise<KeyState> {
+    let state = this.#keys.get(id);
+    try {
+      const chain = await this.#options.chain.channel(key);
+      if (/^0x0{40}$/i.test(chain.account)) {
+        state = { coveredUntil: 0n, stopped: PayStopReason.unknownKey };
+      } else {
+        const coveredUntil = chain.bytesPaid + chain.bytesLeft + this.#options.allowanceBytes;
+        state = { coveredUntil, stopped: state?.stopped === PayStopReason.lockShort ? null : (state?.stopped ?? null) };
+      }
+    } catch {
+      state = state ?? { coveredUntil: this.#options.allowanceBytes, stopped: null };
+    }
+    this.#keys.set(id, state);
+    return state;
+  }
+
+  #verdict(id: string, state: KeyState): GateVerdict {
+    if (state.stopped !== null) return { serve: false, reason: state.stopped };
+    if (this.#meter.get(id).bytes > state.coveredUntil) return { serve: false, reason: PayStopReason.lockShort };
+    return SERVE;
+  }
+
+  #stop(id: string, reason: PayStopReason): GateVerdict {
+    const state = this.#keys.get(id) ?? { coveredUntil: 0n, stopped: null };
+    state.stopped = reason;
+    this.#keys.set(id, state);
+    return { serve: false, reason };
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * A relay's payment gate against the in-process chain (real ChannelReader, real SQLite store):
+ * which payers it serves, when it stops, and which receipts it keeps for settlement.
+ */
+import assert from "node:assert/strict";
+import { before, beforeEach, describe, it } from "node:test";
+import { type Address, getAddress, type LocalAccount } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
+import { signReceipt, verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
+import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
+import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
+import { PayStopReason } from "../../relayer/src/wire/payment.ts";
+import {
+  buyCredit,
+  connect,
+  deployProtocol,
+  lockFor,
+  type Protocol,
+  registerRelayer,
+  type Wallet,
+  X0T,
+} from "../helpers/protocol.js";
+
+const CELL = 16_384;
+const PER_CELL = BigInt(Math.ceil(CELL / 3)); // what a cell owes each hop
+
+describe("payment gate of a relay", async () => {
+  const connection = await connect();
+  const { networkHelpers } = connection;
+  let p: Protocol;
+  let relayer: Address;
+  let payer: Wallet;
+  let key: LocalAccount;
+  let restore: () => Promise<void>;
+
+  before(async () => {
+    p = await deployProtocol(connection);
+    const relay = p.wallets[3]!;
+    relayer = getAddress(relay.account.address);
+    await registerRelayer(p, relay);
+    payer = p.wallets[4]!;
+    key = await buyCredit(p, payer, 10n * X0T);
+    const snapshot = await networkHelpers.takeSnapshot();
+    restore = () => snapshot.restore();
+  });
+  beforeEach(async () => restore());
+
+  function gate(store = new AccountingStore(":memory:")) {
+    const reader = new ChannelReader(
+      p.publicClient as never,
+      { credit: p.credit.address, rewards: p.rewards.address, relayer },
+      { ttlMs: 0 },
+    );
+    return {
+      store,
+      gate: new PaymentGate({
+        chain: reader,
+        store,
+        verify: (epoch, r) => verifyReceipt(p.receiptDomain, relayer, epoch, r),
+        allowanceBytes: 10n * PER_CELL,
+        slackCells: 64n,
+        slackBytes: 64n * PER_CELL,
+      }),
+    };
+  }
+  const carry = (g: PaymentGate, circuit: number, cells: number) => {
+    let last = g.cell(circuit, CELL);
+    for (let i = 1; i < cells && last.serve; i++) last = g.cell(circuit, CELL);
+    return last;
+  };
+
+  it("serves an anonymous circuit within the allowance, then stops it: no payment", async () => {
+    const { gate: g } = gate();
+    g.open(1);
+    assert.deepEqual(carry(g, 1, 10), { serve: true });
+    assert.deepEqual(g.cell(1, CELL), { serve: false, reason: PayStopReason.noPayment });
+  });
+
+  it("serves a payer up to its lock plus the allowance, keeps its receipts, stops when the lock is short", async () => {
+    const { gate: g, store } = gate();
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, payer, relayer, 100n * PER_CELL, epoch + 1n);
+    g.open(7);
+    assert.deepEqual(carry(g, 7, 5), { serve: true }); // before the hello: on the allowance
+    assert.deepEqual(await g.hello(7, key.address), { serve: true });
+    assert.deepEqual(carry(g, 7, 95), { serve: true });
+    const counted = g.counted(key.address);
+    assert.equal(counted.cells, 100n);
+    const good = await signReceipt(key, p.receiptDomain, {
+      relayer,
+      epoch,
+      cells: counted.cells,
+      bytes: counted.bytes,
+    });
+    assert.deepEqual(await g.receipt(7, epoch, good), { serve: true });
+    assert.equal(store.queued(epoch).length, 1, "kept for settlement");
+    assert.deepEqual(carry(g, 7, 10), { serve: true }); // the allowance beyond the lock
+    assert.deepEqual(g.cell(7, CELL), { serve: false, reason: PayStopReason.lockShort });
+  });
+
+  it("stops a payer whose receipt under-states, over-claims, is forged, misdated or from an unknown key", async () => {
+    const { gate: g } = gate();
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, payer, relayer, 1_000n * PER_CELL, epoch + 1n);
+    g.open(1);
+    await g.hello(1, key.address);
+    carry(g, 1, 200);
+    const c = g.counted(key.address);
+    const sign = (cells: bigint, bytes: bigint, at = epoch, by = key) =>
+      signReceipt(by, p.receiptDomain, { relayer, epoch: at, cells, bytes });
+    assert.deepEqual(await g.receipt(1, epoch, await sign(c.cells - 100n, c.bytes)), {
+      serve: false,
+      reason: PayStopReason.badReceipt,
+    });
+    assert.deepEqual(await g.receipt(1, epoch, await sign(c.cells + 1n, c.bytes)), {
+      serve: false,
+      reason: PayStopReason.badReceipt,
+    });
+    assert.deepEqual(await g.receipt(1, epoch, await sign(c.cells, c.bytes - 100n * PER_CELL)), {
+      serve: false,
+      reason: PayStopReason.badReceipt,
+    });
+    const forged = {
+      ...(await sign(c.cells, c.bytes, epoch, privateKeyToAccount(generatePrivateKey()))),
+      key: key.address,
+    };
+    assert.deepEqual(await g.receipt(1, epoch, forged), { serve: false, reason: PayStopReason.badReceipt });
+    assert.deepEqual(await g.receipt(1, epoch + 5n, await sign(c.cells, c.bytes, epoch + 5n)), {
+      serve: false,
+      reason: PayStopReason.badReceipt,
+    });
+    // A good receipt lifts the stop.
+    assert.deepEqual(await g.receipt(1, epoch, await sign(c.cells, c.bytes)), { serve: true });
+    // A key nobody authorised.
+    const stranger = privateKeyToAccount(generatePrivateKey());
+    g.open(2);
+    assert.deepEqual(await g.hello(2, stranger.address), { serve: false, reason: PayStopReason.unknownKey });
+  });
+});
