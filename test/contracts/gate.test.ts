@@ -7,6 +7,7 @@ import { before, beforeEach, describe, it } from "node:test";
 import { type Address, getAddress, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
+import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
 import { signReceipt, verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
@@ -136,5 +137,40 @@ describe("payment gate of a relay", async () => {
     const stranger = privateKeyToAccount(generatePrivateKey());
     g.open(2);
     assert.deepEqual(await g.hello(2, stranger.address), { serve: false, reason: PayStopReason.unknownKey });
+  });
+
+  it("a payer's node and a relay count alike: the lock the payer signs lands, every receipt it signs is accepted", async () => {
+    const { gate: g, store } = gate();
+    const epoch = await p.rewards.read.currentEpoch();
+    let clock = 0;
+    const payerSide = new PayerChannels({
+      key,
+      receiptDomain: p.receiptDomain,
+      creditDomain: p.creditDomain,
+      epoch: () => epoch,
+      everyCells: 64n,
+      everyMs: 5_000,
+      now: () => clock,
+    });
+    // The payer signs a lock request for the relay; the relay lands it (paying the gas).
+    const request = await payerSide.lockRequest(relayer, 1_000n * PER_CELL, epoch + 1n);
+    await p.credit.write.openLocks([[{ ...request, relayer, bytes_: request.bytes }]]);
+    assert.equal((await p.credit.read.lockOf([payer.account.address, relayer])).bytesLeft, 1_000n * PER_CELL);
+    g.open(3);
+    assert.deepEqual(await g.hello(3, payerSide.key), { serve: true });
+    let receipts = 0;
+    for (let i = 0; i < 500; i++) {
+      const body = 1 + ((i * 7_919) % CELL); // cells of every size
+      assert.deepEqual(g.cell(3, body), { serve: true });
+      if (payerSide.carried(relayer, body)) {
+        const r = await payerSide.receipt(relayer);
+        assert.deepEqual(await g.receipt(3, r.epoch, { ...r, bytes_: r.bytes }), { serve: true });
+        receipts++;
+      }
+      if (i === 250) clock += 6_000; // the time trigger fires too
+    }
+    assert.deepEqual(payerSide.counted(relayer), g.counted(payerSide.key));
+    assert.ok(receipts >= 7, `${receipts} receipts for 500 cells at one per 64 cells`);
+    assert.equal(store.queued(epoch).length, 1, "the newest receipt per key is kept");
   });
 });
