@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { before, beforeEach, describe, it } from "node:test";
 import { type Address, getAddress, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
+import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
 import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
 import { signReceipt, verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
@@ -23,8 +23,7 @@ import {
   X0T,
 } from "../helpers/protocol.js";
 
-const CELL = 16_384;
-const PER_CELL = BigInt(Math.ceil(CELL / 3)); // what a cell owes each hop
+const PER_CELL = CELL_PRICE_BYTES; // what a cell owes each hop
 
 describe("payment gate of a relay", async () => {
   const connection = await connect();
@@ -66,8 +65,8 @@ describe("payment gate of a relay", async () => {
     };
   }
   const carry = (g: PaymentGate, circuit: number, cells: number) => {
-    let last = g.cell(circuit, CELL);
-    for (let i = 1; i < cells && last.serve; i++) last = g.cell(circuit, CELL);
+    let last = g.cell(circuit);
+    for (let i = 1; i < cells && last.serve; i++) last = g.cell(circuit);
     return last;
   };
 
@@ -75,7 +74,7 @@ describe("payment gate of a relay", async () => {
     const { gate: g } = gate();
     g.open(1);
     assert.deepEqual(carry(g, 1, 10), { serve: true });
-    assert.deepEqual(g.cell(1, CELL), { serve: false, reason: PayStopReason.noPayment });
+    assert.deepEqual(g.cell(1), { serve: false, reason: PayStopReason.noPayment });
   });
 
   it("serves a payer up to its lock plus the allowance, keeps its receipts, stops when the lock is short", async () => {
@@ -97,7 +96,7 @@ describe("payment gate of a relay", async () => {
     assert.deepEqual(await g.receipt(7, epoch, good), { serve: true });
     assert.equal(store.queued(epoch).length, 1, "kept for settlement");
     assert.deepEqual(carry(g, 7, 10), { serve: true }); // the allowance beyond the lock
-    assert.deepEqual(g.cell(7, CELL), { serve: false, reason: PayStopReason.lockShort });
+    assert.deepEqual(g.cell(7), { serve: false, reason: PayStopReason.lockShort });
   });
 
   it("stops a payer whose receipt under-states, over-claims, is forged, misdated or from an unknown key", async () => {
@@ -160,9 +159,8 @@ describe("payment gate of a relay", async () => {
     assert.deepEqual(await g.hello(3, payerSide.key), { serve: true });
     let receipts = 0;
     for (let i = 0; i < 500; i++) {
-      const body = 1 + ((i * 7_919) % CELL); // cells of every size
-      assert.deepEqual(g.cell(3, body), { serve: true });
-      if (payerSide.carried(relayer, body)) {
+      assert.deepEqual(g.cell(3), { serve: true });
+      if (payerSide.carried(relayer)) {
         const r = await payerSide.receipt(relayer);
         assert.deepEqual(await g.receipt(3, r.epoch, { ...r, bytes_: r.bytes }), { serve: true });
         receipts++;

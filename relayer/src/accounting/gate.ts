@@ -8,13 +8,20 @@
  */
 import type { Address } from "viem";
 import type { AccountingStore } from "./store.ts";
-import { ChannelMeter, judgeReceipt } from "./meter.ts";
+import { ChannelMeter, judgeReceipt, owedForCell } from "./meter.ts";
 import type { ChannelOnChain } from "./meter.ts";
 import type { SignedReceipt } from "./receipts.ts";
+import { MAX_CELL_BODY_BYTES } from "../wire/cell.ts";
 import { PayStopReason } from "../wire/payment.ts";
 
-/** Every hop charges a third of each cell's body: a GB through the default 3 hops costs 1 GB. */
+/**
+ * Every hop charges each relay cell it carries as a third of a full cell, whatever its fill: both
+ * ends can count that exactly (a hop sees only sealed bodies, whose sizes differ hop by hop), and
+ * a GB of full cells through the default 3 hops costs the payer 1 GB. Cells are the "packets" the
+ * rewards count; the data plane packs small writes into full cells.
+ */
 export const PRICED_HOPS = 3;
+export const CELL_PRICE_BYTES = owedForCell(MAX_CELL_BODY_BYTES, PRICED_HOPS);
 
 export type GateVerdict = { serve: true } | { serve: false; reason: PayStopReason };
 const SERVE: GateVerdict = { serve: true };
@@ -80,20 +87,20 @@ export class PaymentGate {
   }
 
   /**
-   * The relay carried a cell of `bodyBytes` on `circuitId` (either direction). Synchronous: it
-   * counts, and answers from what the chain and the receipts said last.
+   * The relay carried a relay cell on `circuitId` (either direction). Synchronous: it counts, and
+   * answers from what the chain and the receipts said last.
    */
-  cell(circuitId: number, bodyBytes: number): GateVerdict {
+  cell(circuitId: number): GateVerdict {
     const circuit = this.#circuits.get(circuitId);
     if (!circuit) return SERVE;
     if (circuit.key === null) {
       circuit.unpaidCells += 1n;
-      circuit.unpaidBytes += BigInt(Math.ceil(bodyBytes / PRICED_HOPS));
+      circuit.unpaidBytes += CELL_PRICE_BYTES;
       return circuit.unpaidBytes > this.#options.allowanceBytes
         ? { serve: false, reason: PayStopReason.noPayment }
         : SERVE;
     }
-    const count = this.#meter.add(circuit.key, bodyBytes, PRICED_HOPS);
+    const count = this.#meter.add(circuit.key, MAX_CELL_BODY_BYTES, PRICED_HOPS);
     const state = this.#keys.get(circuit.key);
     if (!state) return SERVE; // the hello's chain read is under way; the allowance covers it
     if (state.stopped !== null) return { serve: false, reason: state.stopped };

@@ -1,6 +1,6 @@
 /**
- * The payer's side of in-band payment: its node counts what each hop carried for it (the same way
- * the hop does, `ChannelMeter` with PRICED_HOPS), signs each hop a cumulative receipt every
+ * The payer's side of in-band payment: its node counts the cells each hop carried for it (the same
+ * way the hop does: every cell at CELL_PRICE_BYTES), signs each hop a cumulative receipt every
  * `everyCells` cells or `everyMs` milliseconds, whichever comes first, and signs lock requests a
  * hop can land on-chain. The circuit layer sends what this returns as PAY_* messages to that hop.
  */
@@ -8,6 +8,7 @@ import type { Address, LocalAccount } from "viem";
 import { ChannelMeter } from "./meter.ts";
 import { PRICED_HOPS } from "./gate.ts";
 import { type Eip712Domain, signLockRequest, signReceipt } from "./receipts.ts";
+import { MAX_CELL_BODY_BYTES } from "../wire/cell.ts";
 import type { PayLock, PayReceipt } from "../wire/payment.ts";
 
 export interface PayerOptions {
@@ -47,10 +48,10 @@ export class PayerChannels {
     this.#meter.resume(relayer.toLowerCase(), { cells, bytes });
   }
 
-  /** `relayer` carried a cell of `bodyBytes` for us; true when a receipt is due for it. */
-  carried(relayer: Address, bodyBytes: number): boolean {
+  /** `relayer` carried a relay cell for us (either direction); true when a receipt is due for it. */
+  carried(relayer: Address): boolean {
     const id = relayer.toLowerCase();
-    const count = this.#meter.add(id, bodyBytes, PRICED_HOPS);
+    const count = this.#meter.add(id, MAX_CELL_BODY_BYTES, PRICED_HOPS);
     const last = this.#lastSigned.get(id) ?? { cells: 0n, at: this.#now() };
     if (!this.#lastSigned.has(id)) this.#lastSigned.set(id, last);
     return count.cells - last.cells >= this.#o.everyCells || this.#now() - last.at >= this.#o.everyMs;
