@@ -21,8 +21,9 @@ import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
 /// Keys hash, endpoint and signer are each unique across operators, and the signer must consent
 /// (an EIP-712 signature) so that nobody can squat another operator's signing address.
 /// `minStake` is checkpointed by time so that a later change never strands receipts of an epoch
-/// already served (`isActiveAt`). Anyone may freeze an operator's withdrawals while a live proposal
-/// of `slashGovernor` would slash it (`freezeForSlash`), so a slash cannot be escaped by unbonding.
+/// already served (`isActiveAt`). Proposing a slash of an operator on `slashGovernor` freezes its
+/// withdrawals until the vote and the timelock delay are over (`freezeForSlash`, called by the
+/// governor in the proposing transaction), so a slash cannot be escaped by unbonding.
 /// @dev Roles: DEFAULT_ADMIN_ROLE (the governance timelock) sets `minStake`, `unbondingDelay`,
 /// `slashRecipient`, `slashGovernor` and slashes. Operators act only on their own record.
 /// The contract must be fee-exempt in X0T; stake is credited with what actually arrived.
@@ -34,21 +35,11 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     uint48 public constant MAX_UNBONDING_DELAY = 90 days;
     /// @notice Longest endpoint string ("host:port"), in bytes.
     uint256 public constant MAX_ENDPOINT_LENGTH = 128;
-    /// @notice Most slash proposals that may freeze one operator's withdrawals at a time.
-    uint256 public constant MAX_FREEZES = 8;
-    /// @notice Longest a freeze holds, whatever its proposal's state (a queued proposal whose
-    /// execution keeps failing cannot freeze an operator forever).
+    /// @notice Longest a freeze may reach from the moment it is set: a slash proposal's vote and
+    /// timelock fit well within it, and a proposal that is never executed cannot freeze for longer.
     uint48 public constant MAX_FREEZE_DURATION = 30 days;
     /// @notice EIP-712 type a node's signer signs to agree to sign for `operator`.
     bytes32 public constant SIGNER_CONSENT_TYPEHASH = keccak256("SignerConsent(address operator,address signer)");
-
-    /// @notice A live slash proposal that freezes an operator's withdrawals, with the governor that
-    /// holds it (a later change of `slashGovernor` does not lift it).
-    struct Freeze {
-        IGovernor governor;
-        uint48 since;
-        uint256 proposalId;
-    }
 
     struct Node {
         address signer; // hot key of the running node: signs proofs and attestations, may submit
@@ -67,7 +58,8 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     uint48 public unbondingDelay;
     /// @notice Where slashed stake goes (the treasury).
     address public slashRecipient;
-    /// @notice The governor whose live slash proposals freeze withdrawals (zero: none).
+    /// @notice The governor that freezes an operator's withdrawals when a slash of it is proposed
+    /// (zero: none).
     IGovernor public slashGovernor;
 
     Checkpoints.Trace208 private _minStakes;
@@ -75,7 +67,8 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     mapping(address signer => address operator) private _operatorOf;
     mapping(bytes32 keysHash => address operator) private _keysOwner;
     mapping(bytes32 endpointHash => address operator) private _endpointOwner;
-    mapping(address operator => Freeze[]) private _freezes;
+    /// @notice Until when each operator's unbonded stake cannot be withdrawn (a slash is pending).
+    mapping(address operator => uint48 until) public frozenUntil;
     address[] private _operators;
 
     /// @notice An operator published its first node record.
@@ -113,8 +106,10 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     event SlashRecipientChanged(address previous, address current);
     /// @notice Governance changed the governor whose slash proposals freeze withdrawals.
     event SlashGovernorChanged(address previous, address current);
-    /// @notice `operator` may not withdraw while proposal `proposalId` (which would slash it) is live.
-    event WithdrawalsFrozen(address indexed operator, uint256 indexed proposalId, address indexed by);
+    /// @notice A slash of `operator` was proposed (`proposalId`): no withdrawal before `until`.
+    event WithdrawalsFrozen(address indexed operator, uint256 indexed proposalId, uint48 until);
+    /// @notice Governance lifted `operator`'s freeze.
+    event WithdrawalsUnfrozen(address indexed operator);
 
     error AlreadyRegistered(address operator);
     error NotRegistered(address operator);
@@ -123,12 +118,8 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     error KeysHashInUse(bytes32 keysHash, address operator);
     error EndpointInUse(string endpoint, address operator);
     error InvalidSignerConsent(address signer, address recovered);
-    error WithdrawalsFrozenBy(address operator, uint256 proposalId);
-    error NoSlashGovernor();
-    error ProposalNotLive(uint256 proposalId, IGovernor.ProposalState state);
-    error ProposalDoesNotSlash(uint256 proposalId, address operator);
-    error AlreadyFrozen(address operator, uint256 proposalId);
-    error TooManyFreezes(address operator, uint256 max);
+    error WithdrawalsFrozenUntil(address operator, uint48 until);
+    error OnlySlashGovernor(address caller);
     error InvalidEndpoint(uint256 length, uint256 maxLength);
     error InvalidRegion(bytes2 region);
     error ZeroKeysHash();
@@ -265,10 +256,8 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
         uint256 amount = node.unbonding;
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         if (block.timestamp < node.unbondingReleaseAt) revert StillUnbonding(node.unbondingReleaseAt, block.timestamp);
-        Freeze[] storage freezes = _freezes[msg.sender];
-        for (uint256 i; i < freezes.length; ++i) {
-            if (_isLive(freezes[i])) revert WithdrawalsFrozenBy(msg.sender, freezes[i].proposalId);
-        }
+        uint48 until = frozenUntil[msg.sender];
+        if (block.timestamp < until) revert WithdrawalsFrozenUntil(msg.sender, until);
         node.unbonding = 0;
         if (node.stake == 0 && node.signer != address(0)) {
             delete _operatorOf[node.signer];
@@ -281,42 +270,19 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
         token.safeTransfer(msg.sender, amount);
     }
 
-    /// @notice Freezes the withdrawals of the operator that a proposal of `slashGovernor` would
-    /// slash, while the proposal is Active, Succeeded or Queued (at most MAX_FREEZE_DURATION): a
-    /// Pending proposal does not count, since its proposer could cancel it to lift the freeze.
-    /// Anyone may call, with the proposal's full contents (as `propose` took them). Up to
-    /// MAX_FREEZES proposals freeze an operator at once; ended ones are pruned first.
-    /// @param targets Proposal targets.
-    /// @param values Proposal values.
-    /// @param calldatas Proposal calldatas; one of them must be `slash(operator, …)` on this registry.
-    /// @param descriptionHash keccak256 of the proposal description.
-    /// @param callIndex Index of the slash call in the proposal.
-    function freezeForSlash(
-        address[] calldata targets,
-        uint256[] calldata values,
-        bytes[] calldata calldatas,
-        bytes32 descriptionHash,
-        uint256 callIndex
-    ) external {
-        IGovernor governor = slashGovernor;
-        if (address(governor) == address(0)) revert NoSlashGovernor();
-        uint256 proposalId = governor.hashProposal(targets, values, calldatas, descriptionHash);
-        IGovernor.ProposalState state = governor.state(proposalId);
-        if (!_liveState(state)) revert ProposalNotLive(proposalId, state);
-        address operator = _slashTarget(targets, calldatas, callIndex);
-        if (operator == address(0)) revert ProposalDoesNotSlash(proposalId, address(0));
-        Freeze[] storage freezes = _freezes[operator];
-        for (uint256 i = freezes.length; i > 0; --i) {
-            Freeze storage f = freezes[i - 1];
-            if (f.proposalId == proposalId && f.governor == governor) revert AlreadyFrozen(operator, proposalId);
-            if (!_isLive(f)) {
-                freezes[i - 1] = freezes[freezes.length - 1];
-                freezes.pop();
-            }
-        }
-        if (freezes.length == MAX_FREEZES) revert TooManyFreezes(operator, MAX_FREEZES);
-        freezes.push(Freeze(governor, uint48(block.timestamp), proposalId));
-        emit WithdrawalsFrozen(operator, proposalId, msg.sender);
+    /// @notice Freezes `operator`'s withdrawals until `until` (at most MAX_FREEZE_DURATION from now;
+    /// a later freeze only ever extends it). Only `slashGovernor`, which calls it in the same
+    /// transaction that creates a proposal to slash the operator, so that no withdrawal can slip
+    /// between the proposal and the freeze.
+    /// @param operator The operator a proposal would slash.
+    /// @param proposalId The proposal.
+    /// @param until When the proposal's vote and timelock delay are over (plus a margin).
+    function freezeForSlash(address operator, uint256 proposalId, uint48 until) external {
+        if (msg.sender != address(slashGovernor)) revert OnlySlashGovernor(msg.sender);
+        uint48 latest = uint48(block.timestamp) + MAX_FREEZE_DURATION;
+        if (until > latest) until = latest;
+        if (until > frozenUntil[operator]) frozenUntil[operator] = until;
+        emit WithdrawalsFrozen(operator, proposalId, frozenUntil[operator]);
     }
 
     // ---------------------------------------------------------------- governance
@@ -355,12 +321,19 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
         _setUnbondingDelay(delay);
     }
 
-    /// @notice Sets the governor whose live slash proposals may freeze withdrawals (zero: none).
+    /// @notice Sets the governor that freezes withdrawals when a slash is proposed (zero: none).
     /// Governance only.
     /// @param governor The governor.
     function setSlashGovernor(IGovernor governor) external onlyRole(DEFAULT_ADMIN_ROLE) {
         emit SlashGovernorChanged(address(slashGovernor), address(governor));
         slashGovernor = governor;
+    }
+
+    /// @notice Lifts `operator`'s freeze (a slash proposed to harass it). Governance only.
+    /// @param operator The operator.
+    function unfreeze(address operator) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        frozenUntil[operator] = 0;
+        emit WithdrawalsUnfrozen(operator);
     }
 
     /// @notice Sets where slashed stake goes. Governance only.
@@ -410,18 +383,6 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
     /// @inheritdoc IRelayerRegistry
     function registeredAt(address operator) external view returns (uint256) {
         return _nodes[operator].registeredAt;
-    }
-
-    /// @notice The slash proposals that freeze `operator`'s withdrawals now.
-    function frozenBy(address operator) external view returns (uint256[] memory proposalIds) {
-        Freeze[] storage freezes = _freezes[operator];
-        uint256[] memory live = new uint256[](freezes.length);
-        uint256 n;
-        for (uint256 i; i < freezes.length; ++i) {
-            if (_isLive(freezes[i])) live[n++] = freezes[i].proposalId;
-        }
-        proposalIds = new uint256[](n);
-        for (uint256 i; i < n; ++i) proposalIds[i] = live[i];
     }
 
     /// @notice The operator that uses `keysHash`, or zero.
@@ -554,33 +515,6 @@ contract RelayerRegistry is IRelayerRegistry, AccessControl, EIP712, ReentrancyG
         address holder = _endpointOwner[endpointHash];
         if (holder != address(0)) revert EndpointInUse(endpoint, holder);
         _endpointOwner[endpointHash] = operator;
-    }
-
-    function _liveState(IGovernor.ProposalState state) private pure returns (bool) {
-        return
-            state == IGovernor.ProposalState.Active ||
-            state == IGovernor.ProposalState.Succeeded ||
-            state == IGovernor.ProposalState.Queued;
-    }
-
-    /// @dev A freeze asks the governor that held its proposal (a later change of `slashGovernor`
-    /// does not lift it) and ends after MAX_FREEZE_DURATION whatever the proposal's state, so even
-    /// a governor that stopped answering cannot hold an operator's stake for longer.
-    function _isLive(Freeze storage f) private view returns (bool) {
-        if (block.timestamp >= uint256(f.since) + MAX_FREEZE_DURATION) return false;
-        return _liveState(f.governor.state(f.proposalId));
-    }
-
-    /// @dev The operator of call `index` if it is `slash(operator, …)` on this registry, else zero.
-    function _slashTarget(
-        address[] calldata targets,
-        bytes[] calldata calldatas,
-        uint256 index
-    ) private view returns (address operator) {
-        if (index >= targets.length || index >= calldatas.length || targets[index] != address(this)) return address(0);
-        bytes calldata data = calldatas[index];
-        if (data.length < 36 || bytes4(data[:4]) != this.slash.selector) return address(0);
-        operator = abi.decode(data[4:36], (address));
     }
 
     /// @dev Pulls tokens from the caller and returns what arrived (robust to a transfer fee).

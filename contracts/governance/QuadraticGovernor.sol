@@ -10,6 +10,7 @@ import {IVotes} from "@openzeppelin/contracts/governance/utils/IVotes.sol";
 import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {SqrtWeight} from "./SqrtWeight.sol";
+import {IRelayerRegistry} from "../interfaces/IRelayerRegistry.sol";
 import {VoterRegistry} from "./VoterRegistry.sol";
 
 /// @title QuadraticGovernor
@@ -34,6 +35,12 @@ contract QuadraticGovernor is
 {
     /// @notice Whose registration makes an address's votes count.
     VoterRegistry public immutable voters;
+    /// @notice The relayer registry whose operators a proposal may slash; proposing a slash freezes
+    /// the operator's withdrawals there in the same transaction.
+    IRelayerRegistry public immutable slashRegistry;
+    /// @notice How long a freeze outlasts the proposal's vote and timelock delay: a week for anyone to execute it.
+    uint256 public constant SLASH_FREEZE_MARGIN = 7 days;
+    bytes4 private constant SLASH_SELECTOR = bytes4(keccak256("slash(address,uint256,bytes32)"));
     /// @notice Longest a guardian's mandate may run from the moment it is set: one year.
     uint256 public constant MAX_GUARDIAN_TERM = 365 days;
     uint256 private _quorum;
@@ -65,6 +72,7 @@ contract QuadraticGovernor is
     /// @param quorum_ Weight (sqrt units) of for + abstain votes a proposal needs.
     /// @param guardian_ The guardian (a separate Safe), or zero for none.
     /// @param guardianTerm_ Seconds from deployment until the guardian's veto ends (at most MAX_GUARDIAN_TERM).
+    /// @param slashRegistry_ The relayer registry (this governor must be its slash governor).
     constructor(
         IVotes token,
         TimelockController timelock,
@@ -74,15 +82,17 @@ contract QuadraticGovernor is
         uint256 proposalThreshold_,
         uint256 quorum_,
         address guardian_,
-        uint32 guardianTerm_
+        uint32 guardianTerm_,
+        IRelayerRegistry slashRegistry_
     )
         Governor("x0tta6bl4 QuadraticGovernor")
         GovernorSettings(votingDelay_, votingPeriod_, proposalThreshold_)
         GovernorVotes(token)
         GovernorTimelockControl(timelock)
     {
-        if (address(registry) == address(0)) revert ZeroAddress();
+        if (address(registry) == address(0) || address(slashRegistry_) == address(0)) revert ZeroAddress();
         voters = registry;
+        slashRegistry = slashRegistry_;
         _setQuorum(quorum_);
         _setGuardian(guardian_, SafeCast.toUint48(block.timestamp + guardianTerm_));
     }
@@ -155,6 +165,31 @@ contract QuadraticGovernor is
 
     function votingPeriod() public view override(Governor, GovernorSettings) returns (uint256) {
         return super.votingPeriod();
+    }
+
+    /// @dev Proposing `slash(operator, …)` on the relayer registry freezes the operator's withdrawals
+    /// until the proposal's vote and timelock delay are over (plus a margin), in the same
+    /// transaction: an operator cannot unbond and withdraw between a slash proposal and its freeze.
+    function _propose(
+        address[] memory targets,
+        uint256[] memory values,
+        bytes[] memory calldatas,
+        string memory description,
+        address proposer
+    ) internal override returns (uint256 proposalId) {
+        proposalId = super._propose(targets, values, calldatas, description, proposer);
+        IRelayerRegistry registry = slashRegistry;
+        uint256 delay = TimelockController(payable(timelock())).getMinDelay();
+        uint48 until = SafeCast.toUint48(proposalDeadline(proposalId) + delay + SLASH_FREEZE_MARGIN);
+        for (uint256 i; i < targets.length; ++i) {
+            bytes memory data = calldatas[i];
+            if (targets[i] != address(registry) || data.length < 36 || bytes4(data) != SLASH_SELECTOR) continue;
+            address operator;
+            assembly ("memory-safe") {
+                operator := mload(add(data, 36))
+            }
+            registry.freezeForSlash(operator, proposalId, until);
+        }
     }
 
     function proposalThreshold() public view override(Governor, GovernorSettings) returns (uint256) {

@@ -19,4 +19,8 @@ interface IRelayerRegistry {
 
     /// @notice The operator whose node signs with `signer` (zero if none).
     function operatorOf(address signer) external view returns (address);
+
+    /// @notice Freezes `operator`'s withdrawals until `until` because proposal `proposalId` would
+    /// slash it. Only the registry's slash governor.
+    function freezeForSlash(address operator, uint256 proposalId, uint48 until) external;
 }

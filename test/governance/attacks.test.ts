@@ -278,49 +278,63 @@ describe("a relayer cannot escape its slash (attack 5)", () => {
       args: [who, amount, keccak256(stringToHex("double signing"))],
     });
 
-  it("unbonding 7 days vs a 1 + 5 + 2-day slash: the proposal freezes the withdrawal from its vote until executed; 1,000 X0T slashed; a cancellable or bogus freeze counts for nothing", async () => {
+  it("unbonding 7 days vs a 1 + 5 + 2-day slash: proposing the slash freezes the withdrawal in the same transaction, until vote + timelock + 7 days; 1,000 X0T slashed", async () => {
     const stake = 1_000n * X0T;
     assert.equal((await sys.registry.read.slashGovernor()).toLowerCase(), sys.governor.address.toLowerCase());
+    assert.equal((await sys.governor.read.slashRegistry()).toLowerCase(), sys.registry.address.toLowerCase());
     // The relayer sees the slash coming and unbonds everything first.
     await registerAndUnbond(relayer!, "escape", stake);
     const who = relayer!.account.address;
-    // A colluder's 1-wei slash proposal cannot hold the freeze: while Pending (when its proposer
-    // could still cancel it) it freezes nothing.
-    const decoy = await propose([sys.registry.address], [slashCall(who, 1n)], "decoy slash", alice!);
-    await reverts(sys.registry.write.freezeForSlash([...decoy.args, 0n]), "ProposalNotLive");
-    await sys.governor.write.cancel([...decoy.args], { account: alice!.account });
+    // Six and a half days later (half a day before its release) the DAO proposes the slash: the
+    // freeze is set by the proposing transaction itself, so no withdrawal can slip in, not even
+    // while the proposal is Pending.
+    await networkHelpers.time.increase(6 * DAY + DAY / 2);
     const p = await propose([sys.registry.address], [slashCall(who, stake)], "slash the relayer", alice!);
-    const other = await propose([sys.credit.address], [priceCall(2n)], "not a slash", alice!);
-    const extra = [];
-    for (let i = 0; i < 8; i++)
-      extra.push(await propose([sys.registry.address], [slashCall(who, 1n)], `another slash ${i}`, alice!));
-    await networkHelpers.time.increase(Number(await sys.governor.read.votingDelay()) + 1);
-    // Anyone freezes the relayer's withdrawals with the proposal's contents, once per proposal.
-    await sys.registry.write.freezeForSlash([...p.args, 0n], { account: outsider!.account });
-    await reverts(sys.registry.write.freezeForSlash([...p.args, 0n], { account: outsider!.account }), "AlreadyFrozen");
-    await reverts(sys.registry.write.freezeForSlash([...other.args, 0n]), "ProposalDoesNotSlash");
-    for (const e of extra.slice(0, 7)) await sys.registry.write.freezeForSlash([...e.args, 0n]);
-    await reverts(sys.registry.write.freezeForSlash([...extra[7]!.args, 0n]), "TooManyFreezes");
-    assert.equal((await sys.registry.read.frozenBy([who])).length, 8);
+    const deadline = await sys.governor.read.proposalDeadline([p.id]);
+    const until = deadline + (await sys.timelock.read.getMinDelay()) + 7n * BigInt(DAY);
+    assert.equal(BigInt(await sys.registry.read.frozenUntil([who])), until);
+    await networkHelpers.time.increase(DAY + 1);
+    assert.equal(await state(p), State.active);
+    await reverts(sys.registry.write.withdraw({ account: relayer!.account }), "WithdrawalsFrozenUntil");
     for (const v of voters) await sys.governor.write.castVote([p.id, Vote.for], { account: v.account });
-    await networkHelpers.time.increase(Number(await sys.governor.read.votingPeriod()));
+    await networkHelpers.time.increaseTo(deadline + 1n);
     await sys.governor.write.queue([...p.args]);
-    await networkHelpers.time.increase(Number(await sys.timelock.read.getMinDelay()));
-    // The 8 one-wei decoys were defeated; the real slash is queued and still freezes; a new slash
-    // proposal takes the place of the ended ones.
-    assert.deepEqual(await sys.registry.read.frozenBy([who]), [p.id]);
-    const late = await propose([sys.registry.address], [slashCall(who, 1n)], "a late slash", alice!);
-    await networkHelpers.time.increase(Number(await sys.governor.read.votingDelay()) + 1);
-    await sys.registry.write.freezeForSlash([...late.args, 0n]);
-    assert.deepEqual([...(await sys.registry.read.frozenBy([who]))].sort(), [p.id, late.id].sort());
-    await networkHelpers.time.increase(DAY); // day 9 > 7 days of unbonding
-    await reverts(sys.registry.write.withdraw({ account: relayer!.account }), "WithdrawalsFrozenBy");
+    await networkHelpers.time.increase(Number(await sys.timelock.read.getMinDelay()) + 3 * DAY); // executed late
+    await reverts(sys.registry.write.withdraw({ account: relayer!.account }), "WithdrawalsFrozenUntil");
     await sys.governor.write.execute([...p.args]);
     await reverts(sys.registry.write.withdraw({ account: relayer!.account }), "NothingToWithdraw");
-    // A decided proposal freezes nothing any more.
-    await reverts(sys.registry.write.freezeForSlash([...p.args, 0n]), "ProposalNotLive");
-    assert.deepEqual(await sys.registry.read.frozenBy([who]), [late.id], "only the late, still active proposal");
-    // A registry whose admin never named a slash governor cannot freeze at all.
+    // Nobody but the slash governor sets a freeze.
+    await reverts(sys.registry.write.freezeForSlash([who, p.id, 1]), "OnlySlashGovernor");
+  });
+
+  it("decoy slashes by a proposer cannot lift a freeze, a freeze never reaches past 30 days, and the DAO can lift one that harasses", async () => {
+    const stake = 1_000n * X0T;
+    await registerAndUnbond(outsider!, "decoys", stake);
+    const who = outsider!.account.address;
+    // Eight 1-wei decoys and the real slash: every proposal only ever extends the freeze.
+    const decoys = [];
+    for (let i = 0; i < 8; i++)
+      decoys.push(await propose([sys.registry.address], [slashCall(who, 1n)], `decoy ${i}`, alice!));
+    const real = await propose([sys.registry.address], [slashCall(who, stake)], "the real slash", alice!);
+    const frozen = BigInt(await sys.registry.read.frozenUntil([who]));
+    for (const d of decoys) await sys.governor.write.cancel([...d.args], { account: alice!.account });
+    assert.equal(BigInt(await sys.registry.read.frozenUntil([who])), frozen, "cancelling decoys lifts nothing");
+    assert.equal(await state(real), State.pending);
+    // A slash that is never executed cannot hold the stake past its freeze.
+    await networkHelpers.time.increaseTo(frozen);
+    const before = await sys.token.read.balanceOf([who]);
+    await sys.registry.write.withdraw({ account: outsider!.account });
+    assert.equal((await sys.token.read.balanceOf([who])) - before, stake);
+    // Harassment: a freeze the DAO judges abusive is lifted by governance.
+    await registerAndUnbond(c1!, "harassed", stake);
+    await propose([sys.registry.address], [slashCall(c1!.account.address, 1n)], "harass", alice!);
+    assert.ok((await sys.registry.read.frozenUntil([c1!.account.address])) > 0);
+    const lift = encodeFunctionData({ abi: sys.registry.abi, functionName: "unfreeze", args: [c1!.account.address] });
+    const p = await propose([sys.registry.address], [lift], "lift the harassing freeze", alice!);
+    await passAndQueue(p, voters);
+    await sys.governor.write.execute([...p.args]);
+    assert.equal(await sys.registry.read.frozenUntil([c1!.account.address]), 0);
+    // A governor at most asks for 30 days.
     const bare = await viem.deployContract("RelayerRegistry", [
       sys.token.address,
       deployer!.account.address,
@@ -328,53 +342,10 @@ describe("a relayer cannot escape its slash (attack 5)", () => {
       7 * DAY,
       sys.safeAddress,
     ]);
-    await reverts(bare.write.freezeForSlash([...p.args, 0n]), "NoSlashGovernor");
-  });
-
-  it("a new slash governor does not lift a freeze its predecessor's proposal set; a freeze lapses after 30 days", async () => {
-    const stake = 1_000n * X0T;
-    await registerAndUnbond(outsider!, "governor-change", stake);
-    const who = outsider!.account.address;
-    const next = await viem.deployContract("QuadraticGovernor", [
-      sys.token.address,
-      sys.timelock.address,
-      sys.voters.address,
-      1,
-      10,
-      0n,
-      0n,
-      zeroAddress,
-      0,
-    ]);
-    const setGovernor = encodeFunctionData({
-      abi: sys.registry.abi,
-      functionName: "setSlashGovernor",
-      args: [next.address],
-    });
-    const s = await propose([sys.registry.address], [slashCall(who, stake)], "slash the outsider", alice!);
-    const c = await propose([sys.registry.address], [setGovernor], "a new slash governor", alice!);
-    await networkHelpers.time.increase(Number(await sys.governor.read.votingDelay()) + 1);
-    await sys.registry.write.freezeForSlash([...s.args, 0n]);
-    // A registry call that is not `slash` freezes nobody.
-    await reverts(sys.registry.write.freezeForSlash([...c.args, 0n]), "ProposalDoesNotSlash");
-    for (const v of voters) {
-      await sys.governor.write.castVote([s.id, Vote.for], { account: v.account });
-      await sys.governor.write.castVote([c.id, Vote.for], { account: v.account });
-    }
-    await networkHelpers.time.increase(Number(await sys.governor.read.votingPeriod()));
-    await sys.governor.write.queue([...s.args]);
-    await sys.governor.write.queue([...c.args]);
-    await networkHelpers.time.increase(Number(await sys.timelock.read.getMinDelay()));
-    await sys.governor.write.execute([...c.args]);
-    assert.equal((await sys.registry.read.slashGovernor()).toLowerCase(), next.address.toLowerCase());
-    await networkHelpers.time.increase(DAY);
-    await reverts(sys.registry.write.withdraw({ account: outsider!.account }), "WithdrawalsFrozenBy");
-    assert.deepEqual(await sys.registry.read.frozenBy([who]), [s.id]);
-    // Never executed, the queued slash cannot freeze forever: 30 days after the freeze it lapses.
-    await networkHelpers.time.increase(30 * DAY);
-    const before = await sys.token.read.balanceOf([who]);
-    await sys.registry.write.withdraw({ account: outsider!.account });
-    assert.equal((await sys.token.read.balanceOf([who])) - before, stake);
+    await bare.write.setSlashGovernor([deployer!.account.address]);
+    const now = BigInt(await networkHelpers.time.latest());
+    await bare.write.freezeForSlash([who, 1n, Number(now + 365n * BigInt(DAY))]);
+    assert.equal(BigInt(await bare.read.frozenUntil([who])), now + 1n + 30n * BigInt(DAY));
   });
 });
 

@@ -423,6 +423,7 @@ describe("voter registry: permissionless registration with EAS attestations", ()
         0n,
         zeroAddress,
         0,
+        zeroAddress,
       ]),
       "ZeroAddress",
     );

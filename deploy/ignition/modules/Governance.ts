@@ -81,6 +81,7 @@ export default buildModule("Governance", (m) => {
     m.getParameter("quorum", DEFAULT_QUORUM),
     m.getParameter("guardian", zeroAddress),
     m.getParameter("guardianTerm", 180 * 24 * 3600),
+    registry,
   ]);
 
   // The council guard learns which token is X0T (a one-time call of its deployer).
