@@ -57,6 +57,15 @@ for (const key of ["vestingBeneficiary", "vestingStart"]) {
   if (publicChain && parameters.Treasury?.[key] === undefined) throw new Error(`${file}: Treasury.${key} is required`);
 }
 const treasuryParameters = parameters.Treasury ?? {};
+// A guardian that can veto, distinct from the council and the treasury (a council that vetoes its
+// own critics' proposals would be no check at all).
+if (publicChain) {
+  const guardian = String(parameters.Governance?.guardian ?? "").toLowerCase();
+  const council = ((parameters.Treasury?.council as string[] | undefined) ?? []).map((a) => a.toLowerCase());
+  if (!/^0x[0-9a-f]{40}$/.test(guardian) || /^0x0{40}$/.test(guardian))
+    throw new Error(`${file}: Governance.guardian is required on a public chain (a separate Safe)`);
+  if (council.includes(guardian)) throw new Error(`${file}: Governance.guardian must not be a council member`);
+}
 
 /** Safe 1.5's canonical addresses on this chain, if Safe has deployed there (not on a local chain). */
 function canonicalSafe(): CanonicalSafe | undefined {
@@ -97,6 +106,27 @@ const deployed = await connection.ignition.deploy(GovernanceModule, {
     },
   },
 });
+// The deployer must hold nothing once the modules are done (a half-finished run is resumed above).
+const [deployer] = await connection.viem.getWalletClients();
+const ADMIN = "0x0000000000000000000000000000000000000000000000000000000000000000";
+const roleAbi = [
+  {
+    type: "function",
+    name: "hasRole",
+    stateMutability: "view",
+    inputs: [{ type: "bytes32" }, { type: "address" }],
+    outputs: [{ type: "bool" }],
+  },
+] as const;
+for (const address of [
+  ...Object.values(deployed).map((c) => c.address),
+  treasury.timelock.address,
+] as `0x${string}`[]) {
+  const holds = await publicClient
+    .readContract({ address, abi: roleAbi, functionName: "hasRole", args: [ADMIN, deployer!.account.address] })
+    .catch(() => false);
+  if (holds) throw new Error(`the deployer still holds DEFAULT_ADMIN_ROLE on ${address}: the hand-over did not finish`);
+}
 console.log(`deployed on ${name} (chain ${chainId}):`);
 console.log(`  TreasurySafe        ${treasury.safe.address}`);
 console.log(`  TimelockController  ${treasury.timelock.address}`);

@@ -21,4 +21,6 @@ if (!voterRegistry || !isAddress(voterRegistry) || !councilSafe || !isAddress(co
   process.exit(1);
 }
 writeFileSync("deploy/snapshot/space.json", JSON.stringify(buildSpace({ voterRegistry, councilSafe }), null, 2) + "\n");
-console.log(`deploy/snapshot/space.json written for VoterRegistry ${voterRegistry}, admin ${councilSafe}`);
+console.log(
+  `deploy/snapshot/space.json written for VoterRegistry ${voterRegistry}, treasury ${councilSafe}, no admins`,
+);

@@ -24,7 +24,9 @@ describe("Snapshot space", () => {
     const space = JSON.parse(await readFile("deploy/snapshot/space.json", "utf8")) as ReturnType<typeof buildSpace>;
     assert.equal(snapshotJs.utils.validateSchema(snapshotJs.schemas.space, space), true);
     const voterRegistry = space.strategies[0]!.params.operands[0]!.strategy.params.address;
-    assert.deepEqual(space, JSON.parse(JSON.stringify(buildSpace({ voterRegistry, councilSafe: space.admins[0]! }))));
+    const councilSafe = space.treasuries[0]!.address;
+    assert.deepEqual(space, JSON.parse(JSON.stringify(buildSpace({ voterRegistry, councilSafe }))));
+    assert.deepEqual(space.admins, [], "no admin can switch the Sybil-gated strategy off");
     assert.equal(space.network, "84532");
     assert.equal(space.strategies[0]!.name, "math");
     assert.equal(space.strategies[0]!.params.operation, "square-root");

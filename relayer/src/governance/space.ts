@@ -52,7 +52,10 @@ export function buildSpace(addresses: SpaceAddresses, network = BASE_SEPOLIA) {
     network,
     symbol: "X0T",
     strategies: [sqrtVotes],
-    admins: [addresses.councilSafe],
+    // No admins: an admin could switch the strategy back to plain token votes (Sybil-prone) or lower
+    // the quorum. Settings change only through the space's controller, the ENS name, which the
+    // timelock owns (docs/governance.md).
+    admins: [],
     moderators: [],
     members: [],
     filters: { minScore: 100, onlyMembers: false },
