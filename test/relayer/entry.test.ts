@@ -112,10 +112,15 @@ describe("the entry reports the exit's verdict and copes with load", () => {
     assert.equal(entry.circuits().length, 1);
   });
 
-  it("isolates streams with different SOCKS usernames onto different circuits", async () => {
+  it("isolates streams with different SOCKS usernames or passwords onto different circuits", async () => {
     await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "alice:x"]);
     await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "bob:x"]);
     assert.equal(entry.circuits().length, 3);
+    // The password isolates too (browsers change it for "new identity"), as in Tor.
+    await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "alice:other"]);
+    assert.equal(entry.circuits().length, 4);
+    await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "alice:x"]);
+    assert.equal(entry.circuits().length, 4);
   });
 
   it("fails over: when a relay of the circuit dies, the next request gets a fresh circuit", async () => {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createServer as createHttpServer } from "node:http";
 import { type Server, type Socket, connect, createServer } from "node:net";
+import { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { SocksClient } from "socks";
@@ -340,6 +341,32 @@ describe("socks server robustness", () => {
     const closed = new Promise((resolve) => socket.on("close", resolve));
     socket.write("trigger");
     await closed;
+  });
+
+  // A protocol without a length field cannot tell a FIN from the end of the data: a stream that
+  // dies mid-transfer must reach the application as a reset (ECONNRESET), never as a clean end.
+  it("resets the client connection when the stream dies mid-transfer", async () => {
+    const dying: OpenStream = async () => {
+      const stream = new Duplex({ read() {}, write: (_c, _e, cb) => cb() });
+      setTimeout(() => stream.push(Buffer.alloc(1000, 1)), 20);
+      setTimeout(() => stream.destroy(new StreamOpenError(StreamReason.generalFailure, "circuit died")), 80);
+      return { stream };
+    };
+    const server = await startSocks({ openStream: dying });
+    const socket = connect({ host: "127.0.0.1", port: server.address.port });
+    socket.write(Buffer.concat([GREETING, ipv4Request("127.0.0.1", 80)]));
+    const outcome = await new Promise<string>((resolve) => {
+      let bytes = 0;
+      const timer = setTimeout(() => resolve("timeout"), 5_000);
+      socket.on("data", (chunk: Buffer) => (bytes += chunk.length));
+      socket.on("end", () => resolve(`end after ${bytes} bytes`));
+      socket.on("error", (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        resolve(`${error.code ?? error.name} after ${bytes} bytes`);
+      });
+    });
+    socket.destroy();
+    assert.equal(outcome, "ECONNRESET after 1012 bytes");
   });
 
   it("closes a handshake that does not complete in time", async () => {

@@ -6,6 +6,7 @@
  * Nothing here touches a socket: links come from link/, target connections from the injected
  * `openTarget` (exit/ in production).
  */
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { HELLO_BYTES, REPLY_BYTES, respondToHandshake } from "../crypto/handshake.ts";
 import { AuthenticationError } from "../crypto/cipher.ts";
@@ -211,6 +212,12 @@ export class RelayCore {
 
 type Side = "prev" | "next";
 
+function resetOrDestroy(socket: Duplex): void {
+  const reset = (socket as Partial<Socket>).resetAndDestroy;
+  if (typeof reset === "function" && !socket.destroyed) reset.call(socket);
+  else socket.destroy();
+}
+
 class RelayCircuit {
   private readonly core: RelayCore;
   private readonly prev: Link;
@@ -389,7 +396,9 @@ class RelayCircuit {
         stream.on("data", touch);
         stream.once("close", () => clearTimeout(idle));
         socket.on("error", (error) => stream.destroy(error));
-        stream.on("error", () => socket.destroy());
+        // A stream that died (circuit destroyed, END with an error) reaches the target as a TCP
+        // reset, so that the target cannot take a truncated upload for a complete one.
+        stream.on("error", () => resetOrDestroy(socket));
         stream.on("close", () => socket.destroy());
         socket.on("close", () => {
           if (!stream.writableEnded) stream.destroy();

@@ -1,7 +1,7 @@
 /**
  * The local node a user's apps talk to: a SOCKS5 entry on 127.0.0.1:10809 whose streams leave
  * through circuits of relays. Circuits are built ahead of time, shared by streams with the same
- * isolation key (the SOCKS5 username, Tor's IsolateSOCKSAuth), retired after `maxCircuitAgeMs`,
+ * isolation key (the SOCKS5 username and password, Tor's IsolateSOCKSAuth), retired after `maxCircuitAgeMs`,
  * and replaced when one dies: a stream that could not open because its circuit died is retried
  * once on a fresh circuit through other relays.
  */
@@ -64,6 +64,16 @@ export function choosePath(
     path.unshift(pool[randomInt(pool.length)] as DirectoryEntry);
   }
   return path;
+}
+
+/**
+ * The isolation key of a SOCKS request: username and password together (Tor's IsolateSOCKSAuth),
+ * length-prefixed so that no two different pairs can give the same key. No credentials: "".
+ */
+export function isolationKey(username: string | undefined, password: string | undefined): string {
+  if (username === undefined && password === undefined) return "";
+  const u = username ?? "";
+  return `${u.length}:${u}${password ?? ""}`;
 }
 
 export async function startEntry(options: EntryOptions): Promise<EntryNode> {
@@ -150,7 +160,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   };
 
   const socksOpen: OpenStream = async (request, signal) => ({
-    stream: await openStream(request.target, request.username ?? "", signal),
+    stream: await openStream(request.target, isolationKey(request.username, request.password), signal),
   });
   const socks = await startSocksServer({
     host: options.socksHost ?? "127.0.0.1",
