@@ -39,7 +39,11 @@ export type SessionOptions = {
   openStream: OpenStream;
   verify?: (username: string, password: string) => boolean;
   handshakeTimeoutMs: number;
+  /** The greeting (first message, 3..257 bytes) must be complete within this (slowloris). */
+  greetingTimeoutMs: number;
   connectTimeoutMs: number;
+  /** Called once when the handshake is over (request parsed, or the session closed). */
+  onHandshakeDone?: () => void;
   logger: Logger;
   onClose: () => void;
 };
@@ -74,8 +78,25 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
     destroy();
   }, options.handshakeTimeoutMs);
 
+  // The greeting is a few bytes that every real client sends at once: a client still short of it
+  // after a moment is holding a slot (slowloris), not connecting over a slow network.
+  const greetingTimer = setTimeout(() => {
+    if (phase !== "greeting") return;
+    log.debug("socks greeting timed out");
+    destroy();
+  }, options.greetingTimeoutMs);
+
+  let handshakeDone = false;
+  const endHandshake = () => {
+    if (handshakeDone) return;
+    handshakeDone = true;
+    clearTimeout(greetingTimer);
+    options.onHandshakeDone?.();
+  };
+
   const clearTimers = () => {
     clearTimeout(handshakeTimer);
+    clearTimeout(greetingTimer);
     clearTimeout(connectTimer);
   };
 
@@ -144,6 +165,7 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
         if (result.status === "error") return onParseError(result, commandReply(result.reason));
         pending = pending.subarray(result.consumed);
         clearTimeout(handshakeTimer);
+        endHandshake();
         return open({ target: result.value.target, username, password });
       } else {
         return;
@@ -265,6 +287,7 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
   socket.on("error", (error) => log.debug("socks client socket error", { phase, error: errorName(error) }));
   socket.on("close", () => {
     destroy();
+    endHandshake();
     options.onClose();
   });
 
