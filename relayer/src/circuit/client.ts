@@ -25,6 +25,15 @@ import type { CircuitEndpoint, CircuitMux } from "./mux.ts";
 import { ClientHop, unwrapBackward, wrapForward } from "./onion.ts";
 import { CircuitStream } from "./stream.ts";
 
+/**
+ * Stream ids this client closed before the exit's END arrived, remembered so that cells already
+ * in flight for them (a CONNECTED crossing our END, DATA, the exit's END) are ignored instead of
+ * breaking the circuit, and so that the id is not reused while they can still arrive. Bounded in
+ * count and age: the exit answers every END with its own, which frees the id at once.
+ */
+const CLOSED_STREAMS_MAX = 1024;
+const CLOSED_STREAM_TTL_MS = 60_000;
+
 /** A relay the client may use as a hop: where it listens and its verified static public keys. */
 export interface HopInfo {
   host: string;
@@ -57,6 +66,8 @@ export class ClientCircuit implements CircuitEndpoint {
   private readonly hops: ClientHop[] = [];
   private readonly streams = new Map<number, CircuitStream>();
   private readonly opening = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  /** Closed here, END from the exit not seen yet: id → Date.now() at close, oldest first. */
+  private readonly closedStreams = new Map<number, number>();
   private waiter: Waiter | undefined;
   private nextStreamId = 1;
   private error: CircuitError | undefined;
@@ -130,8 +141,10 @@ export class ClientCircuit implements CircuitEndpoint {
     const stream = new CircuitStream(streamId, {
       send: (command, id, parts) => this.sendTo(this.hops.length - 1, command, id, parts),
       whenWritable: (callback) => this.mux.link.onceDrained(callback),
-      release: (id) => {
-        if (this.streams.get(id) === stream) this.streams.delete(id);
+      release: (id, peerEnded) => {
+        if (this.streams.get(id) !== stream) return;
+        this.streams.delete(id);
+        if (!peerEnded) this.rememberClosed(id);
       },
     });
     this.streams.set(streamId, stream);
@@ -139,6 +152,8 @@ export class ClientCircuit implements CircuitEndpoint {
       const onAbort = () => {
         this.opening.delete(streamId);
         stream.abort(new StreamOpenError(StreamReason.ttlExpired, "stream open timed out"));
+        // The exit may be connecting or have sent CONNECTED already: its answer is still to come.
+        this.rememberClosed(streamId);
         this.sendTo(this.hops.length - 1, RelayCommand.end, streamId, [Buffer.of(StreamReason.ttlExpired)]);
         reject(new StreamOpenError(StreamReason.ttlExpired, "stream open timed out"));
       };
@@ -235,8 +250,18 @@ export class ClientCircuit implements CircuitEndpoint {
           stream?.abort(error);
           return opening.reject(error);
         }
-        if (message.command === RelayCommand.connected) throw new ProtocolError("CONNECTED twice");
-        stream?.receive(message.command, message.data);
+        if (stream) {
+          if (message.command === RelayCommand.connected) throw new ProtocolError("CONNECTED twice");
+          return stream.receive(message.command, message.data);
+        }
+        if (this.closedStreams.has(message.streamId)) {
+          // Crossed our END in flight: ignore; the exit's END means nothing more will come.
+          if (message.command === RelayCommand.end) this.closedStreams.delete(message.streamId);
+          return;
+        }
+        // An id we never opened (or forgot after CLOSED_STREAM_TTL_MS): CONNECTED cannot be a
+        // race, so it is a violation; stray DATA/END/SENDME are dropped as before.
+        if (message.command === RelayCommand.connected) throw new ProtocolError("CONNECTED for an unknown stream");
         return;
       }
       default:
@@ -257,9 +282,20 @@ export class ClientCircuit implements CircuitEndpoint {
     for (let tries = 0; tries < 0x10000; tries++) {
       const id = this.nextStreamId;
       this.nextStreamId = id >= 0xffff ? 1 : id + 1;
-      if (!this.streams.has(id)) return id;
+      if (!this.streams.has(id) && !this.closedStreams.has(id)) return id;
     }
     throw new StreamOpenError(StreamReason.generalFailure, "no free stream id on this circuit");
+  }
+
+  private rememberClosed(id: number, now = Date.now()): void {
+    if (this.error) return;
+    this.closedStreams.delete(id);
+    this.closedStreams.set(id, now);
+    // Oldest first: drop entries past their age, and the oldest beyond the bound.
+    for (const [old, at] of this.closedStreams) {
+      if (this.closedStreams.size <= CLOSED_STREAMS_MAX && now - at < CLOSED_STREAM_TTL_MS) break;
+      this.closedStreams.delete(old);
+    }
   }
 
   private wait(expect: Waiter["expect"], timeoutMs: number): Promise<Buffer> {
