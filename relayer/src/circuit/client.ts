@@ -12,6 +12,7 @@ import {
   CellCommand,
   DestroyReason,
   MAX_HOPS,
+  PROBE_MAX_BYTES,
   ProtocolError,
   RelayCommand,
   decodeRelayMessage,
@@ -45,9 +46,12 @@ export interface HopInfo {
 export class CircuitError extends Error {
   override name = "CircuitError";
   readonly reason: DestroyReason;
-  constructor(reason: DestroyReason, message: string, options?: { cause?: unknown }) {
+  /** During a build: the 0-based hop that did not answer or could not be reached, if known. */
+  readonly hop: number | undefined;
+  constructor(reason: DestroyReason, message: string, options?: { cause?: unknown; hop?: number }) {
     super(message, options);
     this.reason = reason;
+    this.hop = options?.hop;
   }
 }
 
@@ -56,6 +60,9 @@ export interface CircuitOptions {
   stepTimeoutMs?: number;
   rekeyInterval?: number;
 }
+
+/** A liveness probe in flight: the nonce every hop must echo, and which hops have. */
+type Probe = { nonce: Buffer; answered: boolean[]; waiters: Array<(silent: number) => void>; finish: () => void };
 
 type Waiter = { resolve: (cell: Buffer) => void; reject: (error: Error) => void; expect: "created" | "extended" };
 
@@ -69,6 +76,11 @@ export class ClientCircuit implements CircuitEndpoint {
   /** Closed here, END from the exit not seen yet: id → Date.now() at close, oldest first. */
   private readonly closedStreams = new Map<number, number>();
   private waiter: Waiter | undefined;
+  /** Outstanding liveness probe. */
+  private probing: Probe | undefined;
+  private probeCount = 0;
+  /** Set once this circuit must take no new streams (a stream open timed out, a hop is silent). */
+  private retiredFlag = false;
   private nextStreamId = 1;
   private error: CircuitError | undefined;
   private readonly closeListeners: Array<(error: CircuitError) => void> = [];
@@ -111,10 +123,11 @@ export class ClientCircuit implements CircuitEndpoint {
       }
     } catch (error) {
       const reason = error instanceof HandshakeError ? DestroyReason.authentication : DestroyReason.connectFailed;
+      const hop = circuit.hops.length; // the hop being added when the build stopped
       circuit.fail(
         error instanceof CircuitError
-          ? error
-          : new CircuitError(reason, `circuit build failed: ${(error as Error).message}`, { cause: error }),
+          ? new CircuitError(error.reason, error.message, { cause: error.cause, hop })
+          : new CircuitError(reason, `circuit build failed: ${(error as Error).message}`, { cause: error, hop }),
       );
       throw circuit.error;
     }
@@ -123,6 +136,39 @@ export class ClientCircuit implements CircuitEndpoint {
 
   get closed(): boolean {
     return this.error !== undefined;
+  }
+
+  /** No new streams: the entry builds another circuit for them. Existing streams carry on. */
+  get retired(): boolean {
+    return this.retiredFlag || this.closed;
+  }
+
+  retire(): void {
+    this.retiredFlag = true;
+  }
+
+  /**
+   * Asks every hop to answer (PROBE/PROBED) and resolves with the index of the first hop that did
+   * not within `timeoutMs` (the hops behind a silent one cannot answer either), or -1 when all did.
+   * One probe at a time: a call while one runs waits for its answer.
+   */
+  probe(timeoutMs: number): Promise<number> {
+    if (this.error) return Promise.resolve(0);
+    return new Promise((resolve) => {
+      if (this.probing) return void this.probing.waiters.push(resolve);
+      const nonce = Buffer.alloc(PROBE_MAX_BYTES);
+      nonce.writeBigUInt64BE(BigInt(++this.probeCount));
+      const state: Probe = { nonce, answered: this.hops.map(() => false), waiters: [resolve], finish: () => {} };
+      const timer = setTimeout(() => state.finish(), timeoutMs);
+      state.finish = () => {
+        clearTimeout(timer);
+        if (this.probing === state) this.probing = undefined;
+        const silent = this.error ? 0 : state.answered.indexOf(false);
+        for (const waiter of state.waiters.splice(0)) waiter(silent);
+      };
+      this.probing = state;
+      for (let i = 0; i < this.hops.length; i++) this.sendTo(i, RelayCommand.probe, 0, [nonce]);
+    });
   }
 
   get streamCount(): number {
@@ -231,6 +277,14 @@ export class ClientCircuit implements CircuitEndpoint {
           ),
         );
       }
+      case RelayCommand.probed: {
+        // A late answer (after the probe gave up) is not a violation: ignore it.
+        const probing = this.probing;
+        if (!probing || !message.data.equals(probing.nonce)) return;
+        probing.answered[hop] = true;
+        if (!probing.answered.includes(false)) probing.finish();
+        return;
+      }
       case RelayCommand.connected:
       case RelayCommand.data:
       case RelayCommand.end:
@@ -330,6 +384,7 @@ export class ClientCircuit implements CircuitEndpoint {
     this.mux.remove(this.id);
     this.waiter?.reject(error);
     this.waiter = undefined;
+    this.probing?.finish();
     for (const o of this.opening.values())
       o.reject(new StreamOpenError(StreamReason.generalFailure, error.message, { cause: error }));
     this.opening.clear();

@@ -18,6 +18,7 @@ import { silentLogger } from "../log.ts";
 import {
   CellCommand,
   DestroyReason,
+  PROBE_MAX_BYTES,
   ProtocolError,
   RelayCommand,
   decodeExtend,
@@ -298,6 +299,12 @@ class RelayCircuit {
         return this.extend(message.data);
       case RelayCommand.begin:
         return this.begin(message.streamId, message.data);
+      case RelayCommand.probe:
+        // Any hop answers for itself, so the client can tell which hop of a stalled circuit is
+        // silent (a frozen relay) and avoid that one when it rebuilds.
+        if (message.streamId !== 0 || message.data.length > PROBE_MAX_BYTES) throw new ProtocolError("PROBE size");
+        this.sendBackward(RelayCommand.probed, 0, [message.data]);
+        return;
       case RelayCommand.data:
       case RelayCommand.end:
       case RelayCommand.sendme: {

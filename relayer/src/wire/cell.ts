@@ -40,8 +40,12 @@ export const RelayCommand = {
   extend: 6,
   extended: 7,
   extendFailed: 8,
+  /** Liveness probe for one hop (data: up to PROBE_MAX_BYTES, echoed); answered with PROBED. */
+  probe: 9,
+  probed: 10,
 } as const;
 export type RelayCommand = (typeof RelayCommand)[keyof typeof RelayCommand];
+export const PROBE_MAX_BYTES = 8;
 
 /** Why a circuit was destroyed (DESTROY body). */
 export const DestroyReason = {
