@@ -27,6 +27,8 @@ export interface LinkHandler {
 export interface LinkOptions {
   /** The whole handshake must finish within this time (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** Source address for an outgoing link (multi-homed hosts; tests use other loopback addresses). */
+  localAddress?: string;
   /** Cells per key before the GCM key ratchets (tests lower it). */
   rekeyInterval?: number;
 }
@@ -66,7 +68,7 @@ export class Link {
 
   /** Opens a link to the relay at host:port, authenticating it against `relay` (its keysHash). */
   static connect(host: string, port: number, relay: RelayPublicKeys, options: LinkOptions = {}): Promise<Link> {
-    const socket = netConnect({ host, port });
+    const socket = netConnect({ host, port, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
     const hs = startClientHandshake(relay);
     socket.once("connect", () => socket.write(Buffer.concat([encodeFrameHeader(hs.hello.length), hs.hello])));
     return Link.handshake(socket, `link to ${host}:${port}`, options, (link, reply) => {
