@@ -12,7 +12,7 @@ import { HELLO_BYTES, REPLY_BYTES, respondToHandshake } from "../crypto/handshak
 import { AuthenticationError } from "../crypto/cipher.ts";
 import { MLKEM768_PUBLIC_BYTES, X25519_PUBLIC_BYTES, keysHashOf } from "../crypto/keys.ts";
 import type { RelayPublicKeys, StaticKeys } from "../crypto/keys.ts";
-import type { Link } from "../link/link.ts";
+import type { CellQueue, Link } from "../link/link.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import {
@@ -30,7 +30,7 @@ import type { Cell, Target } from "../wire/cell.ts";
 import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
 import { CircuitMux } from "./mux.ts";
 import { LAYER_MINE, LAYER_PASS, RelayHop } from "./onion.ts";
-import { CircuitStream } from "./stream.ts";
+import { CircuitStream, STREAM_WINDOW } from "./stream.ts";
 
 export type OpenTarget = (target: Target, signal: AbortSignal) => Promise<Duplex>;
 export type ConnectLink = (host: string, port: number, relay: RelayPublicKeys) => Promise<Link>;
@@ -46,6 +46,12 @@ export interface RelayLimits {
   streamIdleMs: number;
   /** An inbound link that carries no circuit and no cell for this long is closed. */
   linkIdleMs: number;
+  /**
+   * Cells one circuit may have waiting for a congested link, each direction. The end-to-end
+   * stream windows bound what a well-behaved circuit has in flight: 32 cells per stream, times
+   * `streamsPerCircuit` (the default). A circuit past it broke flow control and is destroyed.
+   */
+  circuitQueueCells: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
@@ -55,6 +61,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   connectTimeoutMs: 10_000,
   streamIdleMs: 10 * 60_000,
   linkIdleMs: 5 * 60_000,
+  circuitQueueCells: STREAM_WINDOW * 256,
 };
 
 export interface RelayCoreOptions {
@@ -78,6 +85,8 @@ export class RelayCore {
   readonly limits: RelayLimits;
   private readonly log: Logger;
   private readonly outbound = new Map<string, Promise<CircuitMux>>();
+  /** Outbound links that are up (the map above holds promises). */
+  private readonly outboundLinks = new Set<Link>();
   private readonly inbound = new Map<Link, Map<number, RelayCircuit>>();
   private readonly sweeper: NodeJS.Timeout;
   /** Circuits alive here (for metrics and tests). */
@@ -86,6 +95,8 @@ export class RelayCore {
   constructor(options: RelayCoreOptions) {
     this.options = options;
     this.limits = { ...DEFAULT_RELAY_LIMITS, ...options.limits };
+    if (options.limits?.circuitQueueCells === undefined)
+      this.limits.circuitQueueCells = STREAM_WINDOW * this.limits.streamsPerCircuit;
     this.log = options.logger ?? silentLogger;
     // Idle links hold a socket and keys for nothing: sweep them (bounded: one pass over links).
     this.sweeper = setInterval(() => this.sweepIdleLinks(), Math.max(50, Math.min(30_000, this.limits.linkIdleMs / 2)));
@@ -121,6 +132,14 @@ export class RelayCore {
         for (const c of [...circuits.values()]) c.destroy(DestroyReason.linkClosed, "prev");
       },
     });
+  }
+
+  /** Cells waiting in circuit queues on this relay's links (tests, metrics). */
+  queuedCells(): number {
+    let n = 0;
+    for (const link of this.inbound.keys()) n += link.queuedCells;
+    for (const link of this.outboundLinks) n += link.queuedCells;
+    return n;
   }
 
   /** Closes every link (and so every circuit). */
@@ -198,9 +217,13 @@ export class RelayCore {
       if (ready && !ready.link.isClosed) return ready;
       this.outbound.delete(key);
     }
-    mux = this.options
-      .connectLink(host, port, relay)
-      .then((link) => new CircuitMux(link, () => this.outbound.delete(key)));
+    mux = this.options.connectLink(host, port, relay).then((link) => {
+      this.outboundLinks.add(link);
+      return new CircuitMux(link, () => {
+        this.outboundLinks.delete(link);
+        this.outbound.delete(key);
+      });
+    });
     this.outbound.set(key, mux);
     mux.catch(() => this.outbound.delete(key));
     return mux;
@@ -225,7 +248,9 @@ class RelayCircuit {
   private readonly prevId: number;
   private readonly hop: RelayHop;
   private readonly onGone: () => void;
-  private next: { mux: CircuitMux; id: number } | undefined;
+  private next: { mux: CircuitMux; id: number; queue: CellQueue } | undefined;
+  /** Backward cells of this circuit waiting for the previous link (passed on and our own, in order). */
+  private readonly prevQueue: CellQueue;
   private extending = false;
   private readonly streams = new Map<number, CircuitStream>();
   private dead = false;
@@ -236,6 +261,7 @@ class RelayCircuit {
     this.prevId = prevId;
     this.hop = hop;
     this.onGone = onGone;
+    this.prevQueue = prev.openQueue(core.limits.circuitQueueCells);
   }
 
   fromPrev(body: Buffer): void {
@@ -262,22 +288,24 @@ class RelayCircuit {
   private passForward(inner: Buffer): void {
     if (!this.next) throw new ProtocolError("cell to pass on, but the circuit ends here");
     this.core.options.tamperForward?.(inner);
-    if (!this.next.mux.send(this.next.id, CellCommand.relay, [inner])) {
-      // Hop-by-hop back-pressure: stop reading the previous link until the next one drains.
-      this.prev.pause();
-      this.next.mux.link.onceDrained(() => this.prev.resume());
-    }
+    // Never pause the previous link for one circuit (every circuit on it would stall): queue this
+    // circuit's cells, and destroy it if it overruns what its streams' windows allow.
+    if (!this.next.queue.push(this.next.id, CellCommand.relay, [inner])) this.overflow("next");
+  }
+
+  private overflow(side: Side): void {
+    this.core.logger.warn("circuit queue overflow: destroying the circuit", {
+      side,
+      cells: this.core.limits.circuitQueueCells,
+    });
+    this.destroy(DestroyReason.resourceLimit);
   }
 
   private fromNext(cell: Cell): void {
     if (this.dead) return;
     if (cell.command === CellCommand.relay) {
       const sealed = this.hop.sealBackward.seal([LAYER_PASS, cell.body]);
-      if (!this.prev.send(this.prevId, CellCommand.relay, sealed) && this.next) {
-        const link = this.next.mux.link;
-        link.pause();
-        this.prev.onceDrained(() => link.resume());
-      }
+      if (!this.prevQueue.push(this.prevId, CellCommand.relay, sealed)) this.overflow("prev");
     } else if (cell.command === CellCommand.destroy) {
       this.destroy((cell.body[0] ?? DestroyReason.none) as DestroyReason, "next");
     } else {
@@ -289,7 +317,13 @@ class RelayCircuit {
   sendBackward(command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
     if (this.dead) return false;
     const sealed = this.hop.sealBackward.seal([LAYER_MINE, encodeRelayHeader(command, streamId), ...data]);
-    return this.prev.send(this.prevId, CellCommand.relay, sealed);
+    // Through the same queue as cells passed on: both are sealed with this hop's backward key in
+    // sequence, so they must leave in that order. Our own streams are bounded by their windows.
+    if (!this.prevQueue.push(this.prevId, CellCommand.relay, sealed)) {
+      this.overflow("prev");
+      return false;
+    }
+    return !this.prev.needsDrain;
   }
 
   private handle(bytes: Buffer): void {
@@ -345,7 +379,7 @@ class RelayCircuit {
             mux.send(id, CellCommand.destroy, [Buffer.of(DestroyReason.requested)]);
             mux.remove(id);
           } else if (cell.command === CellCommand.created && cell.body.length === REPLY_BYTES) {
-            this.next = { mux, id };
+            this.next = { mux, id, queue: mux.link.openQueue(this.core.limits.circuitQueueCells) };
             this.sendBackward(RelayCommand.extended, 0, [cell.body]);
           } else {
             if (cell.command !== CellCommand.destroy)
@@ -430,6 +464,8 @@ class RelayCircuit {
   destroy(reason: DestroyReason, from?: Side): void {
     if (this.dead) return;
     this.dead = true;
+    this.prevQueue.close();
+    this.next?.queue.close();
     if (from !== "prev" && !this.prev.isClosed) this.prev.send(this.prevId, CellCommand.destroy, [Buffer.of(reason)]);
     if (this.next) {
       if (from !== "next") this.next.mux.send(this.next.id, CellCommand.destroy, [Buffer.of(reason)]);
