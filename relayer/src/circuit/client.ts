@@ -147,6 +147,11 @@ export class ClientCircuit implements CircuitEndpoint {
     this.retiredFlag = true;
   }
 
+  /** Takes new streams again (a probe found every hop alive: the stall was the target's). */
+  reinstate(): void {
+    this.retiredFlag = false;
+  }
+
   /**
    * Asks every hop to answer (PROBE/PROBED) and resolves with the index of the first hop that did
    * not within `timeoutMs` (the hops behind a silent one cannot answer either), or -1 when all did.

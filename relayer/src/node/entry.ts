@@ -211,7 +211,12 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       circuit.retire();
       log.warn("stream open timed out: circuit retired, probing its hops", { ms: streamOpenTimeoutMs });
       void circuit.probe(probeTimeoutMs).then((silent) => {
-        if (silent < 0 || circuit.closed) return; // every hop answered: a slow target, not a relay
+        if (circuit.closed) return;
+        if (silent < 0) {
+          // Every hop answered: the target is slow, not a relay. The circuit is fine for new streams.
+          log.info("every hop answered the probe: circuit reinstated");
+          return circuit.reinstate();
+        }
         suspect(pathNames.get(circuit)?.[silent], `hop ${silent + 1} did not answer a probe`);
         circuit.close();
       });
