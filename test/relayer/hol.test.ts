@@ -87,11 +87,12 @@ describe("head-of-line blocking across circuits of one link", () => {
     y.close();
     link.close();
   });
-  it(
-    "destroys a circuit whose queue overruns its bound, with a resource-limit reason",
-    { timeout: 60_000 },
-    async () => {
-      const small = await startRelays(2, { limits: { circuitQueueCells: 64 } });
+  for (const [what, limits] of [
+    ["its own queue bound", { circuitQueueCells: 64 }],
+    ["the relay-wide queue budget (out-of-memory handling)", { queueBudgetCells: 100 }],
+  ] as const) {
+    it(`destroys the circuit that overruns ${what}, with a resource-limit reason`, { timeout: 60_000 }, async () => {
+      const small = await startRelays(2, { limits });
       try {
         const [a, c] = hopsOf(small);
         assert.ok(a && c);
@@ -119,6 +120,6 @@ describe("head-of-line blocking across circuits of one link", () => {
         frozen.thaw();
         await Promise.all(small.map((r) => r.close()));
       }
-    },
-  );
+    });
+  }
 });

@@ -52,6 +52,12 @@ export interface RelayLimits {
    * `streamsPerCircuit` (the default). A circuit past it broke flow control and is destroyed.
    */
   circuitQueueCells: number;
+  /**
+   * Cells queued on all of this relay's circuits together. Past it, the circuits holding the most
+   * are destroyed (resource limit) until the total is back under (Tor's out-of-memory handler):
+   * many circuits each within their own bound must not exhaust the relay. Checked every 250 ms.
+   */
+  queueBudgetCells: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
@@ -62,6 +68,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   streamIdleMs: 10 * 60_000,
   linkIdleMs: 5 * 60_000,
   circuitQueueCells: STREAM_WINDOW * 256,
+  queueBudgetCells: 16_384, // 256 MiB of full cells
 };
 
 export interface RelayCoreOptions {
@@ -101,6 +108,30 @@ export class RelayCore {
     // Idle links hold a socket and keys for nothing: sweep them (bounded: one pass over links).
     this.sweeper = setInterval(() => this.sweepIdleLinks(), Math.max(50, Math.min(30_000, this.limits.linkIdleMs / 2)));
     this.sweeper.unref();
+    this.budgetTimer = setInterval(() => this.enforceQueueBudget(), 250);
+    this.budgetTimer.unref();
+  }
+
+  private readonly budgetTimer: NodeJS.Timeout;
+
+  /** Destroys the circuits with the largest queues while the relay is over its queue budget. */
+  private enforceQueueBudget(): void {
+    let total = this.queuedCells();
+    if (total <= this.limits.queueBudgetCells) return;
+    const all: RelayCircuit[] = [];
+    for (const circuits of this.inbound.values()) for (const c of circuits.values()) all.push(c);
+    all.sort((a, b) => b.queued - a.queued);
+    let destroyed = 0;
+    for (const c of all) {
+      if (total <= this.limits.queueBudgetCells || c.queued === 0) break;
+      total -= c.queued;
+      c.destroy(DestroyReason.resourceLimit);
+      destroyed++;
+    }
+    this.log.warn("relay over its queue budget: destroyed the circuits holding the most", {
+      destroyed,
+      budget: this.limits.queueBudgetCells,
+    });
   }
 
   private sweepIdleLinks(now = Date.now()): void {
@@ -145,6 +176,7 @@ export class RelayCore {
   /** Closes every link (and so every circuit). */
   close(): void {
     clearInterval(this.sweeper);
+    clearInterval(this.budgetTimer);
     for (const link of [...this.inbound.keys()]) link.close();
     for (const mux of this.outbound.values())
       void mux.then(
@@ -262,6 +294,11 @@ class RelayCircuit {
     this.hop = hop;
     this.onGone = onGone;
     this.prevQueue = prev.openQueue(core.limits.circuitQueueCells);
+  }
+
+  /** Cells of this circuit waiting for a congested link, both directions. */
+  get queued(): number {
+    return this.prevQueue.length + (this.next?.queue.length ?? 0);
   }
 
   fromPrev(body: Buffer): void {
