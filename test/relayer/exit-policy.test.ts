@@ -178,6 +178,23 @@ describe("exit policy: options", () => {
     }
     allowed(policy, "64:ff9b::8.8.8.8"); // a public IPv4 host behind NAT64 is a public target
   });
+  it("allowLoopbackTargets opens 127.0.0.0/8 and ::1 (also IPv4-mapped) and nothing else", () => {
+    const policy = createExitPolicy({ allowLoopbackTargets: true });
+    for (const address of ["127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1", "8.8.8.8"]) allowed(policy, address);
+    for (const address of [
+      "10.0.0.1",
+      "192.168.1.1",
+      "169.254.169.254",
+      "fd00::1",
+      "0.0.0.0",
+      "::",
+      "64:ff9b::7f00:1",
+      "2002:7f00:1::1",
+      "::127.0.0.1",
+    ]) {
+      refused(policy, address);
+    }
+  });
   it("allowPorts limits ports to single values and ranges", () => {
     const policy = createExitPolicy({ allowPorts: [80, [8000, 8100]] });
     allowed(policy, "8.8.8.8", 80);

@@ -126,7 +126,7 @@ export async function spawnRelay(dir: string, name: string): Promise<ChildRelay>
       "--name",
       name,
       "--exit",
-      "--allow-private-targets",
+      "--allow-loopback-targets",
       "--descriptor-out",
       descriptor,
     ],

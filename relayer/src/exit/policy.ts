@@ -19,6 +19,11 @@ import { addEntry, buildSpecialLists } from "./ranges.ts";
 export interface ExitPolicyOptions {
   /** Open private, loopback, link-local, CGNAT and own addresses (development only; logs a warning). */
   allowPrivateTargets?: boolean;
+  /**
+   * Open loopback only — 127.0.0.0/8, ::1 and their IPv4-mapped forms — for a local demo whose
+   * site runs on this host: nothing private, link-local or translated (NAT64, 6to4). Logs a warning.
+   */
+  allowLoopbackTargets?: boolean;
   /** CIDR ranges or single IPs to open even though a built-in rule refuses them. */
   allow?: string[];
   /** CIDR ranges or single IPs always refused; wins over `allow` and `allowPrivateTargets`. */
@@ -63,6 +68,12 @@ export function createExitPolicy(options: ExitPolicyOptions = {}): ExitPolicy {
   const ports = parsePorts(options.allowPorts);
   const special = buildSpecialLists();
   const allowPrivate = options.allowPrivateTargets === true;
+  const allowLoopback = options.allowLoopbackTargets === true;
+  if (allowLoopback && !allowPrivate) {
+    options.logger?.warn("exit policy opens loopback targets (127.0.0.0/8, ::1): local demo only", {
+      allowLoopbackTargets: true,
+    });
+  }
   if (allowPrivate) {
     options.logger?.warn(
       "EXIT POLICY OPENS PRIVATE AND LOOPBACK TARGETS: clients can reach this host and its networks; development only",
@@ -108,6 +119,7 @@ export function createExitPolicy(options: ExitPolicyOptions = {}): ExitPolicy {
         const group = special.find((g) => g.list.check(form.address, form.type));
         if (!group) continue;
         if (form.translated) return { ok: false, why: `${group.label} address behind NAT64 or 6to4` };
+        if (allowLoopback && group.label === "loopback") continue;
         if (!(allowPrivate && group.opensWithPrivate)) return { ok: false, why: `${group.label} address` };
       }
       return { ok: true };
