@@ -2,7 +2,8 @@
 /**
  * x0t — the relayer's command line.
  *
- *   x0t relay --listen 127.0.0.1:9001 --keys relay.key [--exit] [--allow-private-targets]
+ *   x0t relay --listen 127.0.0.1:9001 --keys relay.key [--exit] [--allow-loopback-targets]
+ *             [--allow-private-targets]
  *             [--name r1] [--region DE] [--descriptor-out dir/r1.json] [--creates-per-second 200]
  *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3]
  *   x0t keys  --keys relay.key          prints the keysHash to register on-chain
@@ -64,6 +65,7 @@ async function relay(argv: string[], log: Logger): Promise<void> {
       region: { type: "string" },
       exit: { type: "boolean", default: false },
       "allow-private-targets": { type: "boolean", default: false },
+      "allow-loopback-targets": { type: "boolean", default: false },
       "descriptor-out": { type: "string" },
       "advertise-host": { type: "string" },
       "creates-per-second": { type: "string" },
@@ -83,7 +85,11 @@ async function relay(argv: string[], log: Logger): Promise<void> {
   const rlog = log.child({ relay: name });
   if (created) rlog.info("new static keys written", { file: values.keys });
   const policy = values.exit
-    ? createExitPolicy({ allowPrivateTargets: values["allow-private-targets"], logger: rlog })
+    ? createExitPolicy({
+        allowPrivateTargets: values["allow-private-targets"],
+        allowLoopbackTargets: values["allow-loopback-targets"],
+        logger: rlog,
+      })
     : undefined;
   const node = await startRelay({
     host: listen.host,

@@ -80,6 +80,52 @@ describe("circuits", () => {
   });
 });
 
+// Browsers and scanners give up on streams all the time: the client sends END and forgets the
+// stream while the exit's CONNECTED (or DATA, or END) is already on its way. That late cell once
+// counted as a protocol violation and destroyed the shared circuit with every stream on it.
+describe("cancelled streams on a shared circuit", () => {
+  it(
+    "ignore late CONNECTED/DATA/END, and a large download on the same circuit completes intact",
+    { timeout: 60_000 },
+    async () => {
+      const relays = await startRelays(3);
+      const blob = await startBlobServer();
+      const { circuit, link } = await buildCircuit(relays);
+      const size = 48 * 1024 * 1024;
+      const download = fetchThrough(circuit, blob.port, `/blob/${size}`);
+      let cancelled = 0;
+      let opened = 0;
+      const cancelOne = async (i: number) => {
+        try {
+          const stream = await circuit.openStream(
+            { type: "ipv4", host: "127.0.0.1", port: blob.port },
+            AbortSignal.timeout(i % 9), // 0..8 ms: around the time a CONNECTED takes to come back
+          );
+          opened++;
+          stream.on("error", () => {});
+          stream.write("GET /blob/1000000 HTTP/1.0\r\n\r\n");
+          setTimeout(() => stream.destroy(), i % 5); // and cancel with DATA in flight
+        } catch {
+          cancelled++;
+        }
+      };
+      for (let batch = 0; batch < 30 && !circuit.closed; batch++) {
+        await Promise.all([0, 1, 2, 3].map((k) => cancelOne(batch * 4 + k)));
+      }
+      const got = await download;
+      console.log(`# ${cancelled} streams cancelled while opening, ${opened} opened then destroyed`);
+      assert.equal(circuit.closed, false, "the circuit survived the cancels");
+      assert.equal(got.bytes, size);
+      assert.equal(got.sha256, expectedSha256(size));
+      const after = await fetchThrough(circuit, blob.port, "/blob/1000");
+      assert.equal(after.sha256, expectedSha256(1000));
+      link.close();
+      await Promise.all(relays.map((r) => r.close()));
+      await blob.close();
+    },
+  );
+});
+
 describe("a relay that tampers with a cell", () => {
   it("makes the next hop destroy the circuit with an authentication error", async () => {
     let armed = false;

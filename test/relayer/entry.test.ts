@@ -11,6 +11,7 @@ import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
 import { startEntry } from "../../relayer/src/node/entry.ts";
 import type { EntryNode } from "../../relayer/src/node/entry.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
+import type { Target } from "../../relayer/src/wire/cell.ts";
 import { expectedSha256, hopsOf, startBlobServer, startRelays } from "./helpers.ts";
 
 const run = promisify(execFile);
@@ -112,10 +113,15 @@ describe("the entry reports the exit's verdict and copes with load", () => {
     assert.equal(entry.circuits().length, 1);
   });
 
-  it("isolates streams with different SOCKS usernames onto different circuits", async () => {
+  it("isolates streams with different SOCKS usernames or passwords onto different circuits", async () => {
     await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "alice:x"]);
     await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "bob:x"]);
     assert.equal(entry.circuits().length, 3);
+    // The password isolates too (browsers change it for "new identity"), as in Tor.
+    await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "alice:other"]);
+    assert.equal(entry.circuits().length, 4);
+    await curl(entry.socks.address.port, `http://127.0.0.1:${blob.port}/blob/10`, ["-U", "alice:x"]);
+    assert.equal(entry.circuits().length, 4);
   });
 
   it("fails over: when a relay of the circuit dies, the next request gets a fresh circuit", async () => {
@@ -176,5 +182,37 @@ describe("idle resources are released", () => {
     assert.equal(link.isClosed, true, "the link without circuits was closed by the relay");
     await Promise.all(relays.map((r) => r.close()));
     await blob.close();
+  });
+});
+
+describe("a slow target is not a frozen relay", () => {
+  it("keeps the circuit when a stream open times out but every hop answers the probe", async () => {
+    const slow = async (target: Target, signal: AbortSignal) => {
+      await new Promise((r) => setTimeout(r, 900));
+      return connectTarget(target, policy, { signal });
+    };
+    const relays = await startRelays(3, { openTarget: slow });
+    const blob = await startBlobServer();
+    const entry = await startEntry({
+      socksPort: 0,
+      hops: 3,
+      streamOpenTimeoutMs: 200,
+      probeTimeoutMs: 2_000,
+      directory: () => directoryOf(relays),
+    });
+    try {
+      const stream = await entry.openStream({ type: "ipv4", host: "127.0.0.1", port: blob.port }, "slow");
+      stream.destroy();
+      const mine = entry.circuits().filter((c) => !c.closed);
+      assert.ok(mine.length >= 1);
+      assert.ok(
+        mine.every((c) => !c.retired),
+        "the probe found every hop alive, so no circuit stays retired",
+      );
+    } finally {
+      await entry.close();
+      await Promise.all(relays.map((r) => r.close()));
+      await blob.close();
+    }
   });
 });

@@ -77,7 +77,8 @@ describe("exit policy: defaults", () => {
   const policy = createExitPolicy();
   it("refuses every non-public range, with the range named in `why`", () => {
     for (const [address, label] of REFUSED_BY_DEFAULT) {
-      assert.equal(refused(policy, address), `${label} address`, address);
+      // NAT64 and 6to4 forms say so after the label ("loopback address behind NAT64 or 6to4").
+      assert.ok(refused(policy, address).startsWith(`${label} address`), address);
     }
   });
   it("allows public addresses, also in IPv4-mapped and NAT64 form", () => {
@@ -155,6 +156,44 @@ describe("exit policy: options", () => {
     const record = JSON.parse(lines[0] ?? "{}") as { level: string; msg: string };
     assert.equal(record.level, "warn");
     assert.match(record.msg, /PRIVATE AND LOOPBACK/);
+  });
+  // The demo exit runs with allowPrivateTargets so that it can reach a site on 127.0.0.1. That
+  // permission must mean the loopback host itself: NAT64 and 6to4 addresses that embed 127.0.0.1
+  // (or a private address) are hosts elsewhere and were once opened by it and connected to.
+  it("allowPrivateTargets and allow entries never open NAT64 or 6to4 forms of local addresses", () => {
+    const policy = createExitPolicy({ allowPrivateTargets: true, allow: ["127.0.0.0/8", "10.0.0.0/8"] });
+    for (const address of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "::ffff:7f00:1"]) {
+      allowed(policy, address);
+    }
+    for (const address of [
+      "64:ff9b::7f00:1",
+      "64:ff9b::127.0.0.1",
+      "2002:7f00:1::1",
+      "2002:7f00:1:0:0:0:0:1",
+      "64:ff9b::a00:1",
+      "2002:a00:1::",
+      "64:ff9b::a9fe:a9fe",
+    ]) {
+      refused(policy, address);
+    }
+    allowed(policy, "64:ff9b::8.8.8.8"); // a public IPv4 host behind NAT64 is a public target
+  });
+  it("allowLoopbackTargets opens 127.0.0.0/8 and ::1 (also IPv4-mapped) and nothing else", () => {
+    const policy = createExitPolicy({ allowLoopbackTargets: true });
+    for (const address of ["127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1", "8.8.8.8"]) allowed(policy, address);
+    for (const address of [
+      "10.0.0.1",
+      "192.168.1.1",
+      "169.254.169.254",
+      "fd00::1",
+      "0.0.0.0",
+      "::",
+      "64:ff9b::7f00:1",
+      "2002:7f00:1::1",
+      "::127.0.0.1",
+    ]) {
+      refused(policy, address);
+    }
   });
   it("allowPorts limits ports to single values and ranges", () => {
     const policy = createExitPolicy({ allowPorts: [80, [8000, 8100]] });

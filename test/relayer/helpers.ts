@@ -1,10 +1,16 @@
 /** Test fixtures for the data plane: relays on 127.0.0.1, a local HTTP server, hashing. */
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
 import { generateStaticKeys, initCrypto } from "../../relayer/src/crypto/keys.ts";
+import { parseDescriptor } from "../../relayer/src/node/directory.ts";
+import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
 import { startRelay } from "../../relayer/src/node/relay.ts";
 import type { RelayNode, RelayNodeOptions } from "../../relayer/src/node/relay.ts";
 import type { HopInfo } from "../../relayer/src/circuit/client.ts";
@@ -89,4 +95,61 @@ export function expectedSha256(size: number): string {
   const chunk = blobChunk();
   for (let left = size; left > 0; left -= chunk.length) h.update(chunk.subarray(0, Math.min(left, chunk.length)));
   return h.digest("hex");
+}
+
+/** A relay in its own process (`x0t relay`), so that a test can freeze it with SIGSTOP. */
+export interface ChildRelay {
+  readonly entry: DirectoryEntry;
+  readonly child: ChildProcess;
+  freeze(): void;
+  thaw(): void;
+  stop(): Promise<void>;
+}
+
+const CLI = fileURLToPath(new URL("../../relayer/src/cli.ts", import.meta.url));
+
+/**
+ * Starts `x0t relay` as a child process on 127.0.0.1 (an exit that may reach loopback targets)
+ * and resolves once its descriptor is written (bounded: 20 s).
+ */
+export async function spawnRelay(dir: string, name: string): Promise<ChildRelay> {
+  const descriptor = join(dir, "relays", `${name}.json`);
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      "relay",
+      "--listen",
+      "127.0.0.1:0",
+      "--keys",
+      join(dir, `${name}.key`),
+      "--name",
+      name,
+      "--exit",
+      "--allow-loopback-targets",
+      "--descriptor-out",
+      descriptor,
+    ],
+    { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, X0T_LOG_LEVEL: "error" } },
+  );
+  let exited = false;
+  child.once("exit", () => (exited = true));
+  for (let i = 0; i < 200 && !existsSync(descriptor); i++) {
+    if (exited) throw new Error(`relay ${name} exited at start-up`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const entry = parseDescriptor(JSON.parse(readFileSync(descriptor, "utf8")) as unknown, descriptor);
+  return {
+    entry,
+    child,
+    freeze: () => child.kill("SIGSTOP"),
+    thaw: () => child.kill("SIGCONT"),
+    stop: async () => {
+      if (exited) return;
+      const gone = new Promise((r) => child.once("exit", r));
+      child.kill("SIGCONT");
+      child.kill("SIGKILL");
+      await gone;
+    },
+  };
 }

@@ -8,6 +8,8 @@ import { CircuitMux } from "../../relayer/src/circuit/mux.ts";
 import { startClientHandshake } from "../../relayer/src/crypto/handshake.ts";
 import { generateStaticKeys, publicKeysOf } from "../../relayer/src/crypto/keys.ts";
 import { Link } from "../../relayer/src/link/link.ts";
+import { admissionPrefix } from "../../relayer/src/link/listener.ts";
+import { createLogger } from "../../relayer/src/log.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
 import { encodeFrameHeader } from "../../relayer/src/wire/cell.ts";
 import { hopsOf, startBlobServer, startRelays } from "./helpers.ts";
@@ -131,5 +133,74 @@ describe("CREATE rate limit", () => {
     assert.equal(link.isClosed, false);
     link.close();
     await relay!.close();
+  });
+});
+
+// About seven source addresses holding silent connections once kept a relay closed to new links
+// (the rate limit was per exact address, the socket cap one global 4,096, the handshake timeout
+// 10 s: 0/12 legitimate handshakes during the attack), and each refusal wrote a WARN line.
+describe("link admission under a silent-connection flood", () => {
+  it(
+    "serves legitimate handshakes while 20 loopback addresses hold silent connections",
+    { timeout: 60_000 },
+    async () => {
+      const lines: string[] = [];
+      const [relay] = await startRelays(1, { logger: createLogger({ level: "info", write: (l) => lines.push(l) }) });
+      const attackers = Array.from({ length: 20 }, (_, i) => `127.0.0.${i + 2}`);
+      const PER_ADDRESS = 250; // 5,000 in all: more than the old global cap
+      const held = new Map<string, Set<Socket>>(attackers.map((a) => [a, new Set()]));
+      let attempts = 0;
+      // Each address opens at most 20 connections per 100 ms (bounded load) and keeps up to
+      // PER_ADDRESS open, reopening those the relay closes: a persistent, silent attacker.
+      const flood = setInterval(() => {
+        for (const address of attackers) {
+          const mine = held.get(address)!;
+          for (let i = 0; i < 20 && mine.size < PER_ADDRESS; i++) {
+            attempts++;
+            const socket = connect({ host: relay!.host, port: relay!.port, localAddress: address });
+            mine.add(socket);
+            socket.on("error", () => {});
+            socket.once("close", () => mine.delete(socket));
+          }
+        }
+      }, 100);
+      try {
+        await new Promise((r) => setTimeout(r, 3_500)); // let the flood fill what it can
+        let served = 0;
+        const tries = 12;
+        for (let i = 0; i < tries; i++) {
+          try {
+            const link = await Link.connect(relay!.host, relay!.port, relay!.keys, {
+              localAddress: "127.0.1.1", // another /24: a different client
+              handshakeTimeoutMs: 5_000,
+            });
+            served++;
+            link.close();
+          } catch {
+            // refused or timed out: counted as not served
+          }
+        }
+        const stats = relay!.listener.stats();
+        const warnLines = lines.filter((l) => l.includes("links refused")).length;
+        console.log(
+          `# link flood from 20 addresses: ${served}/${tries} legitimate handshakes served; ${attempts} flood connections, refused ${JSON.stringify(stats.refused)}, ${warnLines} refusal log line(s)`,
+        );
+        assert.equal(served, tries);
+        assert.ok(warnLines <= 2, `${warnLines} refusal log lines`);
+      } finally {
+        clearInterval(flood);
+        for (const set of held.values()) for (const s of set) s.destroy();
+        await relay!.close();
+      }
+    },
+  );
+
+  it("limits by prefix: /24 for IPv4 (also IPv4-mapped), /64 for IPv6", () => {
+    assert.equal(admissionPrefix("127.0.0.2"), admissionPrefix("127.0.0.21"));
+    assert.equal(admissionPrefix("::ffff:127.0.0.2"), "127.0.0.0/24");
+    assert.notEqual(admissionPrefix("127.0.0.2"), admissionPrefix("127.0.1.1"));
+    assert.equal(admissionPrefix("2001:db8:1:2::1"), admissionPrefix("2001:db8:1:2:ffff::9"));
+    assert.notEqual(admissionPrefix("2001:db8:1:2::1"), admissionPrefix("2001:db8:1:3::1"));
+    assert.equal(admissionPrefix("not an address"), "?");
   });
 });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createServer as createHttpServer } from "node:http";
 import { type Server, type Socket, connect, createServer } from "node:net";
+import { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { SocksClient } from "socks";
@@ -342,6 +343,32 @@ describe("socks server robustness", () => {
     await closed;
   });
 
+  // A protocol without a length field cannot tell a FIN from the end of the data: a stream that
+  // dies mid-transfer must reach the application as a reset (ECONNRESET), never as a clean end.
+  it("resets the client connection when the stream dies mid-transfer", async () => {
+    const dying: OpenStream = async () => {
+      const stream = new Duplex({ read() {}, write: (_c, _e, cb) => cb() });
+      setTimeout(() => stream.push(Buffer.alloc(1000, 1)), 20);
+      setTimeout(() => stream.destroy(new StreamOpenError(StreamReason.generalFailure, "circuit died")), 80);
+      return { stream };
+    };
+    const server = await startSocks({ openStream: dying });
+    const socket = connect({ host: "127.0.0.1", port: server.address.port });
+    socket.write(Buffer.concat([GREETING, ipv4Request("127.0.0.1", 80)]));
+    const outcome = await new Promise<string>((resolve) => {
+      let bytes = 0;
+      const timer = setTimeout(() => resolve("timeout"), 5_000);
+      socket.on("data", (chunk: Buffer) => (bytes += chunk.length));
+      socket.on("end", () => resolve(`end after ${bytes} bytes`));
+      socket.on("error", (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        resolve(`${error.code ?? error.name} after ${bytes} bytes`);
+      });
+    });
+    socket.destroy();
+    assert.equal(outcome, "ECONNRESET after 1012 bytes");
+  });
+
   it("closes a handshake that does not complete in time", async () => {
     const server = await startSocks({ handshakeTimeoutMs: 200 });
     const started = Date.now();
@@ -352,14 +379,12 @@ describe("socks server robustness", () => {
     assert.ok(noRequest.closed && Date.now() - started < 2_000);
   });
 
-  it("closes connections beyond maxConnections at once", async () => {
+  it("closes connections beyond maxConnections at once when every connection is past its handshake", async () => {
     const server = await startSocks({ maxConnections: 3 });
     const open: Socket[] = [];
     for (let i = 0; i < 3; i++) {
-      const socket = connect({ host: "127.0.0.1", port: server.address.port });
+      const socket = await socksConnect(server.address.port, "127.0.0.1", echoPort);
       socket.on("error", () => {});
-      socket.write(GREETING);
-      assert.deepEqual(await readBytes(socket, 2), METHOD_OK);
       open.push(socket);
     }
     assert.equal(server.connections, 3);
@@ -370,6 +395,58 @@ describe("socks server robustness", () => {
     const again = await rawExchange(server.address.port, [GREETING], 300);
     assert.deepEqual(again.data, METHOD_OK);
     for (const socket of open) socket.destroy();
+  });
+
+  it("closes a client whose greeting is incomplete after greetingTimeoutMs, long before the handshake limit", async () => {
+    const server = await startSocks({ greetingTimeoutMs: 150, handshakeTimeoutMs: 60_000 });
+    const partial = await rawExchange(server.address.port, [Buffer.from([5, 2, 0])], 2_000);
+    assert.ok(partial.closed && partial.data.length === 0, "closed without a reply");
+    const complete = await rawExchange(server.address.port, [GREETING], 400);
+    assert.deepEqual(complete.data, METHOD_OK, "a complete greeting is answered and then waits");
+    assert.equal(complete.closed, false);
+  });
+
+  // Slowloris: clients that send one byte and hold the connection filled every slot, and real
+  // clients were closed at once (2 of 55 served). Now a stalled handshake gives way to a new client,
+  // and the greeting has its own short deadline.
+  it("serves new clients before stalled ones while held one-byte connections fill the server", async () => {
+    const maxConnections = 128;
+    const server = await startSocks({ maxConnections });
+    const held = new Set<Socket>();
+    let attacking = true;
+    const hold = () => {
+      if (!attacking || held.size >= 2 * maxConnections) return;
+      const socket = connect({ host: "127.0.0.1", port: server.address.port });
+      held.add(socket);
+      socket.on("error", () => {});
+      socket.once("connect", () => socket.write(Buffer.from([5])));
+      socket.once("close", () => {
+        held.delete(socket);
+        setImmediate(hold); // a persistent attacker reconnects at once
+      });
+    };
+    for (let i = 0; i < 2 * maxConnections; i++) hold();
+    await waitFor(() => server.connections >= maxConnections, 5_000, "the server to fill up");
+    const attempts = 40;
+    let served = 0;
+    for (let batch = 0; batch < attempts / 8; batch++) {
+      const results = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          try {
+            const socket = await socksConnect(server.address.port, "127.0.0.1", echoPort);
+            const echoed = await roundTrip(socket, Buffer.from("ping"), 5_000);
+            return echoed.toString() === "ping";
+          } catch {
+            return false;
+          }
+        }),
+      );
+      served += results.filter(Boolean).length;
+    }
+    attacking = false;
+    for (const socket of held) socket.destroy();
+    console.log(`# slowloris: ${served}/${attempts} legitimate requests served with ${maxConnections} slots held`);
+    assert.ok(served >= attempts * 0.9, `only ${served}/${attempts} served`);
   });
 });
 

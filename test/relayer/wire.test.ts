@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { parseRequest } from "../../relayer/src/socks/parse.ts";
 import fc from "fast-check";
 import {
   CellCommand,
@@ -120,5 +121,21 @@ describe("decoders", () => {
     }
     assert.throws(() => decodeTarget(Buffer.from([3, 1, 0x00, 0, 80])), /non-printable/);
     assert.throws(() => decodeTarget(Buffer.from([1, 127, 0, 0, 1, 0, 0])), /port 0/);
+  });
+  // RFC 1928 ATYP 4 carries 16 bytes; an IPv4-mapped address (RFC 4291 2.5.5.2) is written
+  // ::ffff:a.b.c.d by the SOCKS parser (RFC 5952 5). The dotted tail was once parsed as hex groups.
+  it("carries IPv4-mapped and dotted-tail IPv6 targets byte for byte", () => {
+    const mapped = Buffer.from("00000000000000000000ffff7f000001", "hex");
+    const parsed = parseRequest(Buffer.concat([Buffer.from([5, 1, 0, 4]), mapped, Buffer.from([0, 80])]));
+    assert.equal(parsed.status, "parsed");
+    if (parsed.status !== "parsed") return;
+    assert.equal(parsed.value.target.host, "::ffff:127.0.0.1");
+    const wire = encodeTarget({ type: "ipv6", host: parsed.value.target.host, port: 80 });
+    assert.deepEqual(wire.subarray(1, 17), mapped);
+    assert.deepEqual(decodeTarget(wire), { type: "ipv6", host: "::ffff:127.0.0.1", port: 80 });
+    const nat64 = encodeTarget({ type: "ipv6", host: "64:ff9b::192.0.2.33", port: 443 });
+    assert.equal(nat64.subarray(1, 17).toString("hex"), "0064ff9b0000000000000000c0000221");
+    assert.throws(() => encodeTarget({ type: "ipv6", host: "::ffff:1.2.3.4.5", port: 80 }), RangeError);
+    assert.throws(() => encodeTarget({ type: "ipv4", host: "1.2.3", port: 80 }), RangeError);
   });
 });

@@ -12,6 +12,7 @@ import {
   CellCommand,
   DestroyReason,
   MAX_HOPS,
+  PROBE_MAX_BYTES,
   ProtocolError,
   RelayCommand,
   decodeRelayMessage,
@@ -25,6 +26,15 @@ import type { CircuitEndpoint, CircuitMux } from "./mux.ts";
 import { ClientHop, unwrapBackward, wrapForward } from "./onion.ts";
 import { CircuitStream } from "./stream.ts";
 
+/**
+ * Stream ids this client closed before the exit's END arrived, remembered so that cells already
+ * in flight for them (a CONNECTED crossing our END, DATA, the exit's END) are ignored instead of
+ * breaking the circuit, and so that the id is not reused while they can still arrive. Bounded in
+ * count and age: the exit answers every END with its own, which frees the id at once.
+ */
+const CLOSED_STREAMS_MAX = 1024;
+const CLOSED_STREAM_TTL_MS = 60_000;
+
 /** A relay the client may use as a hop: where it listens and its verified static public keys. */
 export interface HopInfo {
   host: string;
@@ -36,9 +46,12 @@ export interface HopInfo {
 export class CircuitError extends Error {
   override name = "CircuitError";
   readonly reason: DestroyReason;
-  constructor(reason: DestroyReason, message: string, options?: { cause?: unknown }) {
+  /** During a build: the 0-based hop that did not answer or could not be reached, if known. */
+  readonly hop: number | undefined;
+  constructor(reason: DestroyReason, message: string, options?: { cause?: unknown; hop?: number }) {
     super(message, options);
     this.reason = reason;
+    this.hop = options?.hop;
   }
 }
 
@@ -47,6 +60,9 @@ export interface CircuitOptions {
   stepTimeoutMs?: number;
   rekeyInterval?: number;
 }
+
+/** A liveness probe in flight: the nonce every hop must echo, and which hops have. */
+type Probe = { nonce: Buffer; answered: boolean[]; waiters: Array<(silent: number) => void>; finish: () => void };
 
 type Waiter = { resolve: (cell: Buffer) => void; reject: (error: Error) => void; expect: "created" | "extended" };
 
@@ -57,7 +73,14 @@ export class ClientCircuit implements CircuitEndpoint {
   private readonly hops: ClientHop[] = [];
   private readonly streams = new Map<number, CircuitStream>();
   private readonly opening = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  /** Closed here, END from the exit not seen yet: id → Date.now() at close, oldest first. */
+  private readonly closedStreams = new Map<number, number>();
   private waiter: Waiter | undefined;
+  /** Outstanding liveness probe. */
+  private probing: Probe | undefined;
+  private probeCount = 0;
+  /** Set once this circuit must take no new streams (a stream open timed out, a hop is silent). */
+  private retiredFlag = false;
   private nextStreamId = 1;
   private error: CircuitError | undefined;
   private readonly closeListeners: Array<(error: CircuitError) => void> = [];
@@ -100,10 +123,11 @@ export class ClientCircuit implements CircuitEndpoint {
       }
     } catch (error) {
       const reason = error instanceof HandshakeError ? DestroyReason.authentication : DestroyReason.connectFailed;
+      const hop = circuit.hops.length; // the hop being added when the build stopped
       circuit.fail(
         error instanceof CircuitError
-          ? error
-          : new CircuitError(reason, `circuit build failed: ${(error as Error).message}`, { cause: error }),
+          ? new CircuitError(error.reason, error.message, { cause: error.cause, hop })
+          : new CircuitError(reason, `circuit build failed: ${(error as Error).message}`, { cause: error, hop }),
       );
       throw circuit.error;
     }
@@ -112,6 +136,44 @@ export class ClientCircuit implements CircuitEndpoint {
 
   get closed(): boolean {
     return this.error !== undefined;
+  }
+
+  /** No new streams: the entry builds another circuit for them. Existing streams carry on. */
+  get retired(): boolean {
+    return this.retiredFlag || this.closed;
+  }
+
+  retire(): void {
+    this.retiredFlag = true;
+  }
+
+  /** Takes new streams again (a probe found every hop alive: the stall was the target's). */
+  reinstate(): void {
+    this.retiredFlag = false;
+  }
+
+  /**
+   * Asks every hop to answer (PROBE/PROBED) and resolves with the index of the first hop that did
+   * not within `timeoutMs` (the hops behind a silent one cannot answer either), or -1 when all did.
+   * One probe at a time: a call while one runs waits for its answer.
+   */
+  probe(timeoutMs: number): Promise<number> {
+    if (this.error) return Promise.resolve(0);
+    return new Promise((resolve) => {
+      if (this.probing) return void this.probing.waiters.push(resolve);
+      const nonce = Buffer.alloc(PROBE_MAX_BYTES);
+      nonce.writeBigUInt64BE(BigInt(++this.probeCount));
+      const state: Probe = { nonce, answered: this.hops.map(() => false), waiters: [resolve], finish: () => {} };
+      const timer = setTimeout(() => state.finish(), timeoutMs);
+      state.finish = () => {
+        clearTimeout(timer);
+        if (this.probing === state) this.probing = undefined;
+        const silent = this.error ? 0 : state.answered.indexOf(false);
+        for (const waiter of state.waiters.splice(0)) waiter(silent);
+      };
+      this.probing = state;
+      for (let i = 0; i < this.hops.length; i++) this.sendTo(i, RelayCommand.probe, 0, [nonce]);
+    });
   }
 
   get streamCount(): number {
@@ -130,8 +192,10 @@ export class ClientCircuit implements CircuitEndpoint {
     const stream = new CircuitStream(streamId, {
       send: (command, id, parts) => this.sendTo(this.hops.length - 1, command, id, parts),
       whenWritable: (callback) => this.mux.link.onceDrained(callback),
-      release: (id) => {
-        if (this.streams.get(id) === stream) this.streams.delete(id);
+      release: (id, peerEnded) => {
+        if (this.streams.get(id) !== stream) return;
+        this.streams.delete(id);
+        if (!peerEnded) this.rememberClosed(id);
       },
     });
     this.streams.set(streamId, stream);
@@ -139,6 +203,8 @@ export class ClientCircuit implements CircuitEndpoint {
       const onAbort = () => {
         this.opening.delete(streamId);
         stream.abort(new StreamOpenError(StreamReason.ttlExpired, "stream open timed out"));
+        // The exit may be connecting or have sent CONNECTED already: its answer is still to come.
+        this.rememberClosed(streamId);
         this.sendTo(this.hops.length - 1, RelayCommand.end, streamId, [Buffer.of(StreamReason.ttlExpired)]);
         reject(new StreamOpenError(StreamReason.ttlExpired, "stream open timed out"));
       };
@@ -216,6 +282,14 @@ export class ClientCircuit implements CircuitEndpoint {
           ),
         );
       }
+      case RelayCommand.probed: {
+        // A late answer (after the probe gave up) is not a violation: ignore it.
+        const probing = this.probing;
+        if (!probing || !message.data.equals(probing.nonce)) return;
+        probing.answered[hop] = true;
+        if (!probing.answered.includes(false)) probing.finish();
+        return;
+      }
       case RelayCommand.connected:
       case RelayCommand.data:
       case RelayCommand.end:
@@ -235,8 +309,18 @@ export class ClientCircuit implements CircuitEndpoint {
           stream?.abort(error);
           return opening.reject(error);
         }
-        if (message.command === RelayCommand.connected) throw new ProtocolError("CONNECTED twice");
-        stream?.receive(message.command, message.data);
+        if (stream) {
+          if (message.command === RelayCommand.connected) throw new ProtocolError("CONNECTED twice");
+          return stream.receive(message.command, message.data);
+        }
+        if (this.closedStreams.has(message.streamId)) {
+          // Crossed our END in flight: ignore; the exit's END means nothing more will come.
+          if (message.command === RelayCommand.end) this.closedStreams.delete(message.streamId);
+          return;
+        }
+        // An id we never opened (or forgot after CLOSED_STREAM_TTL_MS): CONNECTED cannot be a
+        // race, so it is a violation; stray DATA/END/SENDME are dropped as before.
+        if (message.command === RelayCommand.connected) throw new ProtocolError("CONNECTED for an unknown stream");
         return;
       }
       default:
@@ -257,9 +341,20 @@ export class ClientCircuit implements CircuitEndpoint {
     for (let tries = 0; tries < 0x10000; tries++) {
       const id = this.nextStreamId;
       this.nextStreamId = id >= 0xffff ? 1 : id + 1;
-      if (!this.streams.has(id)) return id;
+      if (!this.streams.has(id) && !this.closedStreams.has(id)) return id;
     }
     throw new StreamOpenError(StreamReason.generalFailure, "no free stream id on this circuit");
+  }
+
+  private rememberClosed(id: number, now = Date.now()): void {
+    if (this.error) return;
+    this.closedStreams.delete(id);
+    this.closedStreams.set(id, now);
+    // Oldest first: drop entries past their age, and the oldest beyond the bound.
+    for (const [old, at] of this.closedStreams) {
+      if (this.closedStreams.size <= CLOSED_STREAMS_MAX && now - at < CLOSED_STREAM_TTL_MS) break;
+      this.closedStreams.delete(old);
+    }
   }
 
   private wait(expect: Waiter["expect"], timeoutMs: number): Promise<Buffer> {
@@ -294,6 +389,7 @@ export class ClientCircuit implements CircuitEndpoint {
     this.mux.remove(this.id);
     this.waiter?.reject(error);
     this.waiter = undefined;
+    this.probing?.finish();
     for (const o of this.opening.values())
       o.reject(new StreamOpenError(StreamReason.generalFailure, error.message, { cause: error }));
     this.opening.clear();

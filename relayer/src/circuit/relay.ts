@@ -6,17 +6,19 @@
  * Nothing here touches a socket: links come from link/, target connections from the injected
  * `openTarget` (exit/ in production).
  */
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { HELLO_BYTES, REPLY_BYTES, respondToHandshake } from "../crypto/handshake.ts";
 import { AuthenticationError } from "../crypto/cipher.ts";
 import { MLKEM768_PUBLIC_BYTES, X25519_PUBLIC_BYTES, keysHashOf } from "../crypto/keys.ts";
 import type { RelayPublicKeys, StaticKeys } from "../crypto/keys.ts";
-import type { Link } from "../link/link.ts";
+import type { CellQueue, Link } from "../link/link.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import {
   CellCommand,
   DestroyReason,
+  PROBE_MAX_BYTES,
   ProtocolError,
   RelayCommand,
   decodeExtend,
@@ -28,7 +30,7 @@ import type { Cell, Target } from "../wire/cell.ts";
 import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
 import { CircuitMux } from "./mux.ts";
 import { LAYER_MINE, LAYER_PASS, RelayHop } from "./onion.ts";
-import { CircuitStream } from "./stream.ts";
+import { CircuitStream, STREAM_WINDOW } from "./stream.ts";
 
 export type OpenTarget = (target: Target, signal: AbortSignal) => Promise<Duplex>;
 export type ConnectLink = (host: string, port: number, relay: RelayPublicKeys) => Promise<Link>;
@@ -44,6 +46,18 @@ export interface RelayLimits {
   streamIdleMs: number;
   /** An inbound link that carries no circuit and no cell for this long is closed. */
   linkIdleMs: number;
+  /**
+   * Cells one circuit may have waiting for a congested link, each direction. The end-to-end
+   * stream windows bound what a well-behaved circuit has in flight: 32 cells per stream, times
+   * `streamsPerCircuit` (the default). A circuit past it broke flow control and is destroyed.
+   */
+  circuitQueueCells: number;
+  /**
+   * Cells queued on all of this relay's circuits together. Past it, the circuits holding the most
+   * are destroyed (resource limit) until the total is back under (Tor's out-of-memory handler):
+   * many circuits each within their own bound must not exhaust the relay. Checked every 250 ms.
+   */
+  queueBudgetCells: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
@@ -53,6 +67,8 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   connectTimeoutMs: 10_000,
   streamIdleMs: 10 * 60_000,
   linkIdleMs: 5 * 60_000,
+  circuitQueueCells: STREAM_WINDOW * 256,
+  queueBudgetCells: 16_384, // 256 MiB of full cells
 };
 
 export interface RelayCoreOptions {
@@ -76,6 +92,8 @@ export class RelayCore {
   readonly limits: RelayLimits;
   private readonly log: Logger;
   private readonly outbound = new Map<string, Promise<CircuitMux>>();
+  /** Outbound links that are up (the map above holds promises). */
+  private readonly outboundLinks = new Set<Link>();
   private readonly inbound = new Map<Link, Map<number, RelayCircuit>>();
   private readonly sweeper: NodeJS.Timeout;
   /** Circuits alive here (for metrics and tests). */
@@ -84,10 +102,36 @@ export class RelayCore {
   constructor(options: RelayCoreOptions) {
     this.options = options;
     this.limits = { ...DEFAULT_RELAY_LIMITS, ...options.limits };
+    if (options.limits?.circuitQueueCells === undefined)
+      this.limits.circuitQueueCells = STREAM_WINDOW * this.limits.streamsPerCircuit;
     this.log = options.logger ?? silentLogger;
     // Idle links hold a socket and keys for nothing: sweep them (bounded: one pass over links).
     this.sweeper = setInterval(() => this.sweepIdleLinks(), Math.max(50, Math.min(30_000, this.limits.linkIdleMs / 2)));
     this.sweeper.unref();
+    this.budgetTimer = setInterval(() => this.enforceQueueBudget(), 250);
+    this.budgetTimer.unref();
+  }
+
+  private readonly budgetTimer: NodeJS.Timeout;
+
+  /** Destroys the circuits with the largest queues while the relay is over its queue budget. */
+  private enforceQueueBudget(): void {
+    let total = this.queuedCells();
+    if (total <= this.limits.queueBudgetCells) return;
+    const all: RelayCircuit[] = [];
+    for (const circuits of this.inbound.values()) for (const c of circuits.values()) all.push(c);
+    all.sort((a, b) => b.queued - a.queued);
+    let destroyed = 0;
+    for (const c of all) {
+      if (total <= this.limits.queueBudgetCells || c.queued === 0) break;
+      total -= c.queued;
+      c.destroy(DestroyReason.resourceLimit);
+      destroyed++;
+    }
+    this.log.warn("relay over its queue budget: destroyed the circuits holding the most", {
+      destroyed,
+      budget: this.limits.queueBudgetCells,
+    });
   }
 
   private sweepIdleLinks(now = Date.now()): void {
@@ -121,9 +165,18 @@ export class RelayCore {
     });
   }
 
+  /** Cells waiting in circuit queues on this relay's links (tests, metrics). */
+  queuedCells(): number {
+    let n = 0;
+    for (const link of this.inbound.keys()) n += link.queuedCells;
+    for (const link of this.outboundLinks) n += link.queuedCells;
+    return n;
+  }
+
   /** Closes every link (and so every circuit). */
   close(): void {
     clearInterval(this.sweeper);
+    clearInterval(this.budgetTimer);
     for (const link of [...this.inbound.keys()]) link.close();
     for (const mux of this.outbound.values())
       void mux.then(
@@ -196,9 +249,13 @@ export class RelayCore {
       if (ready && !ready.link.isClosed) return ready;
       this.outbound.delete(key);
     }
-    mux = this.options
-      .connectLink(host, port, relay)
-      .then((link) => new CircuitMux(link, () => this.outbound.delete(key)));
+    mux = this.options.connectLink(host, port, relay).then((link) => {
+      this.outboundLinks.add(link);
+      return new CircuitMux(link, () => {
+        this.outboundLinks.delete(link);
+        this.outbound.delete(key);
+      });
+    });
     this.outbound.set(key, mux);
     mux.catch(() => this.outbound.delete(key));
     return mux;
@@ -211,13 +268,21 @@ export class RelayCore {
 
 type Side = "prev" | "next";
 
+function resetOrDestroy(socket: Duplex): void {
+  const reset = (socket as Partial<Socket>).resetAndDestroy;
+  if (typeof reset === "function" && !socket.destroyed) reset.call(socket);
+  else socket.destroy();
+}
+
 class RelayCircuit {
   private readonly core: RelayCore;
   private readonly prev: Link;
   private readonly prevId: number;
   private readonly hop: RelayHop;
   private readonly onGone: () => void;
-  private next: { mux: CircuitMux; id: number } | undefined;
+  private next: { mux: CircuitMux; id: number; queue: CellQueue } | undefined;
+  /** Backward cells of this circuit waiting for the previous link (passed on and our own, in order). */
+  private readonly prevQueue: CellQueue;
   private extending = false;
   private readonly streams = new Map<number, CircuitStream>();
   private dead = false;
@@ -228,6 +293,12 @@ class RelayCircuit {
     this.prevId = prevId;
     this.hop = hop;
     this.onGone = onGone;
+    this.prevQueue = prev.openQueue(core.limits.circuitQueueCells);
+  }
+
+  /** Cells of this circuit waiting for a congested link, both directions. */
+  get queued(): number {
+    return this.prevQueue.length + (this.next?.queue.length ?? 0);
   }
 
   fromPrev(body: Buffer): void {
@@ -254,22 +325,24 @@ class RelayCircuit {
   private passForward(inner: Buffer): void {
     if (!this.next) throw new ProtocolError("cell to pass on, but the circuit ends here");
     this.core.options.tamperForward?.(inner);
-    if (!this.next.mux.send(this.next.id, CellCommand.relay, [inner])) {
-      // Hop-by-hop back-pressure: stop reading the previous link until the next one drains.
-      this.prev.pause();
-      this.next.mux.link.onceDrained(() => this.prev.resume());
-    }
+    // Never pause the previous link for one circuit (every circuit on it would stall): queue this
+    // circuit's cells, and destroy it if it overruns what its streams' windows allow.
+    if (!this.next.queue.push(this.next.id, CellCommand.relay, [inner])) this.overflow("next");
+  }
+
+  private overflow(side: Side): void {
+    this.core.logger.warn("circuit queue overflow: destroying the circuit", {
+      side,
+      cells: this.core.limits.circuitQueueCells,
+    });
+    this.destroy(DestroyReason.resourceLimit);
   }
 
   private fromNext(cell: Cell): void {
     if (this.dead) return;
     if (cell.command === CellCommand.relay) {
       const sealed = this.hop.sealBackward.seal([LAYER_PASS, cell.body]);
-      if (!this.prev.send(this.prevId, CellCommand.relay, sealed) && this.next) {
-        const link = this.next.mux.link;
-        link.pause();
-        this.prev.onceDrained(() => link.resume());
-      }
+      if (!this.prevQueue.push(this.prevId, CellCommand.relay, sealed)) this.overflow("prev");
     } else if (cell.command === CellCommand.destroy) {
       this.destroy((cell.body[0] ?? DestroyReason.none) as DestroyReason, "next");
     } else {
@@ -281,7 +354,13 @@ class RelayCircuit {
   sendBackward(command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
     if (this.dead) return false;
     const sealed = this.hop.sealBackward.seal([LAYER_MINE, encodeRelayHeader(command, streamId), ...data]);
-    return this.prev.send(this.prevId, CellCommand.relay, sealed);
+    // Through the same queue as cells passed on: both are sealed with this hop's backward key in
+    // sequence, so they must leave in that order. Our own streams are bounded by their windows.
+    if (!this.prevQueue.push(this.prevId, CellCommand.relay, sealed)) {
+      this.overflow("prev");
+      return false;
+    }
+    return !this.prev.needsDrain;
   }
 
   private handle(bytes: Buffer): void {
@@ -291,6 +370,12 @@ class RelayCircuit {
         return this.extend(message.data);
       case RelayCommand.begin:
         return this.begin(message.streamId, message.data);
+      case RelayCommand.probe:
+        // Any hop answers for itself, so the client can tell which hop of a stalled circuit is
+        // silent (a frozen relay) and avoid that one when it rebuilds.
+        if (message.streamId !== 0 || message.data.length > PROBE_MAX_BYTES) throw new ProtocolError("PROBE size");
+        this.sendBackward(RelayCommand.probed, 0, [message.data]);
+        return;
       case RelayCommand.data:
       case RelayCommand.end:
       case RelayCommand.sendme: {
@@ -331,7 +416,7 @@ class RelayCircuit {
             mux.send(id, CellCommand.destroy, [Buffer.of(DestroyReason.requested)]);
             mux.remove(id);
           } else if (cell.command === CellCommand.created && cell.body.length === REPLY_BYTES) {
-            this.next = { mux, id };
+            this.next = { mux, id, queue: mux.link.openQueue(this.core.limits.circuitQueueCells) };
             this.sendBackward(RelayCommand.extended, 0, [cell.body]);
           } else {
             if (cell.command !== CellCommand.destroy)
@@ -389,7 +474,9 @@ class RelayCircuit {
         stream.on("data", touch);
         stream.once("close", () => clearTimeout(idle));
         socket.on("error", (error) => stream.destroy(error));
-        stream.on("error", () => socket.destroy());
+        // A stream that died (circuit destroyed, END with an error) reaches the target as a TCP
+        // reset, so that the target cannot take a truncated upload for a complete one.
+        stream.on("error", () => resetOrDestroy(socket));
         stream.on("close", () => socket.destroy());
         socket.on("close", () => {
           if (!stream.writableEnded) stream.destroy();
@@ -414,6 +501,8 @@ class RelayCircuit {
   destroy(reason: DestroyReason, from?: Side): void {
     if (this.dead) return;
     this.dead = true;
+    this.prevQueue.close();
+    this.next?.queue.close();
     if (from !== "prev" && !this.prev.isClosed) this.prev.send(this.prevId, CellCommand.destroy, [Buffer.of(reason)]);
     if (this.next) {
       if (from !== "next") this.next.mux.send(this.next.id, CellCommand.destroy, [Buffer.of(reason)]);

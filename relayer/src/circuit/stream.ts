@@ -19,8 +19,11 @@ export interface StreamTransport {
   send(command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean;
   /** Calls back once the link below can take more. */
   whenWritable(callback: () => void): void;
-  /** The stream is gone on this side: forget it. */
-  release(streamId: number): void;
+  /**
+   * The stream is gone on this side: forget it. `peerEnded` is false when the far side has not
+   * sent END yet, so CONNECTED, DATA or END may still be in flight for this id.
+   */
+  release(streamId: number, peerEnded: boolean): void;
 }
 
 export class CircuitStream extends Duplex {
@@ -131,7 +134,7 @@ export class CircuitStream extends Duplex {
     }
     const p = this.pending;
     this.pending = undefined;
-    this.transport.release(this.streamId);
+    this.transport.release(this.streamId, this.gotEnd);
     if (p) p.callback(error ?? new Error("stream destroyed"));
     callback(error);
   }

@@ -19,6 +19,11 @@ import { addEntry, buildSpecialLists } from "./ranges.ts";
 export interface ExitPolicyOptions {
   /** Open private, loopback, link-local, CGNAT and own addresses (development only; logs a warning). */
   allowPrivateTargets?: boolean;
+  /**
+   * Open loopback only — 127.0.0.0/8, ::1 and their IPv4-mapped forms — for a local demo whose
+   * site runs on this host: nothing private, link-local or translated (NAT64, 6to4). Logs a warning.
+   */
+  allowLoopbackTargets?: boolean;
   /** CIDR ranges or single IPs to open even though a built-in rule refuses them. */
   allow?: string[];
   /** CIDR ranges or single IPs always refused; wins over `allow` and `allowPrivateTargets`. */
@@ -41,7 +46,13 @@ export interface ExitPolicy {
 /** Interfaces change (DHCP, hot-plugged links), so the node's own addresses are re-read this often. */
 const OWN_ADDRESSES_TTL_MS = 30_000;
 
-type Form = { address: string; type: "ipv4" | "ipv6" };
+/**
+ * One way of seeing an address. `translated` marks the IPv4 address that a NAT64 (64:ff9b::/96)
+ * or 6to4 (2002::/16) address embeds: a packet to such an address goes to a translator or relay
+ * somewhere on the network, not to that IPv4 host on the exit's own network, so permissions for
+ * local ranges (allowPrivateTargets, allow entries) never open it; refusals still apply to it.
+ */
+type Form = { address: string; type: "ipv4" | "ipv6"; translated: boolean };
 
 /**
  * Builds an exit policy. Throws on a malformed entry, naming the option and the entry, so that a
@@ -57,6 +68,12 @@ export function createExitPolicy(options: ExitPolicyOptions = {}): ExitPolicy {
   const ports = parsePorts(options.allowPorts);
   const special = buildSpecialLists();
   const allowPrivate = options.allowPrivateTargets === true;
+  const allowLoopback = options.allowLoopbackTargets === true;
+  if (allowLoopback && !allowPrivate) {
+    options.logger?.warn("exit policy opens loopback targets (127.0.0.0/8, ::1): local demo only", {
+      allowLoopbackTargets: true,
+    });
+  }
   if (allowPrivate) {
     options.logger?.warn(
       "EXIT POLICY OPENS PRIVATE AND LOOPBACK TARGETS: clients can reach this host and its networks; development only",
@@ -83,6 +100,7 @@ export function createExitPolicy(options: ExitPolicyOptions = {}): ExitPolicy {
   };
 
   const matches = (list: BlockList, forms: Form[]) => forms.some((f) => list.check(f.address, f.type));
+  const direct = (forms: Form[]) => forms.filter((f) => !f.translated);
 
   return {
     check(address: string, port: number): PolicyVerdict {
@@ -94,12 +112,15 @@ export function createExitPolicy(options: ExitPolicyOptions = {}): ExitPolicy {
       if (!allowPrivate && (matches(extraOwn, forms) || matches(ownAddresses(), forms))) {
         return { ok: false, why: "address of the exit node itself" };
       }
-      if (matches(allow, forms)) return { ok: true };
+      if (matches(allow, direct(forms))) return { ok: true };
       // The first range that matches decides, so ::1 is "loopback" (opened by allowPrivateTargets)
       // rather than also "IPv4-compatible" (never opened); every form of the address must pass.
       for (const form of forms) {
         const group = special.find((g) => g.list.check(form.address, form.type));
-        if (group && !(allowPrivate && group.opensWithPrivate)) return { ok: false, why: `${group.label} address` };
+        if (!group) continue;
+        if (form.translated) return { ok: false, why: `${group.label} address behind NAT64 or 6to4` };
+        if (allowLoopback && group.label === "loopback") continue;
+        if (!(allowPrivate && group.opensWithPrivate)) return { ok: false, why: `${group.label} address` };
       }
       return { ok: true };
     },
@@ -107,19 +128,23 @@ export function createExitPolicy(options: ExitPolicyOptions = {}): ExitPolicy {
 }
 
 /**
- * The address as the policy must see it: itself plus, for IPv6 that carries an IPv4 address, that
- * IPv4 address. Zone-scoped IPv6 (`fe80::1%eth0`) is refused outright: BlockList does not match it
- * against fe80::/10, and no Internet target has a zone.
+ * The address as the policy must see it, after canonicalisation. An IPv4-mapped address
+ * (::ffff:a.b.c.d) is that IPv4 host itself (the kernel connects to it over IPv4), so it is seen
+ * as both forms, neither translated. NAT64 and 6to4 addresses are IPv6 hosts elsewhere that carry
+ * an IPv4 address: seen as themselves plus that IPv4 address, marked translated. Zone-scoped IPv6
+ * (`fe80::1%eth0`) is refused outright: BlockList does not match it against fe80::/10, and no
+ * Internet target has a zone.
  */
 function addressForms(address: string): Form[] | undefined {
   const family = isIP(address);
-  if (family === 4) return [{ address, type: "ipv4" }];
+  if (family === 4) return [{ address, type: "ipv4", translated: false }];
   if (family !== 6 || address.includes("%")) return undefined;
   const bytes = parseIPv6(address);
   if (!bytes) return undefined;
-  const forms: Form[] = [{ address, type: "ipv6" }];
+  const forms: Form[] = [{ address, type: "ipv6", translated: false }];
   const v4 = embeddedIPv4(bytes);
-  if (v4) forms.push({ address: v4, type: "ipv4" });
+  const mapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  if (v4) forms.push({ address: v4, type: "ipv4", translated: !mapped });
   return forms;
 }
 

@@ -27,14 +27,77 @@ export interface LinkHandler {
 export interface LinkOptions {
   /** The whole handshake must finish within this time (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** Source address for an outgoing link (multi-homed hosts; tests use other loopback addresses). */
+  localAddress?: string;
   /** Cells per key before the GCM key ratchets (tests lower it). */
   rekeyInterval?: number;
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Bytes a link's socket may hold unsent before circuit queues wait (see `congested`). */
+const LINK_BUFFER_BYTES = 256 * 1024;
 
 export class LinkError extends Error {
   override name = "LinkError";
+}
+
+type QueuedCell = { circuitId: number; command: CellCommand; body: readonly Buffer[] };
+
+/**
+ * One circuit's cells waiting for a congested link (Tor's circuit queues). A relay never stops
+ * reading a link because one circuit's next hop is slow or frozen — that would stall every other
+ * circuit on the link (head-of-line blocking) — so each circuit queues its own cells here, and the
+ * link sends from the queues in turn (round robin) as the socket drains. A queue is bounded by
+ * `limit`: `push` returns false past it, and the owner destroys that circuit.
+ */
+export class CellQueue {
+  readonly limit: number;
+  private readonly link: Link;
+  /** Cells not yet sent; `head` is the next one (no Array.shift on the hot path). */
+  items: QueuedCell[] = [];
+  head = 0;
+  active = false;
+  closed = false;
+
+  constructor(link: Link, limit: number) {
+    this.link = link;
+    this.limit = limit;
+  }
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  /** Sends now if nothing of this circuit is waiting and the link can take it, else queues. */
+  push(circuitId: number, command: CellCommand, body: readonly Buffer[]): boolean {
+    if (this.closed) return true;
+    if (this.length === 0 && !this.link.congested) {
+      this.link.send(circuitId, command, body);
+      return true;
+    }
+    if (this.length >= this.limit) return false;
+    this.items.push({ circuitId, command, body });
+    this.link.activate(this);
+    return true;
+  }
+
+  /** The circuit is gone: drop what is queued and leave the link's rotation. */
+  close(): void {
+    this.closed = true;
+    this.items = [];
+    this.head = 0;
+  }
+
+  /** Takes the next cell (the link's scheduler calls this). */
+  take(): QueuedCell | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const cell = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return cell;
+  }
 }
 
 export class Link {
@@ -47,6 +110,9 @@ export class Link {
   private closed = false;
   private pauses = 0;
   private drainWaiters: Array<() => void> = [];
+  /** Circuit queues with cells waiting, in turn order. */
+  private active: CellQueue[] = [];
+  private flushing = false;
   /** Cells sent and received, for accounting and tests. */
   cellsSent = 0;
   /** Date.now() of the last cell either way (idle sweeps). */
@@ -66,7 +132,7 @@ export class Link {
 
   /** Opens a link to the relay at host:port, authenticating it against `relay` (its keysHash). */
   static connect(host: string, port: number, relay: RelayPublicKeys, options: LinkOptions = {}): Promise<Link> {
-    const socket = netConnect({ host, port });
+    const socket = netConnect({ host, port, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
     const hs = startClientHandshake(relay);
     socket.once("connect", () => socket.write(Buffer.concat([encodeFrameHeader(hs.hello.length), hs.hello])));
     return Link.handshake(socket, `link to ${host}:${port}`, options, (link, reply) => {
@@ -149,6 +215,15 @@ export class Link {
     return this.closed;
   }
 
+  /**
+   * True when the socket holds LINK_BUFFER_BYTES unsent: circuit queues wait for a drain. Deeper
+   * than the socket's high-water mark on purpose: filling the socket only to its mark on each
+   * drain sent one or two 16 KiB cells per round trip to the kernel, a third of the throughput.
+   */
+  get congested(): boolean {
+    return this.socket.writableLength >= LINK_BUFFER_BYTES;
+  }
+
   /** True when the socket's buffer is full: wait for `onceDrained` before sending more. */
   get needsDrain(): boolean {
     return this.socket.writableNeedDrain;
@@ -172,6 +247,51 @@ export class Link {
     this.cellsSent++;
     this.lastActivity = Date.now();
     return !this.socket.writableNeedDrain;
+  }
+
+  /** A queue of cells for one circuit on this link, holding at most `limit` cells. */
+  openQueue(limit: number): CellQueue {
+    return new CellQueue(this, limit);
+  }
+
+  /** Puts a queue with waiting cells in the rotation (CellQueue.push calls this). */
+  activate(queue: CellQueue): void {
+    if (queue.active) return;
+    queue.active = true;
+    this.active.push(queue);
+    this.scheduleFlush();
+  }
+
+  /** Cells waiting in this link's circuit queues (tests, metrics). */
+  get queuedCells(): number {
+    let n = 0;
+    for (const q of this.active) n += q.length;
+    return n;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing || this.closed) return;
+    this.flushing = true;
+    this.onceDrained(() => {
+      this.flushing = false;
+      this.flush();
+    });
+  }
+
+  /** Round robin over the circuits with waiting cells, one cell each, until the socket is full. */
+  private flush(): void {
+    let rounds = 0;
+    while (this.active.length > 0 && !this.closed && !this.congested && rounds++ < 1_000_000) {
+      const queue = this.active.shift() as CellQueue;
+      const cell = queue.closed ? undefined : queue.take();
+      if (cell) this.send(cell.circuitId, cell.command, cell.body);
+      if (!queue.closed && queue.length > 0) this.active.push(queue);
+      else queue.active = false;
+    }
+    if (this.closed) {
+      for (const q of this.active) q.active = false;
+      this.active = [];
+    } else if (this.active.length > 0) this.scheduleFlush();
   }
 
   /** Stops reading from the peer (counted: each pause needs a resume). */

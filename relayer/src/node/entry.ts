@@ -1,12 +1,12 @@
 /**
  * The local node a user's apps talk to: a SOCKS5 entry on 127.0.0.1:10809 whose streams leave
  * through circuits of relays. Circuits are built ahead of time, shared by streams with the same
- * isolation key (the SOCKS5 username, Tor's IsolateSOCKSAuth), retired after `maxCircuitAgeMs`,
+ * isolation key (the SOCKS5 username and password, Tor's IsolateSOCKSAuth), retired after `maxCircuitAgeMs`,
  * and replaced when one dies: a stream that could not open because its circuit died is retried
  * once on a fresh circuit through other relays.
  */
 import { randomInt } from "node:crypto";
-import { ClientCircuit } from "../circuit/client.ts";
+import { CircuitError, ClientCircuit } from "../circuit/client.ts";
 import { CircuitMux } from "../circuit/mux.ts";
 import { Link } from "../link/link.ts";
 import type { Logger } from "../log.ts";
@@ -26,6 +26,18 @@ export interface EntryOptions {
   hops?: number;
   /** Retire a circuit for new streams after this long (default 10 min). */
   maxCircuitAgeMs?: number;
+  /**
+   * A stream open with no answer from the exit within this (default 5 s) retires its circuit for
+   * new streams at once and probes its hops: a silent hop (a frozen relay) is avoided by the
+   * rebuild, its circuit is closed and the stream retried on the new one.
+   */
+  streamOpenTimeoutMs?: number;
+  /** Every hop must answer a probe within this (default 2 s). */
+  probeTimeoutMs?: number;
+  /** Each hop of a build must answer within this (default 5 s). */
+  buildStepTimeoutMs?: number;
+  /** A relay found silent or unreachable is left out of new paths for this long (default 10 min). */
+  suspectMs?: number;
   socksAuth?: { verify(username: string, password: string): boolean };
   logger?: Logger;
 }
@@ -66,11 +78,44 @@ export function choosePath(
   return path;
 }
 
+/**
+ * The isolation key of a SOCKS request: username and password together (Tor's IsolateSOCKSAuth),
+ * length-prefixed so that no two different pairs can give the same key. No credentials: "".
+ */
+export function isolationKey(username: string | undefined, password: string | undefined): string {
+  if (username === undefined && password === undefined) return "";
+  const u = username ?? "";
+  return `${u.length}:${u}${password ?? ""}`;
+}
+
 export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const log = options.logger ?? silentLogger;
   const hops = options.hops ?? 3;
   if (!Number.isInteger(hops) || hops < 1 || hops > 5) throw new RangeError(`hops: expected 1..5, got ${hops}`);
   const maxAge = options.maxCircuitAgeMs ?? 10 * 60_000;
+  const streamOpenTimeoutMs = options.streamOpenTimeoutMs ?? 5_000;
+  const probeTimeoutMs = options.probeTimeoutMs ?? 2_000;
+  const buildStepTimeoutMs = options.buildStepTimeoutMs ?? 5_000;
+  const suspectMs = options.suspectMs ?? 10 * 60_000;
+  /** Relay name → Date.now() until which new paths avoid it (bounded by the directory's size). */
+  const suspects = new Map<string, number>();
+  const pathNames = new WeakMap<ClientCircuit, string[]>();
+
+  const suspect = (name: string | undefined, why: string) => {
+    if (name === undefined) return;
+    suspects.set(name, Date.now() + suspectMs);
+    log.warn("relay suspected: new circuits avoid it", { relay: name, why, ms: suspectMs });
+  };
+  /** `avoid` plus the relays suspected now; forgets expired suspicions. */
+  const avoiding = (avoid: ReadonlySet<string>): Set<string> => {
+    const now = Date.now();
+    const out = new Set(avoid);
+    for (const [name, until] of suspects) {
+      if (until <= now) suspects.delete(name);
+      else out.add(name);
+    }
+    return out;
+  };
   const muxes = new Map<string, Promise<CircuitMux>>();
   const circuits = new Map<string, Promise<ClientCircuit>>();
   const open = new Set<ClientCircuit>();
@@ -90,10 +135,29 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   };
 
   const build = async (avoid: Set<string>): Promise<ClientCircuit> => {
-    const path = choosePath(options.directory(), hops, avoid);
+    const relays = options.directory();
+    let path: DirectoryEntry[];
+    try {
+      path = choosePath(relays, hops, avoiding(avoid));
+    } catch {
+      // Too many relays suspected to make a path: a suspicion is a guess, so try them again.
+      path = choosePath(relays, hops, avoid);
+    }
     const started = performance.now();
-    const mux = await muxTo(path[0] as DirectoryEntry);
-    const circuit = await ClientCircuit.build(mux, path);
+    let circuit: ClientCircuit;
+    try {
+      const mux = await muxTo(path[0] as DirectoryEntry);
+      circuit = await ClientCircuit.build(mux, path, { stepTimeoutMs: buildStepTimeoutMs });
+    } catch (error) {
+      // The hop that did not answer or could not be reached (a link to hop 1 that failed: hop 0).
+      const hop = error instanceof CircuitError ? error.hop : 0;
+      if (hop !== undefined) suspect(path[hop]?.name, `circuit build: ${(error as Error).message}`);
+      throw error;
+    }
+    pathNames.set(
+      circuit,
+      path.map((r) => r.name),
+    );
     open.add(circuit);
     circuit.onClose((error) => {
       open.delete(circuit);
@@ -112,7 +176,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     const current = circuits.get(isolation);
     if (current) {
       const c = await current.catch(() => undefined);
-      if (c && !c.closed && Date.now() - c.createdAt < maxAge) return c;
+      if (c && !c.retired && Date.now() - c.createdAt < maxAge) return c;
       if (circuits.get(isolation) === current) circuits.delete(isolation);
     }
     const next = (async () => {
@@ -136,21 +200,49 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     return next;
   };
 
+  /**
+   * Opens a stream on `circuit`; past `streamOpenTimeoutMs` without an answer the circuit takes no
+   * new streams, and if a probe finds a silent hop, that relay is suspected and the circuit closed
+   * (which fails this open, so the caller retries on a fresh circuit that avoids the relay).
+   */
+  const openOn = async (circuit: ClientCircuit, target: Target, signal?: AbortSignal) => {
+    const timer = setTimeout(() => {
+      if (circuit.closed) return;
+      circuit.retire();
+      log.warn("stream open timed out: circuit retired, probing its hops", { ms: streamOpenTimeoutMs });
+      void circuit.probe(probeTimeoutMs).then((silent) => {
+        if (circuit.closed) return;
+        if (silent < 0) {
+          // Every hop answered: the target is slow, not a relay. The circuit is fine for new streams.
+          log.info("every hop answered the probe: circuit reinstated");
+          return circuit.reinstate();
+        }
+        suspect(pathNames.get(circuit)?.[silent], `hop ${silent + 1} did not answer a probe`);
+        circuit.close();
+      });
+    }, streamOpenTimeoutMs);
+    try {
+      return await circuit.openStream(target, signal);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
   const openStream = async (target: Target, isolation = "", signal?: AbortSignal) => {
     const circuit = await circuitFor(isolation);
     try {
-      return await circuit.openStream(target, signal);
+      return await openOn(circuit, target, signal);
     } catch (error) {
       // The exit's verdict (refused, unreachable, not allowed) is final; a dead circuit is not.
       if (!circuit.closed || signal?.aborted) throw error;
       log.info("stream failed on a dying circuit: retrying on a fresh one");
       const fresh = await circuitFor(isolation);
-      return fresh.openStream(target, signal);
+      return openOn(fresh, target, signal);
     }
   };
 
   const socksOpen: OpenStream = async (request, signal) => ({
-    stream: await openStream(request.target, request.username ?? "", signal),
+    stream: await openStream(request.target, isolationKey(request.username, request.password), signal),
   });
   const socks = await startSocksServer({
     host: options.socksHost ?? "127.0.0.1",
@@ -164,7 +256,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const sweeper = setInterval(
     () => {
       const now = Date.now();
-      for (const c of open) if (c.streamCount === 0 && now - c.createdAt >= maxAge) c.close();
+      for (const c of open) if (c.streamCount === 0 && (c.retired || now - c.createdAt >= maxAge)) c.close();
     },
     Math.max(50, Math.min(30_000, maxAge / 2)),
   );

@@ -7,6 +7,7 @@ import { publicKeysOf } from "../crypto/keys.ts";
 import type { RelayPublicKeys } from "../crypto/keys.ts";
 import { Link } from "../link/link.ts";
 import { listenForLinks } from "../link/listener.ts";
+import type { AdmissionLimits, LinkListener } from "../link/listener.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { RelayCore } from "../circuit/relay.ts";
@@ -20,6 +21,8 @@ export interface RelayNodeOptions {
   openTarget?: OpenTarget;
   limits?: Partial<RelayLimits>;
   handshakesPerSecond?: number;
+  /** Link admission limits (link/listener.ts). */
+  admission?: Partial<AdmissionLimits>;
   rekeyInterval?: number;
   logger?: Logger;
   tamperForward?: (body: Buffer) => void;
@@ -30,6 +33,7 @@ export interface RelayNode {
   readonly port: number;
   readonly keys: RelayPublicKeys;
   readonly core: RelayCore;
+  readonly listener: LinkListener;
   close(): Promise<void>;
 }
 
@@ -49,6 +53,7 @@ export async function startRelay(options: RelayNodeOptions): Promise<RelayNode> 
     port: options.port,
     keys: options.keys,
     handshakesPerSecond: options.handshakesPerSecond,
+    admission: options.admission,
     rekeyInterval: options.rekeyInterval,
     logger: log,
     onLink: (link) => core.attach(link),
@@ -63,6 +68,7 @@ export async function startRelay(options: RelayNodeOptions): Promise<RelayNode> 
     port: listener.address.port,
     keys: publicKeysOf(options.keys),
     core,
+    listener,
     close: async () => {
       core.close();
       await listener.close();

@@ -22,9 +22,15 @@ export interface SocksServerOptions {
   auth?: { verify(username: string, password: string): boolean };
   /** Greeting, authentication and request must complete within this; default 10 000 ms. */
   handshakeTimeoutMs?: number;
+  /** The greeting (the first few bytes) must arrive within this; default 3 000 ms. */
+  greetingTimeoutMs?: number;
   /** openStream must resolve within this, or the client gets REP 6 (TTL expired); default 30 000 ms. */
   connectTimeoutMs?: number;
-  /** Open client connections allowed; extra ones are closed at once; default 1024. */
+  /**
+   * Open client connections allowed; default 1024. When full, a new connection takes the place of
+   * the oldest one still in its handshake (a stalled client: slowloris), and is closed at once
+   * only when every connection has finished its handshake.
+   */
   maxConnections?: number;
   logger?: Logger;
 }
@@ -43,6 +49,7 @@ export async function startSocksServer(options: SocksServerOptions): Promise<Soc
   const host = options.host ?? "127.0.0.1";
   const port = checkInteger("port", options.port ?? 10809, 0, 65535);
   const handshakeTimeoutMs = checkInteger("handshakeTimeoutMs", options.handshakeTimeoutMs ?? 10_000, 1, 2 ** 31 - 1);
+  const greetingTimeoutMs = checkInteger("greetingTimeoutMs", options.greetingTimeoutMs ?? 3_000, 1, 2 ** 31 - 1);
   const connectTimeoutMs = checkInteger("connectTimeoutMs", options.connectTimeoutMs ?? 30_000, 1, 2 ** 31 - 1);
   const maxConnections = checkInteger("maxConnections", options.maxConnections ?? 1024, 1, 2 ** 31 - 1);
   if (typeof options.openStream !== "function") throw new TypeError("socks openStream: expected a function");
@@ -50,11 +57,27 @@ export async function startSocksServer(options: SocksServerOptions): Promise<Soc
   const logger = (options.logger ?? silentLogger).child({ component: "socks" });
 
   const sessions = new Set<Session>();
+  // Sessions still in their handshake, oldest first (a Set keeps insertion order): when the server
+  // is full, the oldest of these is the one a new client replaces.
+  const handshaking = new Set<Session>();
   let nextId = 1;
   let limitLogged = false;
+  let evicted = 0;
   // allowHalfOpen: a client's EOF ends only its direction (see session.ts).
   const server = createServer({ allowHalfOpen: true, noDelay: true });
   server.on("connection", (socket: Socket) => {
+    if (sessions.size >= maxConnections) {
+      const stalled = handshaking.values().next();
+      if (!stalled.done) {
+        // Serve the new client before a stalled one: a client that has not finished a handshake
+        // of a few bytes while others arrive is the likeliest to be holding a slot on purpose.
+        handshaking.delete(stalled.value);
+        sessions.delete(stalled.value);
+        stalled.value.destroy();
+        if (evicted++ % 1000 === 0)
+          logger.warn("socks connection limit reached; closing stalled handshakes", { evicted });
+      }
+    }
     if (sessions.size >= maxConnections) {
       socket.on("error", () => {}); // a reset racing the destroy must not become an uncaught error
       socket.destroy();
@@ -68,11 +91,14 @@ export async function startSocksServer(options: SocksServerOptions): Promise<Soc
       openStream: options.openStream,
       verify,
       handshakeTimeoutMs,
+      greetingTimeoutMs,
       connectTimeoutMs,
       logger: logger.child({ conn: nextId++ }),
+      onHandshakeDone: () => handshaking.delete(session),
       onClose: () => sessions.delete(session),
     });
     sessions.add(session);
+    handshaking.add(session);
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -9,7 +9,10 @@
  *   and written to the stream before anything else;
  * - after success both directions are piped with backpressure; an error or abrupt close on one
  *   side destroys the other, and an end of writes on one side ends writes on the other, so
- *   request-then-close (HTTP/1.0) protocols work.
+ *   request-then-close (HTTP/1.0) protocols work;
+ * - a stream that dies (circuit destroyed, the target reset, END with an error) is passed on to the
+ *   application as a TCP reset, never a FIN: a FIN would make a truncated body of a protocol
+ *   without a length field (HTTP/1.0, a raw download) look complete.
  */
 import { pipeline, type Duplex } from "node:stream";
 import type { Socket } from "node:net";
@@ -19,8 +22,11 @@ import type { Target } from "../exit/address.ts";
 import { Method, type ParseError, parseCredentials, parseGreeting, parseRequest } from "./parse.ts";
 import { authReply, commandReply, methodReply } from "./reply.ts";
 
-/** What the application asked for; `username` (RFC 1929) lets the caller isolate streams. */
-export type SocksRequest = { target: Target; username?: string };
+/**
+ * What the application asked for; `username` and `password` (RFC 1929) let the caller isolate
+ * streams (Tor's IsolateSOCKSAuth uses both: browsers change the password for a new identity).
+ */
+export type SocksRequest = { target: Target; username?: string; password?: string };
 /** A stream to the target; `bound` is revealed to the client as BND.ADDR/BND.PORT if given. */
 export type OpenedStream = { stream: Duplex; bound?: { host: string; port: number } };
 /**
@@ -33,7 +39,11 @@ export type SessionOptions = {
   openStream: OpenStream;
   verify?: (username: string, password: string) => boolean;
   handshakeTimeoutMs: number;
+  /** The greeting (first message, 3..257 bytes) must be complete within this (slowloris). */
+  greetingTimeoutMs: number;
   connectTimeoutMs: number;
+  /** Called once when the handshake is over (request parsed, or the session closed). */
+  onHandshakeDone?: () => void;
   logger: Logger;
   onClose: () => void;
 };
@@ -56,6 +66,7 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
   let phase: Phase = "greeting";
   let pending: Buffer = Buffer.alloc(0);
   let username: string | undefined;
+  let password: string | undefined;
   let stream: Duplex | undefined;
   let opening: AbortController | undefined;
   let lingerTimer: NodeJS.Timeout | undefined;
@@ -67,8 +78,25 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
     destroy();
   }, options.handshakeTimeoutMs);
 
+  // The greeting is a few bytes that every real client sends at once: a client still short of it
+  // after a moment is holding a slot (slowloris), not connecting over a slow network.
+  const greetingTimer = setTimeout(() => {
+    if (phase !== "greeting") return;
+    log.debug("socks greeting timed out");
+    destroy();
+  }, options.greetingTimeoutMs);
+
+  let handshakeDone = false;
+  const endHandshake = () => {
+    if (handshakeDone) return;
+    handshakeDone = true;
+    clearTimeout(greetingTimer);
+    options.onHandshakeDone?.();
+  };
+
   const clearTimers = () => {
     clearTimeout(handshakeTimer);
+    clearTimeout(greetingTimer);
     clearTimeout(connectTimer);
   };
 
@@ -128,6 +156,7 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
           return refuse(authReply(false));
         }
         username = result.value.username;
+        password = result.value.password;
         socket.write(authReply(true));
         phase = "request";
       } else if (phase === "request") {
@@ -136,7 +165,8 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
         if (result.status === "error") return onParseError(result, commandReply(result.reason));
         pending = pending.subarray(result.consumed);
         clearTimeout(handshakeTimer);
-        return open({ target: result.value.target, username });
+        endHandshake();
+        return open({ target: result.value.target, username, password });
       } else {
         return;
       }
@@ -214,6 +244,17 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
     socket.write(commandReply(StreamReason.done, opened.bound));
     if (pending.length > 0) target.write(pending);
     pending = Buffer.alloc(0);
+    // Registered before pipeline's own listeners, so the reset happens before pipeline would
+    // destroy the socket gracefully (FIN).
+    const reset = () => {
+      if (socket.destroyed) return;
+      log.debug("socks stream died: resetting the client connection");
+      socket.resetAndDestroy();
+    };
+    target.once("error", reset);
+    target.once("close", () => {
+      if (!target.readableEnded) reset();
+    });
     // pipeline ends the destination when the source ends (half-close) and destroys both streams on
     // an error or premature close of either; it also resumes a socket paused for backpressure.
     pipeline(socket, target, (error) => {
@@ -246,6 +287,7 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
   socket.on("error", (error) => log.debug("socks client socket error", { phase, error: errorName(error) }));
   socket.on("close", () => {
     destroy();
+    endHandshake();
     options.onClose();
   });
 

@@ -10,6 +10,7 @@
  *              command u8 | stream id u16 BE | data
  */
 import { TAG_BYTES } from "../crypto/cipher.ts";
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./ip.ts";
 import { StreamReason, parseStreamReason } from "./reasons.ts";
 
 /** Largest cell body: the "packet" that rewards count has at most this many bytes (cellSize). */
@@ -39,8 +40,12 @@ export const RelayCommand = {
   extend: 6,
   extended: 7,
   extendFailed: 8,
+  /** Liveness probe for one hop (data: up to PROBE_MAX_BYTES, echoed); answered with PROBED. */
+  probe: 9,
+  probed: 10,
 } as const;
 export type RelayCommand = (typeof RelayCommand)[keyof typeof RelayCommand];
+export const PROBE_MAX_BYTES = 8;
 
 /** Why a circuit was destroyed (DESTROY body). */
 export const DestroyReason = {
@@ -201,12 +206,15 @@ export function encodeTarget(target: Target): Buffer {
   if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new RangeError("target port");
   let addr: Buffer;
   if (target.type === "ipv4") {
-    const parts = target.host.split(".").map(Number);
-    if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255))
-      throw new RangeError("IPv4 host");
-    addr = Buffer.concat([Buffer.of(ATYP.ipv4), Buffer.from(parts)]);
+    const bytes = parseIPv4(target.host);
+    if (!bytes) throw new RangeError("IPv4 host");
+    addr = Buffer.concat([Buffer.of(ATYP.ipv4), bytes]);
   } else if (target.type === "ipv6") {
-    addr = Buffer.concat([Buffer.of(ATYP.ipv6), ipv6ToBytes(target.host)]);
+    // Any RFC 4291 text form, including a dotted tail (`::ffff:127.0.0.1`): parsed by the one IPv6
+    // parser, so the exit sees the very 16 bytes the application sent.
+    const bytes = parseIPv6(target.host);
+    if (!bytes) throw new RangeError("IPv6 host");
+    addr = Buffer.concat([Buffer.of(ATYP.ipv6), bytes]);
   } else {
     const name = Buffer.from(target.host, "utf8");
     if (name.length < 1 || name.length > 255) throw new RangeError("domain length");
@@ -228,12 +236,12 @@ export function decodeTarget(bytes: Buffer): Target {
   let offset: number;
   if (atyp === ATYP.ipv4) {
     if (bytes.length !== 1 + 4 + 2) fail("bad IPv4 length");
-    host = [...bytes.subarray(1, 5)].join(".");
+    host = formatIPv4(bytes.subarray(1, 5));
     type = "ipv4";
     offset = 5;
   } else if (atyp === ATYP.ipv6) {
     if (bytes.length !== 1 + 16 + 2) fail("bad IPv6 length");
-    host = bytesToIpv6(bytes.subarray(1, 17));
+    host = formatIPv6(bytes.subarray(1, 17)); // RFC 5952; IPv4-mapped as ::ffff:a.b.c.d
     type = "ipv6";
     offset = 17;
   } else if (atyp === ATYP.domain) {
@@ -250,40 +258,6 @@ export function decodeTarget(bytes: Buffer): Target {
   const port = bytes.readUInt16BE(offset);
   if (port === 0) fail("port 0");
   return { type, host, port };
-}
-
-function ipv6ToBytes(host: string): Buffer {
-  const out = Buffer.alloc(16);
-  const [head = "", tail] = host.split("::");
-  const parse = (s: string) => (s === "" ? [] : s.split(":").map((g) => Number.parseInt(g, 16)));
-  const h = parse(head);
-  const t = tail === undefined ? [] : parse(tail);
-  if (tail === undefined && h.length !== 8) throw new RangeError("IPv6 host");
-  const groups = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff))
-    throw new RangeError("IPv6 host");
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
-  return out;
-}
-
-function bytesToIpv6(bytes: Buffer): string {
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === "0") j++;
-    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  if (best < 0) return groups.join(":");
-  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
 }
 
 export function encodeReason(reason: StreamReason): Buffer {
