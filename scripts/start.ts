@@ -182,7 +182,7 @@ async function startDataPlane(): Promise<void> {
       join(keyDir, `relay-${i}.key`),
       "--descriptor-out",
       join(relayDir, `relay-${i}.json`),
-      ...(exit ? ["--exit", "--allow-private-targets"] : []),
+      ...(exit ? ["--exit", "--allow-loopback-targets"] : []),
     ]);
   }
   const deadline = Date.now() + 30_000;
