@@ -2,9 +2,10 @@
  * Gas of the calls users pay for, measured on the in-process EVM from real transaction receipts.
  * Used by test/contracts/gas.test.ts (budgets) and scripts/gas-report.ts (the table in README).
  */
-import { getAddress, type Hex, parseSignature } from "viem";
+import { getAddress, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { signClientKeyAuthorization, signLockRequest, signReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
+import { signPermit } from "@x0tta6bl4/relayer/chain/permit";
 import {
   type Connection,
   deployProtocol,
@@ -38,22 +39,17 @@ async function gasOf(p: Protocol, hash: Promise<Hex>): Promise<bigint> {
 async function permit(p: Protocol, owner: Protocol["wallets"][number], spender: Hex, value: bigint) {
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 10 * 365 * 86_400);
   const nonce = await p.token.read.nonces([owner.account.address]);
-  const signature = await owner.signTypedData({
-    domain: { name: "x0tta6bl4", version: "1", chainId: p.chainId, verifyingContract: p.token.address },
-    types: {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    },
-    primaryType: "Permit",
-    message: { owner: owner.account.address, spender, value, nonce, deadline },
+  const wallet = owner as unknown as Parameters<typeof signPermit>[0];
+  const sig = await signPermit(wallet, {
+    token: p.token.address,
+    name: "x0tta6bl4",
+    chainId: p.chainId,
+    spender,
+    value,
+    nonce,
+    deadline,
   });
-  const { v, r, s } = parseSignature(signature);
-  return { deadline, v: Number(v), r, s };
+  return { deadline, ...sig };
 }
 
 /**

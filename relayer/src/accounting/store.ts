@@ -86,6 +86,19 @@ export class AccountingStore {
     this.#db.close();
   }
 
+  /** Runs `fn` in one transaction: all of it is committed, or none. */
+  #transaction<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
   /**
    * Keeps `receipt` if it owes more than the one held for its (epoch, key); returns whether it did.
    * A kept receipt waits for the next batch (even if an older one was already submitted).
@@ -139,20 +152,15 @@ export class AccountingStore {
   /** Records a batch of `keys`' receipts for `epoch` before its transaction is sent. */
   beginBatch(epoch: bigint, keys: readonly Address[]): number {
     const now = Date.now();
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
+    return this.#transaction(() => {
       const { lastInsertRowid } = this.#db
         .prepare("INSERT INTO batches (epoch, status, created, updated) VALUES (?, 'sending', ?, ?)")
         .run(Number(epoch), now, now);
       const id = Number(lastInsertRowid);
       const assign = this.#db.prepare("UPDATE receipts SET batch_id = ?, outcome = NULL WHERE epoch = ? AND key = ?");
       for (const key of keys) assign.run(id, Number(epoch), key.toLowerCase());
-      this.#db.exec("COMMIT");
       return id;
-    } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
-    }
+    });
   }
 
   /** The batch's transaction was handed to the RPC. */
@@ -164,19 +172,14 @@ export class AccountingStore {
 
   /** The chain mined the batch; `outcomes` says what became of each key's receipt. */
   markConfirmed(batchId: number, outcomes: ReadonlyMap<string, ReceiptOutcome>): void {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
+    this.#transaction(() => {
       this.#db.prepare("UPDATE batches SET status = 'confirmed', updated = ? WHERE id = ?").run(Date.now(), batchId);
       const set = this.#db.prepare("UPDATE receipts SET outcome = ? WHERE batch_id = ? AND key = ?");
       for (const [key, outcome] of outcomes) {
         const text = "reason" in outcome ? `${outcome.kind}: ${outcome.reason}` : outcome.kind;
         set.run(text, batchId, key.toLowerCase());
       }
-      this.#db.exec("COMMIT");
-    } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
-    }
+    });
   }
 
   /** The batch's transaction reverted or was never mined; its receipts go back to the queue. */
@@ -190,14 +193,9 @@ export class AccountingStore {
   abandon(epoch: bigint, reason: string): number {
     const queued = this.queued(epoch);
     const set = this.#db.prepare("UPDATE receipts SET outcome = ?, batch_id = NULL WHERE epoch = ? AND key = ?");
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
+    this.#transaction(() => {
       for (const r of queued) set.run(`refused: ${reason}`, Number(epoch), r.key);
-      this.#db.exec("COMMIT");
-    } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
-    }
+    });
     return queued.length;
   }
 

@@ -9,13 +9,14 @@ import {
   type Chain,
   type Hex,
   type LocalAccount,
-  parseSignature,
   type PublicClient,
   type Transport,
   type WalletClient,
 } from "viem";
 import { bandwidthCreditDomain, signClientKeyAuthorization } from "../accounting/receipts.ts";
 import { bandwidthCreditAbi, epochRewardsAbi, relayerRegistryAbi, x0tAbi } from "./abi.ts";
+import { ChainError } from "./errors.ts";
+import { signPermit } from "./permit.ts";
 
 export const GB = 1_000_000_000n;
 
@@ -33,14 +34,7 @@ export interface AccountClients {
   contracts: ProtocolAddresses;
 }
 
-export class ChainActionError extends Error {
-  readonly shortMessage: string;
-  constructor(shortMessage: string, options?: { cause?: unknown }) {
-    super(shortMessage, options);
-    this.name = "ChainActionError";
-    this.shortMessage = shortMessage;
-  }
-}
+export class ChainActionError extends ChainError {}
 
 /** A mined transaction, with the explorer link of its chain where one is known. */
 export interface Sent {
@@ -72,28 +66,21 @@ export async function buyCredit(c: AccountClients, amount: bigint): Promise<Sent
     c.public.readContract({ address: c.contracts.X0T, abi: x0tAbi, functionName: "name" }),
   ]);
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 3_600);
-  const signature = await c.wallet.signTypedData({
-    account: c.wallet.account,
-    domain: { name, version: "1", chainId, verifyingContract: c.contracts.X0T },
-    types: {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    },
-    primaryType: "Permit",
-    message: { owner, spender: c.contracts.BandwidthCredit, value: amount, nonce, deadline },
+  const { v, r, s } = await signPermit(c.wallet, {
+    token: c.contracts.X0T,
+    name,
+    chainId,
+    spender: c.contracts.BandwidthCredit,
+    value: amount,
+    nonce,
+    deadline,
   });
-  const { v, r, s } = parseSignature(signature);
   const hash = await c.wallet.writeContract({
     chain: c.wallet.chain ?? null,
     address: c.contracts.BandwidthCredit,
     abi: bandwidthCreditAbi,
     functionName: "buyWithPermit",
-    args: [amount, deadline, Number(v ?? 27n), r, s],
+    args: [amount, deadline, v, r, s],
   });
   return mined(c, hash, "buy");
 }

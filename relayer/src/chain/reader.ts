@@ -7,6 +7,7 @@
 import { type Address, type PublicClient, zeroAddress } from "viem";
 import type { ChannelOnChain } from "../accounting/meter.ts";
 import { bandwidthCreditAbi, epochRewardsAbi } from "./abi.ts";
+import { ChainError } from "./errors.ts";
 
 export interface CachedChannel extends ChannelOnChain {
   /** True when the RPC failed and this is the last value read. */
@@ -15,14 +16,7 @@ export interface CachedChannel extends ChannelOnChain {
   readAt: number;
 }
 
-export class ChainReadError extends Error {
-  readonly shortMessage: string;
-  constructor(shortMessage: string, options?: { cause?: unknown }) {
-    super(shortMessage, options);
-    this.name = "ChainReadError";
-    this.shortMessage = shortMessage;
-  }
-}
+export class ChainReadError extends ChainError {}
 
 export class ChannelReader {
   readonly #client: PublicClient;

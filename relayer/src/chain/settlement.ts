@@ -20,6 +20,7 @@ import {
 } from "viem";
 import type { AccountingStore, ReceiptOutcome } from "../accounting/store.ts";
 import { bandwidthCreditAbi, epochRewardsAbi } from "./abi.ts";
+import { ChainError } from "./errors.ts";
 
 /** Most receipts in one batch: ~23k gas each keeps a batch well under a block's gas limit. */
 export const MAX_BATCH = 200;
@@ -35,14 +36,7 @@ export interface SettlementClients {
   rewards: Address;
 }
 
-export class SettlementError extends Error {
-  readonly shortMessage: string;
-  constructor(shortMessage: string, options?: { cause?: unknown }) {
-    super(shortMessage, options);
-    this.name = "SettlementError";
-    this.shortMessage = shortMessage;
-  }
-}
+export class SettlementError extends ChainError {}
 
 export interface EpochSettlement {
   epoch: bigint;
