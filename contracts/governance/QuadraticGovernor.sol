@@ -184,12 +184,15 @@ contract QuadraticGovernor is
         for (uint256 i; i < targets.length; ++i) {
             bytes memory data = calldatas[i];
             if (targets[i] != address(registry) || data.length < 36 || bytes4(data) != SLASH_SELECTOR) continue;
-            address operator;
-            assembly ("memory-safe") {
-                operator := mload(add(data, 36))
-            }
-            registry.freezeForSlash(operator, proposalId, until);
+            registry.freezeForSlash(_firstArgument(data), proposalId, until);
         }
+    }
+
+    /// @dev The first 32-byte argument of a call (after its selector), as an address.
+    function _firstArgument(bytes memory data) private pure returns (address) {
+        uint256 word;
+        for (uint256 i = 4; i < 36; ++i) word = (word << 8) | uint8(data[i]);
+        return address(uint160(word));
     }
 
     function proposalThreshold() public view override(Governor, GovernorSettings) returns (uint256) {

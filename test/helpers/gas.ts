@@ -2,7 +2,7 @@
  * Gas of the calls users pay for, measured on the in-process EVM from real transaction receipts.
  * Used by test/contracts/gas.test.ts (budgets) and scripts/gas-report.ts (the table in README).
  */
-import { getAddress, type Hex } from "viem";
+import { getAddress, type Hex, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { signClientKeyAuthorization, signLockRequest, signReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { signPermit } from "@x0tta6bl4/relayer/chain/permit";
@@ -64,7 +64,7 @@ async function payersWithReceipts(
   epoch: bigint,
 ) {
   const receipts = [];
-  const keys = [];
+  const keys: LocalAccount[] = [];
   const requests = [];
   const relayerAddress = getAddress(relayer.account.address);
   for (let i = 0; i < count; i++) {
