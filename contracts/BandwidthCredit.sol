@@ -330,7 +330,15 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         if (account == address(0)) revert UnknownClientKey(key);
         if (epoch > entry.revokedAfter) revert KeyRevoked(key, entry.revokedAfter, epoch);
         uint256 paid;
-        (paid, newCells, value) = _pay(_locks[account][relayer], _channels[key][relayer], account, relayer, epoch, cells, bytes_);
+        (paid, newCells, value) = _pay(
+            _locks[account][relayer],
+            _channels[key][relayer],
+            account,
+            relayer,
+            epoch,
+            cells,
+            bytes_
+        );
         emit CreditConsumed(account, relayer, epoch, key, newCells, paid, value);
     }
 
@@ -464,9 +472,8 @@ contract BandwidthCredit is AccessControl, EIP712, ReentrancyGuardTransient {
         if (reason.length != 0) return reason;
         Credit storage c = creditOf[account];
         Credit memory free = c;
-        uint128 value = bytes_ == free.bytesLeft
-            ? free.escrow
-            : uint128((uint256(free.escrow) * bytes_) / free.bytesLeft);
+        uint128 value =
+            bytes_ == free.bytesLeft ? free.escrow : uint128((uint256(free.escrow) * bytes_) / free.bytesLeft);
         c.bytesLeft = free.bytesLeft - bytes_;
         c.escrow = free.escrow - value;
         Lock storage held = _locks[account][relayer];
