@@ -22,6 +22,9 @@ import {
 } from "../wire/cell.ts";
 import type { Cell, Target } from "../wire/cell.ts";
 import { StreamOpenError, StreamReason, parseStreamReason } from "../wire/reasons.ts";
+import { decodePayStop, encodePayHello, encodePayReceipt } from "../wire/payment.ts";
+import type { PayerChannels } from "../accounting/payer.ts";
+import type { Address } from "viem";
 import type { CircuitEndpoint, CircuitMux } from "./mux.ts";
 import { ClientHop, unwrapBackward, wrapForward } from "./onion.ts";
 import { CircuitStream } from "./stream.ts";
@@ -59,6 +62,14 @@ export interface CircuitOptions {
   /** Each hop must answer within this time (default 10 s). */
   stepTimeoutMs?: number;
   rekeyInterval?: number;
+  /** In-band payment: the payer's counters and the operator of each hop (undefined: unpaid hop). */
+  payer?: CircuitPayer;
+}
+
+/** What a paying client needs to pay the hops of a circuit (docs/settlement.md). */
+export interface CircuitPayer {
+  channels: PayerChannels;
+  operators: readonly (Address | undefined)[];
 }
 
 /** A liveness probe in flight: the nonce every hop must echo, and which hops have. */
@@ -84,6 +95,9 @@ export class ClientCircuit implements CircuitEndpoint {
   private nextStreamId = 1;
   private error: CircuitError | undefined;
   private readonly closeListeners: Array<(error: CircuitError) => void> = [];
+  private payer: CircuitPayer | undefined;
+  /** Hops whose receipt is being signed (one at a time per hop). */
+  private readonly signing = new Set<number>();
   readonly createdAt = Date.now();
 
   private constructor(mux: CircuitMux, path: readonly HopInfo[]) {
@@ -120,6 +134,12 @@ export class ClientCircuit implements CircuitEndpoint {
           reply = await wait;
         }
         circuit.hops.push(new ClientHop(hs.finish(reply), options.rekeyInterval));
+      }
+      if (options.payer) {
+        circuit.payer = options.payer;
+        const hello = encodePayHello(options.payer.channels.key);
+        for (let i = 0; i < circuit.hops.length; i++)
+          if (options.payer.operators[i]) circuit.sendTo(i, RelayCommand.payHello, 0, [hello]);
       }
     } catch (error) {
       const reason = error instanceof HandshakeError ? DestroyReason.authentication : DestroyReason.connectFailed;
@@ -247,6 +267,7 @@ export class ClientCircuit implements CircuitEndpoint {
       }
       if (cell.command !== CellCommand.relay || this.hops.length === 0) throw new ProtocolError("unexpected cell");
       const { hop, message } = unwrapBackward(this.hops, cell.body);
+      this.carried(hop);
       this.handle(hop, message);
     } catch (error) {
       const reason = error instanceof AuthenticationError ? DestroyReason.authentication : DestroyReason.protocol;
@@ -290,6 +311,20 @@ export class ClientCircuit implements CircuitEndpoint {
         if (!probing.answered.includes(false)) probing.finish();
         return;
       }
+      case RelayCommand.payStop: {
+        if (message.streamId !== 0) throw new ProtocolError("PAY_STOP off stream 0");
+        const reason = decodePayStop(message.data);
+        this.mux.send(this.id, CellCommand.destroy, [Buffer.of(DestroyReason.payment)]);
+        return this.fail(
+          new CircuitError(
+            DestroyReason.payment,
+            `hop ${hop + 1} stopped serving this payer (PAY_STOP reason ${reason})`,
+            {
+              hop,
+            },
+          ),
+        );
+      }
       case RelayCommand.connected:
       case RelayCommand.data:
       case RelayCommand.end:
@@ -330,11 +365,33 @@ export class ClientCircuit implements CircuitEndpoint {
 
   private sendTo(hop: number, command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
     if (this.error) return false;
+    this.carried(hop);
     return this.mux.send(
       this.id,
       CellCommand.relay,
       wrapForward(this.hops, hop, [encodeRelayHeader(command, streamId), ...data]),
     );
+  }
+
+  /**
+   * A relay cell crossed hops 0..`farthest` (a forward cell to hop `farthest`, or a backward one
+   * from it): counts it for each paid hop, and sends a hop its receipt when one is due.
+   */
+  private carried(farthest: number): void {
+    const payer = this.payer;
+    if (!payer) return;
+    for (let i = 0; i <= farthest && i < this.hops.length; i++) {
+      const operator = payer.operators[i];
+      if (!operator || !payer.channels.carried(operator) || this.signing.has(i)) continue;
+      this.signing.add(i);
+      payer.channels.receipt(operator).then(
+        (r) => {
+          this.signing.delete(i);
+          this.sendTo(i, RelayCommand.payReceipt, 0, [encodePayReceipt(r)]);
+        },
+        () => this.signing.delete(i),
+      );
+    }
   }
 
   private allocateStreamId(): number {

@@ -28,6 +28,9 @@ import {
 } from "../wire/cell.ts";
 import type { Cell, Target } from "../wire/cell.ts";
 import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
+import type { PaymentGate } from "../accounting/gate.ts";
+import { decodePayHello, decodePayLock, decodePayReceipt, encodePayStop } from "../wire/payment.ts";
+import type { PayLock, PayStopReason } from "../wire/payment.ts";
 import { CircuitMux } from "./mux.ts";
 import { LAYER_MINE, LAYER_PASS, RelayHop } from "./onion.ts";
 import { CircuitStream, STREAM_WINDOW } from "./stream.ts";
@@ -84,7 +87,17 @@ export interface RelayCoreOptions {
    * change it (a malicious relay). Never set in production.
    */
   tamperForward?: (body: Buffer) => void;
+  /**
+   * In-band payment (docs/settlement.md): every relay cell of every circuit is counted by the
+   * gate, which decides whether the circuit's payer is still served. Without it, relaying is free.
+   */
+  payments?: PaymentGate;
+  /** A payer's signed lock request for this relay arrived (PAY_LOCK): land it with openLocks. */
+  onLockRequest?: (lock: PayLock) => void;
 }
+
+/** How long a circuit whose payer was stopped lingers so that its PAY_STOP reaches the client. */
+const PAY_STOP_GRACE_MS = 1_000;
 
 /** Runs every circuit that passes through this relay. */
 export class RelayCore {
@@ -98,6 +111,8 @@ export class RelayCore {
   private readonly sweeper: NodeJS.Timeout;
   /** Circuits alive here (for metrics and tests). */
   circuits = 0;
+  /** Ids of circuits for the payment gate (circuit ids are only unique per link). */
+  private payIds = 0;
 
   constructor(options: RelayCoreOptions) {
     this.options = options;
@@ -214,6 +229,8 @@ export class RelayCore {
           link.send(cell.circuitId, CellCommand.destroy, [Buffer.of(DestroyReason.protocol)]);
           return;
         }
+        const payId = ++this.payIds;
+        this.options.payments?.open(payId);
         const circuit = new RelayCircuit(
           this,
           link,
@@ -222,7 +239,9 @@ export class RelayCore {
           () => {
             circuits.delete(cell.circuitId);
             this.circuits--;
+            this.options.payments?.close(payId);
           },
+          payId,
         );
         circuits.set(cell.circuitId, circuit);
         this.circuits++;
@@ -286,14 +305,53 @@ class RelayCircuit {
   private extending = false;
   private readonly streams = new Map<number, CircuitStream>();
   private dead = false;
+  private readonly payId: number;
+  /** The payer was stopped: nothing more is carried, the circuit ends after a grace period. */
+  private unpaid = false;
 
-  constructor(core: RelayCore, prev: Link, prevId: number, hop: RelayHop, onGone: () => void) {
+  constructor(core: RelayCore, prev: Link, prevId: number, hop: RelayHop, onGone: () => void, payId: number) {
     this.core = core;
     this.prev = prev;
     this.prevId = prevId;
     this.hop = hop;
     this.onGone = onGone;
+    this.payId = payId;
     this.prevQueue = prev.openQueue(core.limits.circuitQueueCells);
+  }
+
+  /** Counts one relay cell with the payment gate; false (and the payer stopped) if it refuses. */
+  private charge(): boolean {
+    if (this.unpaid) return false;
+    const gate = this.core.options.payments;
+    if (!gate) return true;
+    const verdict = gate.cell(this.payId);
+    if (verdict.serve) return true;
+    this.stopPayer(verdict.reason);
+    return false;
+  }
+
+  /** Tells the client why (PAY_STOP), stops carrying anything, and destroys the circuit shortly. */
+  private stopPayer(reason: PayStopReason): void {
+    if (this.unpaid || this.dead) return;
+    this.unpaid = true;
+    this.core.logger.info("payer stopped on a circuit", { reason });
+    const sealed = this.hop.sealBackward.seal([
+      LAYER_MINE,
+      encodeRelayHeader(RelayCommand.payStop, 0),
+      encodePayStop(reason),
+    ]);
+    this.prevQueue.push(this.prevId, CellCommand.relay, sealed);
+    setTimeout(() => this.destroy(DestroyReason.payment), PAY_STOP_GRACE_MS).unref();
+  }
+
+  /** Applies the gate's answer to a payment message, once it has one. */
+  private afterPayment(verdict: Promise<{ serve: boolean; reason?: PayStopReason }>): void {
+    verdict.then(
+      (v) => {
+        if (!v.serve && v.reason !== undefined) this.stopPayer(v.reason);
+      },
+      (error: unknown) => this.core.logger.warn("payment check failed", { error: (error as Error).message }),
+    );
   }
 
   /** Cells of this circuit waiting for a congested link, both directions. */
@@ -302,7 +360,7 @@ class RelayCircuit {
   }
 
   fromPrev(body: Buffer): void {
-    if (this.dead) return;
+    if (this.dead || !this.charge()) return;
     let plain: Buffer;
     try {
       plain = this.hop.openForward.open(body);
@@ -341,6 +399,7 @@ class RelayCircuit {
   private fromNext(cell: Cell): void {
     if (this.dead) return;
     if (cell.command === CellCommand.relay) {
+      if (!this.charge()) return;
       const sealed = this.hop.sealBackward.seal([LAYER_PASS, cell.body]);
       if (!this.prevQueue.push(this.prevId, CellCommand.relay, sealed)) this.overflow("prev");
     } else if (cell.command === CellCommand.destroy) {
@@ -352,7 +411,7 @@ class RelayCircuit {
 
   /** Sends a relay message that this hop originates, back towards the client. */
   sendBackward(command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
-    if (this.dead) return false;
+    if (this.dead || !this.charge()) return false;
     const sealed = this.hop.sealBackward.seal([LAYER_MINE, encodeRelayHeader(command, streamId), ...data]);
     // Through the same queue as cells passed on: both are sealed with this hop's backward key in
     // sequence, so they must leave in that order. Our own streams are bounded by their windows.
@@ -376,6 +435,28 @@ class RelayCircuit {
         if (message.streamId !== 0 || message.data.length > PROBE_MAX_BYTES) throw new ProtocolError("PROBE size");
         this.sendBackward(RelayCommand.probed, 0, [message.data]);
         return;
+      case RelayCommand.payHello: {
+        if (message.streamId !== 0) throw new ProtocolError("PAY_HELLO off stream 0");
+        const key = decodePayHello(message.data);
+        const gate = this.core.options.payments;
+        if (gate) this.afterPayment(gate.hello(this.payId, key));
+        return;
+      }
+      case RelayCommand.payReceipt: {
+        if (message.streamId !== 0) throw new ProtocolError("PAY_RECEIPT off stream 0");
+        const r = decodePayReceipt(message.data);
+        const gate = this.core.options.payments;
+        if (gate)
+          this.afterPayment(
+            gate.receipt(this.payId, r.epoch, { key: r.key, cells: r.cells, bytes_: r.bytes, r: r.r, vs: r.vs }),
+          );
+        return;
+      }
+      case RelayCommand.payLock: {
+        if (message.streamId !== 0) throw new ProtocolError("PAY_LOCK off stream 0");
+        this.core.options.onLockRequest?.(decodePayLock(message.data));
+        return;
+      }
       case RelayCommand.data:
       case RelayCommand.end:
       case RelayCommand.sendme: {

@@ -11,7 +11,7 @@ import type { AdmissionLimits, LinkListener } from "../link/listener.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { RelayCore } from "../circuit/relay.ts";
-import type { OpenTarget, RelayLimits } from "../circuit/relay.ts";
+import type { OpenTarget, RelayCoreOptions, RelayLimits } from "../circuit/relay.ts";
 
 export interface RelayNodeOptions {
   host: string;
@@ -26,6 +26,9 @@ export interface RelayNodeOptions {
   rekeyInterval?: number;
   logger?: Logger;
   tamperForward?: (body: Buffer) => void;
+  /** In-band payment: the gate that counts and judges every payer (docs/settlement.md). */
+  payments?: RelayCoreOptions["payments"];
+  onLockRequest?: RelayCoreOptions["onLockRequest"];
 }
 
 export interface RelayNode {
@@ -46,6 +49,8 @@ export async function startRelay(options: RelayNodeOptions): Promise<RelayNode> 
     logger: log,
     rekeyInterval: options.rekeyInterval,
     tamperForward: options.tamperForward,
+    payments: options.payments,
+    onLockRequest: options.onLockRequest,
     connectLink: (host, port, relay) => Link.connect(host, port, relay, { rekeyInterval: options.rekeyInterval }),
   });
   const listener = await listenForLinks({

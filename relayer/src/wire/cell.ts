@@ -43,6 +43,11 @@ export const RelayCommand = {
   /** Liveness probe for one hop (data: up to PROBE_MAX_BYTES, echoed); answered with PROBED. */
   probe: 9,
   probed: 10,
+  /** In-band payment (wire/payment.ts): client → hop on stream 0, PAY_STOP hop → client. */
+  payHello: 11,
+  payLock: 12,
+  payReceipt: 13,
+  payStop: 14,
 } as const;
 export type RelayCommand = (typeof RelayCommand)[keyof typeof RelayCommand];
 export const PROBE_MAX_BYTES = 8;
@@ -58,6 +63,8 @@ export const DestroyReason = {
   connectFailed: 6,
   timeout: 7,
   linkClosed: 8,
+  /** The hop stopped serving the circuit's payer (a PAY_STOP with the reason came first). */
+  payment: 9,
 } as const;
 export type DestroyReason = (typeof DestroyReason)[keyof typeof DestroyReason];
 
