@@ -1,7 +1,8 @@
 "use client";
 import { useState } from "react";
 import type { Hex } from "viem";
-import { useChainId, usePublicClient } from "wagmi";
+import { useChainId, useConfig } from "wagmi";
+import { waitForTransactionReceipt } from "wagmi/actions";
 import { useQueryClient } from "@tanstack/react-query";
 import { describeError } from "@/lib/errors";
 import { explorerUrl } from "@/lib/wagmi";
@@ -19,7 +20,9 @@ export type TxState =
  */
 export function useTx() {
   const [state, setState] = useState<TxState>({ phase: "idle" });
-  const client = usePublicClient();
+  // wagmi/actions rather than usePublicClient: the decorated client pulls all of viem into the page.
+  const config = useConfig();
+  const chainId = useChainId();
   const queryClient = useQueryClient();
   async function run(label: string, send: (step: (what: string) => void) => Promise<Hex>) {
     let hash: Hex | undefined;
@@ -27,7 +30,7 @@ export function useTx() {
       setState({ phase: "signing", label });
       hash = await send((what) => setState({ phase: "signing", label: what }));
       setState({ phase: "pending", label, hash });
-      const receipt = await client!.waitForTransactionReceipt({ hash });
+      const receipt = await waitForTransactionReceipt(config, { hash, chainId });
       if (receipt.status !== "success") throw new Error("the transaction reverted");
       setState({ phase: "confirmed", label, hash, block: receipt.blockNumber });
       await queryClient.invalidateQueries();
