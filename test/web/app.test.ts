@@ -65,9 +65,13 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     const chainPort = await freePort();
     rpc = `http://127.0.0.1:${chainPort}`;
     const hardhatCli = join(dirname(require.resolve("hardhat")), "cli.js");
-    const chain = spawn(process.execPath, [hardhatCli, "node", "--hostname", "127.0.0.1", "--port", String(chainPort)], {
-      stdio: "ignore",
-    });
+    const chain = spawn(
+      process.execPath,
+      [hardhatCli, "node", "--hostname", "127.0.0.1", "--port", String(chainPort)],
+      {
+        stdio: "ignore",
+      },
+    );
     children.push(chain);
     const client = createPublicClient({ transport: http(rpc, { retryCount: 0 }) });
     await waitFor("the chain", async () => (await client.getChainId()) === 31337, 60_000);
@@ -86,7 +90,12 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
       parameters: {
         Treasury: treasuryParameters,
         Protocol: { epochLength: 60, minAttestations: 1, unbondingDelay: 600, treasury: treasury.safe.address },
-        Governance: { timelock: treasury.timelock.address, safe: treasury.safe.address, votingDelay: 60, votingPeriod: 120 },
+        Governance: {
+          timelock: treasury.timelock.address,
+          safe: treasury.safe.address,
+          votingDelay: 60,
+          votingPeriod: 120,
+        },
       },
     });
     contracts = {
@@ -236,7 +245,10 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
 
     await page.getByRole("button", { name: /^Withdraw/ }).click();
     await txStatus("Stake").filter({ hasText: "failed" }).waitFor();
-    assert.match((await txStatus("Stake").textContent()) ?? "", /Still unbonding: withdrawable from .*\(StillUnbonding\)/);
+    assert.match(
+      (await txStatus("Stake").textContent()) ?? "",
+      /Still unbonding: withdrawable from .*\(StillUnbonding\)/,
+    );
 
     const client = createPublicClient({ transport: http(rpc) });
     const node = await client.readContract({
@@ -280,6 +292,7 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     const report = Object.fromEntries(Object.entries(sizes).map(([r, b]) => [r, `${(b / 1024).toFixed(1)} KiB`]));
     writeFileSync(join(OUT, "first-load-js.json"), JSON.stringify(report, null, 2) + "\n");
     console.log("first-load JS (transferred, gzip):", report);
-    for (const [route, bytes] of Object.entries(sizes)) assert.ok(bytes > 0 && bytes <= FIRST_LOAD_BUDGET, `${route}: ${bytes} B`);
+    for (const [route, bytes] of Object.entries(sizes))
+      assert.ok(bytes > 0 && bytes <= FIRST_LOAD_BUDGET, `${route}: ${bytes} B`);
   });
 });

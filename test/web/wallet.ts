@@ -16,7 +16,8 @@ function reviveTypedData(data: {
   primaryType: string;
   message: Record<string, unknown>;
 }) {
-  const { EIP712Domain: _, ...types } = data.types;
+  const types = { ...data.types };
+  delete types.EIP712Domain;
   const revive = (fields: Field[] | undefined, value: Record<string, unknown>) => {
     const out: Record<string, unknown> = { ...value };
     for (const f of fields ?? [])

@@ -183,7 +183,12 @@ function ClientKeys({ contracts, account, chainId }: { contracts: Contracts; acc
       if (generated) {
         // The key proves it agrees to sign for this account: ClientKeyAuthorization(account, key, cap).
         signature = await privateKeyToAccount(generated.key).signTypedData({
-          domain: { name: "x0tta6bl4 BandwidthCredit", version: "1", chainId, verifyingContract: contracts.BandwidthCredit },
+          domain: {
+            name: "x0tta6bl4 BandwidthCredit",
+            version: "1",
+            chainId,
+            verifyingContract: contracts.BandwidthCredit,
+          },
           types: KEY_TYPES,
           primaryType: "ClientKeyAuthorization",
           message: { account, key: generated.address, capPerEpoch: cap },
@@ -198,8 +203,8 @@ function ClientKeys({ contracts, account, chainId }: { contracts: Contracts; acc
     <section className="card" aria-labelledby="keys-h">
       <h2 id="keys-h">Client keys</h2>
       <p className="hint">
-        A client key signs lock requests and receipts for your account, up to a cap of bytes per epoch. Generate it
-        here (it never leaves this browser unless you download it) or paste an address with its proof.
+        A client key signs lock requests and receipts for your account, up to a cap of bytes per epoch. Generate it here
+        (it never leaves this browser unless you download it) or paste an address with its proof.
       </p>
       <div className="row">
         <button type="button" className="secondary" onClick={generate}>

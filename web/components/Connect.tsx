@@ -57,7 +57,12 @@ export function Connect() {
         <span className="warn">No browser wallet found: install one (e.g. MetaMask or Rabby).</span>
       ) : (
         shown.map((c) => (
-          <button type="button" key={c.uid} disabled={isPending} onClick={() => connect({ connector: c, chainId: appChain })}>
+          <button
+            type="button"
+            key={c.uid}
+            disabled={isPending}
+            onClick={() => connect({ connector: c, chainId: appChain })}
+          >
             Connect {c.name}
           </button>
         ))

@@ -14,7 +14,11 @@ const PAGE = 10;
 const ZERO = "0x0000000000000000000000000000000000000000";
 
 export function NetworkPanel() {
-  return <WithDeployment wallet={false}>{({ contracts, chainId }) => <Network contracts={contracts} chainId={chainId} />}</WithDeployment>;
+  return (
+    <WithDeployment wallet={false}>
+      {({ contracts, chainId }) => <Network contracts={contracts} chainId={chainId} />}
+    </WithDeployment>
+  );
 }
 
 function region(r: Hex) {
@@ -42,7 +46,11 @@ function Network({ contracts, chainId }: { contracts: Contracts; chainId: number
   const count = stats?.[3]?.result as bigint | undefined;
   const minStake = stats?.[4]?.result as bigint | undefined;
   const epochEnd = stats?.[5]?.result as readonly [bigint, bigint] | undefined;
-  const nodes = useReadContract({ ...registry, functionName: "nodesPage", args: [BigInt(page * PAGE), BigInt(PAGE)] }).data;
+  const nodes = useReadContract({
+    ...registry,
+    functionName: "nodesPage",
+    args: [BigInt(page * PAGE), BigInt(PAGE)],
+  }).data;
   const config = useConfig();
   const client = getClient(config, { chainId });
   // Total burned: every burn is a Transfer to the zero address (transfer fee, credit settlement, burn()).

@@ -63,7 +63,13 @@ function Relayer({ contracts, account, chainId }: { contracts: Contracts; accoun
           <dd>{fmtX0T(minStake)}</dd>
           <dt>Status</dt>
           <dd data-testid="node-status">
-            {node === undefined ? "…" : !registered ? "Not registered" : active ? "Registered, active" : "Registered, inactive (stake below minimum)"}
+            {node === undefined
+              ? "…"
+              : !registered
+                ? "Not registered"
+                : active
+                  ? "Registered, active"
+                  : "Registered, inactive (stake below minimum)"}
           </dd>
           {registered && node && (
             <>
@@ -141,7 +147,15 @@ function Register({
   const signer = signerKey ? privateKeyToAccount(signerKey).address : isAddress(signerText) ? signerText : undefined;
   const stake = stakeText === "" ? minStake : parseAmount(stakeText, 18);
   const regionOk = /^[A-Z]{2}$/.test(region);
-  const ok = endpoint.length > 0 && regionOk && isHex(keysHash) && keysHash.length === 66 && signer && stake && name && nonce !== undefined;
+  const ok =
+    endpoint.length > 0 &&
+    regionOk &&
+    isHex(keysHash) &&
+    keysHash.length === 66 &&
+    signer &&
+    stake &&
+    name &&
+    nonce !== undefined;
 
   async function register() {
     if (!ok || !signer || !stake || name === undefined || nonce === undefined) return;
@@ -149,7 +163,12 @@ function Register({
       let signerConsent: Hex;
       if (signerKey) {
         signerConsent = await privateKeyToAccount(signerKey).signTypedData({
-          domain: { name: "x0tta6bl4 RelayerRegistry", version: "1", chainId, verifyingContract: contracts.RelayerRegistry },
+          domain: {
+            name: "x0tta6bl4 RelayerRegistry",
+            version: "1",
+            chainId,
+            verifyingContract: contracts.RelayerRegistry,
+          },
           types: CONSENT_TYPES,
           primaryType: "SignerConsent",
           message: { operator: account, signer },
@@ -171,15 +190,29 @@ function Register({
         abi: relayerRegistryAbi,
         chainId,
         functionName: "registerWithPermit",
-        args: [endpoint, toHex(region, { size: 2 }), keysHash as Hex, signer, signerConsent, stake, deadline, Number(v ?? 27n), r, s],
+        args: [
+          endpoint,
+          toHex(region, { size: 2 }),
+          keysHash as Hex,
+          signer,
+          signerConsent,
+          stake,
+          deadline,
+          Number(v ?? 27n),
+          r,
+          s,
+        ],
       });
     });
   }
   function download() {
     if (!signerKey) return;
-    const blob = new Blob([JSON.stringify({ address: privateKeyToAccount(signerKey).address, privateKey: signerKey }, null, 2)], {
-      type: "application/json",
-    });
+    const blob = new Blob(
+      [JSON.stringify({ address: privateKeyToAccount(signerKey).address, privateKey: signerKey }, null, 2)],
+      {
+        type: "application/json",
+      },
+    );
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
     a.download = "x0t-node-signer.json";
@@ -191,8 +224,8 @@ function Register({
     <section className="card" aria-labelledby="reg-h">
       <h2 id="reg-h">Register your node</h2>
       <p className="hint">
-        The node&apos;s signer key must consent to sign for you (EIP-712 SignerConsent). Run <code>x0t relay</code> to get
-        the node&apos;s endpoint and keys hash, or generate a signer here and give it to the node.
+        The node&apos;s signer key must consent to sign for you (EIP-712 SignerConsent). Run <code>x0t relay</code> to
+        get the node&apos;s endpoint and keys hash, or generate a signer here and give it to the node.
       </p>
       <form
         onSubmit={(e) => {
@@ -202,11 +235,22 @@ function Register({
       >
         <label className="field">
           Endpoint (host:port)
-          <input name="endpoint" value={endpoint} onChange={(e) => setEndpoint(e.target.value)} placeholder="relay.example.org:9001" />
+          <input
+            name="endpoint"
+            value={endpoint}
+            onChange={(e) => setEndpoint(e.target.value)}
+            placeholder="relay.example.org:9001"
+          />
         </label>
         <label className="field">
           Region (ISO code)
-          <input name="region" value={region} onChange={(e) => setRegion(e.target.value.toUpperCase())} maxLength={2} placeholder="DE" />
+          <input
+            name="region"
+            value={region}
+            onChange={(e) => setRegion(e.target.value.toUpperCase())}
+            maxLength={2}
+            placeholder="DE"
+          />
         </label>
         <label className="field">
           Keys hash (sha256 of the node&apos;s public keys)
@@ -339,7 +383,8 @@ function Rewards({ contracts, account, chainId }: { contracts: Contracts; accoun
   const { writeContractAsync } = useWriteContract();
   const current = useReadContract({ ...rewards, functionName: "currentEpoch" }).data;
   const epochs: bigint[] = [];
-  if (current !== undefined) for (let e = current > BigInt(LOOKBACK) ? current - BigInt(LOOKBACK) : 0n; e < current; e++) epochs.push(e);
+  if (current !== undefined)
+    for (let e = current > BigInt(LOOKBACK) ? current - BigInt(LOOKBACK) : 0n; e < current; e++) epochs.push(e);
   const pending = useReadContracts({
     contracts: epochs.map((e) => ({ ...rewards, functionName: "pendingReward" as const, args: [e, account] as const })),
     query: { enabled: epochs.length > 0 },
@@ -349,7 +394,11 @@ function Rewards({ contracts, account, chainId }: { contracts: Contracts; accoun
     query: { enabled: epochs.length > 0 },
   }).data;
   const rows = epochs
-    .map((e, i) => ({ epoch: e, pending: (pending?.[i]?.result as bigint | undefined) ?? 0n, rec: records?.[i]?.result }))
+    .map((e, i) => ({
+      epoch: e,
+      pending: (pending?.[i]?.result as bigint | undefined) ?? 0n,
+      rec: records?.[i]?.result,
+    }))
     .filter((r) => r.pending > 0n || (r.rec && (r.rec.base > 0n || r.rec.claimed)));
   const claimable = rows.filter((r) => r.pending > 0n).map((r) => r.epoch);
   const total = rows.reduce((s, r) => s + r.pending, 0n);
@@ -357,7 +406,8 @@ function Rewards({ contracts, account, chainId }: { contracts: Contracts; accoun
     <section className="card" aria-labelledby="rew-h">
       <h2 id="rew-h">Rewards</h2>
       <p className="hint">
-        Current epoch {current?.toString() ?? "…"}; the last {LOOKBACK} epochs. Pending: <span data-testid="pending">{fmtX0T(total)}</span>
+        Current epoch {current?.toString() ?? "…"}; the last {LOOKBACK} epochs. Pending:{" "}
+        <span data-testid="pending">{fmtX0T(total)}</span>
       </p>
       {rows.length === 0 ? (
         <p>No served cells or rewards in these epochs yet.</p>
@@ -392,7 +442,9 @@ function Rewards({ contracts, account, chainId }: { contracts: Contracts; accoun
           type="button"
           disabled={busy || claimable.length === 0}
           onClick={() =>
-            void run("Claim rewards", () => writeContractAsync({ ...rewards, functionName: "claim", args: [account, claimable] }))
+            void run("Claim rewards", () =>
+              writeContractAsync({ ...rewards, functionName: "claim", args: [account, claimable] }),
+            )
           }
         >
           Claim {fmtX0T(total)}

@@ -62,7 +62,11 @@ export function TxStatus({ state }: { state: TxState }) {
   return (
     <p className={`tx tx-${state.phase}`} role="status" aria-live="polite" data-testid="tx-status">
       {state.phase === "signing" && <>{state.label}: waiting for your wallet…</>}
-      {state.phase === "pending" && <>{state.label}: pending… {hashView}</>}
+      {state.phase === "pending" && (
+        <>
+          {state.label}: pending… {hashView}
+        </>
+      )}
       {state.phase === "confirmed" && (
         <>
           {state.label}: confirmed in block {state.block.toString()}. {hashView}

@@ -10,7 +10,9 @@ import type { Deployment } from "./types";
 function repoRoot(): string {
   // `next start`/`next build` run in web/; the repository is its parent.
   const cwd = process.cwd();
-  return existsSync(join(/*turbopackIgnore: true*/ cwd, "next.config.ts")) ? resolve(/*turbopackIgnore: true*/ cwd, "..") : cwd;
+  return existsSync(join(/*turbopackIgnore: true*/ cwd, "next.config.ts"))
+    ? resolve(/*turbopackIgnore: true*/ cwd, "..")
+    : cwd;
 }
 
 function readJson(path: string): Deployment | undefined {
@@ -27,7 +29,11 @@ function readJson(path: string): Deployment | undefined {
 export function loadDeployments(): Deployment[] {
   const root = repoRoot();
   const local =
-    process.env.X0T_DEPLOYMENT ?? join(/*turbopackIgnore: true*/ resolve(/*turbopackIgnore: true*/ root, process.env.X0T_STATE_DIR ?? ".x0t"), "deployment.json");
+    process.env.X0T_DEPLOYMENT ??
+    join(
+      /*turbopackIgnore: true*/ resolve(/*turbopackIgnore: true*/ root, process.env.X0T_STATE_DIR ?? ".x0t"),
+      "deployment.json",
+    );
   return [readJson(local), readJson(join(/*turbopackIgnore: true*/ root, "deployments", "84532.json"))].filter(
     (d): d is Deployment => d !== undefined,
   );
