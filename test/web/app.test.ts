@@ -18,7 +18,15 @@ import { after, before, describe, it } from "node:test";
 import AxeBuilder from "@axe-core/playwright";
 import { type Browser, type BrowserContext, chromium, type Page } from "@playwright/test";
 import { network } from "hardhat";
-import { type Address, createPublicClient, http } from "viem";
+import {
+  type Address,
+  createPublicClient,
+  createWalletClient,
+  encodeFunctionData,
+  type Hex,
+  http,
+  parseAbi,
+} from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { bandwidthCreditAbi, relayerRegistryAbi } from "../../relayer/src/chain/abi.ts";
 import GovernanceModule from "../../deploy/ignition/modules/Governance.js";
@@ -276,9 +284,86 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     await axe("network");
   });
 
+  it("shows the sqrt weight, and a vote on a live proposal changes its tally", async () => {
+    const rpcCall = async (method: string, params: unknown[]) => {
+      const res = await fetch(rpc, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+      });
+      const body = (await res.json()) as { error?: { message: string }; result?: unknown };
+      if (body.error) throw new Error(`${method}: ${body.error.message}`);
+      return body.result;
+    };
+    const advance = async (seconds: number) => {
+      await rpcCall("evm_increaseTime", [seconds]);
+      await rpcCall("evm_mine", []);
+    };
+    // The Safe is a registrar of the VoterRegistry: register account 0 as the Safe would.
+    const safe = contracts.TreasurySafe!;
+    await rpcCall("hardhat_impersonateAccount", [safe]);
+    await rpcCall("hardhat_setBalance", [safe, "0x56BC75E2D63100000"]);
+    const asSafe = createWalletClient({ account: safe, transport: http(rpc) });
+    const client = createPublicClient({ transport: http(rpc) });
+    const votersAbi = parseAbi(["function register(address voter, bytes32 attestation)"]);
+    await client.waitForTransactionReceipt({
+      hash: await asSafe.writeContract({
+        chain: null,
+        address: contracts.VoterRegistry!,
+        abi: votersAbi,
+        functionName: "register",
+        args: [account.address, `0x${"11".repeat(32)}` as Hex],
+      }),
+    });
+
+    await page.getByRole("link", { name: "Governance" }).click();
+    await page.getByTestId("registered").filter({ hasText: "yes" }).waitFor();
+    await page.getByRole("button", { name: "Delegate your votes to yourself" }).click();
+    await txStatus("Your voting weight").filter({ hasText: "confirmed" }).waitFor();
+    await advance(2);
+
+    // A proposal by account 0 (its weight is above the threshold), live after the voting delay.
+    const governorAbi = parseAbi([
+      "function propose(address[] targets, uint256[] values, bytes[] calldatas, string description) returns (uint256)",
+    ]);
+    const asUser = createWalletClient({ account, transport: http(rpc) });
+    await client.waitForTransactionReceipt({
+      hash: await asUser.writeContract({
+        chain: null,
+        address: contracts.QuadraticGovernor!,
+        abi: governorAbi,
+        functionName: "propose",
+        args: [
+          [contracts.X0T!],
+          [0n],
+          [encodeFunctionData({ abi: parseAbi(["function setBurnBps(uint16 bps)"]), args: [100] })],
+          "Keep the transfer burn at 1%",
+        ],
+      }),
+    });
+    await advance(61);
+
+    await page.reload();
+    await page
+      .getByTestId("weight")
+      .filter({ hasText: /^9,999\.\d+$/ })
+      .waitFor();
+    const weight = (await page.getByTestId("weight").textContent())!;
+    await page.getByTestId("proposal-state").filter({ hasText: "Active" }).waitFor();
+    assert.equal(await page.getByTestId("tally").textContent(), "0 / 0 / 0");
+    await page.getByRole("button", { name: "For", exact: true }).click();
+    await txStatus("Proposals").filter({ hasText: "confirmed" }).waitFor();
+    await page
+      .getByTestId("tally")
+      .filter({ hasText: `${weight} / 0 / 0` })
+      .waitFor();
+    await shoot("governance");
+    await axe("governance");
+  });
+
   it("keeps first-load JS of every route within the budget", async () => {
     const sizes: Record<string, number> = {};
-    for (const route of ["/", "/buy", "/relayer", "/network"]) {
+    for (const route of ["/", "/buy", "/relayer", "/network", "/governance"]) {
       const fresh = await browser.newContext();
       const p = await fresh.newPage();
       const js: Promise<number>[] = [];

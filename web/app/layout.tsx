@@ -29,6 +29,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
               <Link href="/buy">Buy bandwidth</Link>
               <Link href="/relayer">Run a relayer</Link>
               <Link href="/network">Network</Link>
+              <Link href="/governance">Governance</Link>
             </nav>
             <Connect />
           </header>
