@@ -4,7 +4,8 @@
  * injected EIP-1193 provider signing in Node with a viem account (wallet.ts), so transactions are
  * real: connect, buy 1 GB with a permit, authorise a browser-generated client key, register and
  * stake, add stake, unbond, a withdraw refused with its decoded error; the network page lists the
- * relay. Screenshots (desktop and phone) and first-load JS per route go to test-results/web/;
+ * relay; governance: delegate, then a vote on a live proposal moves its tally by the sqrt weight;
+ * the treasury Safe's council and balance. Screenshots (desktop and phone) and first-load JS per route go to test-results/web/;
  * axe must report no serious or critical violation.
  */
 import assert from "node:assert/strict";
@@ -357,13 +358,24 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
       .getByTestId("tally")
       .filter({ hasText: `${weight} / 0 / 0` })
       .waitFor();
+    await page.getByText("You voted").waitFor();
     await shoot("governance");
     await axe("governance");
   });
 
+  it("shows the treasury Safe: balance, council and threshold, the timelock module", async () => {
+    await page.getByRole("link", { name: "Treasury" }).click();
+    await page.getByTestId("threshold").filter({ hasText: "2 of 3 owners" }).waitFor();
+    assert.equal(await page.getByTestId("treasury-x0t").textContent(), "300,000,000 X0T");
+    await page.getByText("(the governance timelock)").waitFor();
+    await page.getByTestId("transfers").waitFor();
+    await shoot("treasury");
+    await axe("treasury");
+  });
+
   it("keeps first-load JS of every route within the budget", async () => {
     const sizes: Record<string, number> = {};
-    for (const route of ["/", "/buy", "/relayer", "/network", "/governance"]) {
+    for (const route of ["/", "/buy", "/relayer", "/network", "/governance", "/treasury"]) {
       const fresh = await browser.newContext();
       const p = await fresh.newPage();
       const js: Promise<number>[] = [];

@@ -30,6 +30,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
               <Link href="/relayer">Run a relayer</Link>
               <Link href="/network">Network</Link>
               <Link href="/governance">Governance</Link>
+              <Link href="/treasury">Treasury</Link>
             </nav>
             <Connect />
           </header>

@@ -92,7 +92,7 @@ function Governance({ contracts, account, chainId }: { contracts: Contracts; acc
         </div>
         <TxStatus state={state} />
       </section>
-      <Proposals contracts={contracts} chainId={chainId} />
+      <Proposals contracts={contracts} chainId={chainId} account={account} />
     </>
   );
 }
@@ -106,7 +106,7 @@ interface Proposal {
   description: string;
 }
 
-function Proposals({ contracts, chainId }: { contracts: Contracts; chainId: number }) {
+function Proposals({ contracts, chainId, account }: { contracts: Contracts; chainId: number; account: Address }) {
   const config = useConfig();
   const governor = { address: contracts.QuadraticGovernor, abi: quadraticGovernorAbi, chainId } as const;
   const { state, run, busy } = useTx();
@@ -135,6 +135,7 @@ function Proposals({ contracts, chainId }: { contracts: Contracts; chainId: numb
     contracts: list.flatMap((p) => [
       { ...governor, functionName: "state" as const, args: [p.id] as const },
       { ...governor, functionName: "proposalVotes" as const, args: [p.id] as const },
+      { ...governor, functionName: "hasVoted" as const, args: [p.id, account] as const },
     ]),
     query: { enabled: list.length > 0 },
   }).data;
@@ -165,8 +166,9 @@ function Proposals({ contracts, chainId }: { contracts: Contracts; chainId: numb
             </thead>
             <tbody>
               {list.map((p, i) => {
-                const s = details?.[2 * i]?.result as number | undefined;
-                const v = details?.[2 * i + 1]?.result as readonly [bigint, bigint, bigint] | undefined;
+                const s = details?.[3 * i]?.result as number | undefined;
+                const v = details?.[3 * i + 1]?.result as readonly [bigint, bigint, bigint] | undefined;
+                const voted = details?.[3 * i + 2]?.result as boolean | undefined;
                 const name = STATES[s ?? -1] ?? "…";
                 return (
                   <tr key={p.id.toString()}>
@@ -182,7 +184,8 @@ function Proposals({ contracts, chainId }: { contracts: Contracts; chainId: numb
                       {v ? `${fmtWeight(v[1])} / ${fmtWeight(v[0])} / ${fmtWeight(v[2])}` : "…"}
                     </td>
                     <td>
-                      {name === "Active" && (
+                      {name === "Active" && voted && "You voted"}
+                      {name === "Active" && voted === false && (
                         <span className="row">
                           {(["Against", "For", "Abstain"] as const).map((label, support) => (
                             <button

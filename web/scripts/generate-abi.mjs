@@ -21,5 +21,23 @@ for (const [name, path] of Object.entries(contracts)) {
   }
   text += `export const ${name} = ${JSON.stringify(JSON.parse(readFileSync(file, "utf8")).abi)} as const;\n`;
 }
+// The treasury Safe: the audited Safe 1.5 artifact the Treasury module deploys.
+const safeFile = join(
+  root,
+  "node_modules",
+  "@safe-global",
+  "safe-smart-account",
+  "build",
+  "artifacts",
+  "contracts",
+  "Safe.sol",
+  "Safe.json",
+);
+if (existsSync(safeFile))
+  text += `export const safeAbi = ${JSON.stringify(JSON.parse(readFileSync(safeFile, "utf8")).abi)} as const;\n`;
+else {
+  console.warn(`generate-abi: ${safeFile} missing; keeping ${out}`);
+  process.exit(0);
+}
 writeFileSync(out, text);
 console.log(`generate-abi: wrote ${out}`);
