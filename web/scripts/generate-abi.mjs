@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import * as prettier from "prettier";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const out = join(root, "web", "lib", "generated", "governance.ts");
@@ -39,5 +40,7 @@ else {
   console.warn(`generate-abi: ${safeFile} missing; keeping ${out}`);
   process.exit(0);
 }
-writeFileSync(out, text);
+// Formatted like the rest of the repository, so `npm run lint` (prettier --check .) stays green.
+const options = (await prettier.resolveConfig(out)) ?? {};
+writeFileSync(out, await prettier.format(text, { ...options, filepath: out }));
 console.log(`generate-abi: wrote ${out}`);
