@@ -272,6 +272,43 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     await axe("relayer");
   });
 
+  it("locks credit for the registered relay and revokes the client key", async () => {
+    await page.getByRole("link", { name: "Buy bandwidth" }).first().click();
+    await page.getByTestId("credit-left").filter({ hasText: "1.000 GB" }).waitFor();
+    await page.getByLabel("Relay (operator address)").fill(account.address);
+    await page.getByLabel("GB", { exact: true }).fill("0.25");
+    await page.getByRole("button", { name: "Lock", exact: true }).click();
+    await txStatus("Lock credit for a relay").filter({ hasText: "confirmed" }).waitFor();
+    await page.getByTestId("credit-left").filter({ hasText: "0.750 GB" }).waitFor();
+    // Locking more than is left fails with the contract's error in words.
+    await page.getByLabel("GB", { exact: true }).fill("5");
+    await page.getByRole("button", { name: "Lock", exact: true }).click();
+    await txStatus("Lock credit for a relay").filter({ hasText: "failed" }).waitFor();
+    assert.match(
+      (await txStatus("Lock credit for a relay").textContent()) ?? "",
+      /Not enough free credit: 0\.75 GB left, 5 GB needed\. \(InsufficientCredit\)/,
+    );
+    // The key authorised earlier (the client-key section lost it on navigation: paste it back).
+    const client = createPublicClient({ transport: http(rpc) });
+    const logs = await client.getContractEvents({
+      address: contracts.BandwidthCredit!,
+      abi: bandwidthCreditAbi,
+      eventName: "ClientKeyAuthorized",
+      fromBlock: 0n,
+    });
+    const key = logs[0]!.args.key!;
+    await page.getByLabel("Key to revoke").fill(key);
+    await page.getByRole("button", { name: "Revoke key" }).click();
+    await txStatus("Client keys").filter({ hasText: "confirmed" }).waitFor();
+    const [, revoked] = await client.readContract({
+      address: contracts.BandwidthCredit!,
+      abi: bandwidthCreditAbi,
+      functionName: "clientKeys",
+      args: [key],
+    });
+    assert.equal(revoked, true);
+  });
+
   it("lists the relayer, supply, burn and epoch on the network page", async () => {
     await page.getByRole("link", { name: "Network" }).click();
     await page.getByTestId("relayers").waitFor();
