@@ -11,6 +11,9 @@
  *    server on loopback; the script fetches the demo page through the entry itself before it
  *    prints the curl line that works.
  *
+ * 6. the web app (`next start` on 127.0.0.1, X0T_WEB_PORT, default 3000), built first if it never
+ *    was (then in the background, its URL printed once it answers); X0T_WEB=off leaves it out.
+ *
  * Ctrl-C stops everything. X0T_CHAIN_PORT (default 8545), X0T_SOCKS_PORT (10809) and
  * X0T_DEMO_PORT (18080) change the ports; X0T_STATE_DIR (default .x0t) where state goes;
  * X0T_LOG_LEVEL (default warn here) how much the relays and the entry log.
@@ -40,6 +43,7 @@ function portFromEnv(name: string, fallback: number): number {
 }
 const socksPort = portFromEnv("X0T_SOCKS_PORT", 10809);
 const demoPort = portFromEnv("X0T_DEMO_PORT", 18080);
+const webPort = portFromEnv("X0T_WEB_PORT", 3000);
 const RELAYS = 3;
 const stateDir = resolve(process.env.X0T_STATE_DIR ?? ".x0t");
 const children: ChildProcess[] = [];
@@ -134,8 +138,62 @@ async function main() {
     `SOCKS5 entry on 127.0.0.1:${socksPort}, ${RELAYS} relays on loopback (3-hop circuits), demo site on 127.0.0.1:${demoPort}`,
   );
   console.log(`try:  curl -x socks5h://127.0.0.1:${socksPort} http://127.0.0.1:${demoPort}/`);
+  const web = process.env.X0T_WEB === "off" ? undefined : startWeb(join(stateDir, "deployment.json"));
+  // A built app answers within seconds; a first build goes on in the background after "ready".
+  const webUp = await Promise.race([web, new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000))]);
+  if (webUp) console.log(`web app on ${webUp}`);
+  else if (web) {
+    console.log(`web app: building it (first start only); its URL follows when it answers`);
+    void web.then((url) => url && console.log(`web app on ${url}`));
+  }
   console.log("ready. Ctrl-C stops everything.");
   process.on("exit", () => demo.close());
+}
+
+/**
+ * The web app beside the network: `next build` if web/ was never built, then `next start` on
+ * loopback with this deployment. The network does not depend on it: a failure is a warning.
+ */
+async function startWeb(deploymentFile: string): Promise<string | undefined> {
+  const webDir = resolve("web");
+  const url = `http://127.0.0.1:${webPort}`;
+  const env = { ...process.env, X0T_DEPLOYMENT: deploymentFile, NEXT_TELEMETRY_DISABLED: "1" };
+  try {
+    const nextCli = createRequire(join(webDir, "package.json")).resolve("next/dist/bin/next");
+    const run = (args: string[], keep: boolean) => {
+      const child = spawn(process.execPath, [nextCli, ...args], {
+        cwd: webDir,
+        env,
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+      children.push(child);
+      if (keep)
+        child.on("exit", (code, signal) => {
+          if (signal !== "SIGTERM") console.error(`web app exited (code ${code}); the network keeps running`);
+        });
+      return child;
+    };
+    if (!existsSync(join(webDir, ".next", "BUILD_ID"))) {
+      const code = await new Promise<number | null>((r) => run(["build"], false).on("exit", (c) => r(c)));
+      if (code !== 0) throw new Error(`next build failed (code ${code})`);
+    }
+    const server = run(["start", "--hostname", "127.0.0.1", "--port", String(webPort)], true);
+    const deadline = Date.now() + 60_000;
+    while (server.exitCode === null && Date.now() < deadline) {
+      if (
+        await fetch(url).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        return url;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`nothing answered on ${url} (X0T_WEB_PORT changes the port)`);
+  } catch (error) {
+    console.error(`web app not started: ${error instanceof Error ? error.message : error}`);
+    return undefined;
+  }
 }
 
 const DEMO_TEXT = "hello from x0tta6bl4: this page came to you through a 3-hop post-quantum circuit";
