@@ -91,7 +91,7 @@ async function main() {
   const treasury = (await connection.ignition.deploy(TreasuryModule, {
     displayUi: false,
     parameters: { Treasury: treasuryParameters },
-  })) as unknown as Record<"safe" | "timelock" | "guard", { address: string }>;
+  })) as unknown as Record<"safe" | "timelock" | "guard" | "executor", { address: string }>;
   const { token, registry, credit, rewards, governor, voters } = await connection.ignition.deploy(GovernanceModule, {
     displayUi: false,
     parameters: {
@@ -121,6 +121,7 @@ async function main() {
       TimelockController: treasury.timelock.address,
       TreasurySafe: treasury.safe.address,
       CouncilGuard: treasury.guard.address,
+      TreasuryExecutor: treasury.executor.address,
     },
     council,
   };

@@ -33,6 +33,7 @@ import { bandwidthCreditAbi, relayerRegistryAbi } from "../../relayer/src/chain/
 import GovernanceModule from "../../deploy/ignition/modules/Governance.js";
 import TreasuryModule from "../../deploy/ignition/modules/Treasury.js";
 import { injectWallet } from "./wallet.ts";
+import { attest, installEAS } from "../governance/fixture.ts";
 
 const MNEMONIC = "test test test test test test test test test test test junk"; // Hardhat's public test accounts
 const OUT = resolve("test-results/web");
@@ -66,6 +67,8 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
   let base = "";
   let rpc = "";
   let contracts: Record<string, Address>;
+  let connectionRef: Awaited<ReturnType<typeof network.create>>;
+  let easSchema: Hex;
   const account = mnemonicToAccount(MNEMONIC, { addressIndex: 0 }); // holds the distributor's genesis X0T
   const axeReport: Record<string, { serious: number; critical: number; ids: string[] }> = {};
 
@@ -86,13 +89,17 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     await waitFor("the chain", async () => (await client.getChainId()) === 31337, 60_000);
     const connection = await network.create({ network: "localhost", override: { url: rpc } });
     deploymentId = `web-${chainPort}`;
+    connectionRef = connection;
+    // EAS at its OP-stack predeploy addresses, as on Base Sepolia: voters register with attestations.
+    const [deployer, , , , , , , , , , attester] = await connection.viem.getWalletClients();
+    easSchema = await installEAS(connection as unknown as Parameters<typeof installEAS>[0], deployer!);
     const council = [1, 2, 3].map((i) => mnemonicToAccount(MNEMONIC, { addressIndex: i }).address);
     const treasuryParameters = { council, threshold: 2, minDelay: 120 };
     const treasury = (await connection.ignition.deploy(TreasuryModule, {
       displayUi: false,
       deploymentId,
       parameters: { Treasury: treasuryParameters },
-    })) as unknown as Record<"safe" | "timelock" | "guard", { address: Address }>;
+    })) as unknown as Record<"safe" | "timelock" | "guard" | "executor", { address: Address }>;
     const d = await connection.ignition.deploy(GovernanceModule, {
       displayUi: false,
       deploymentId,
@@ -102,6 +109,9 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
         Governance: {
           timelock: treasury.timelock.address,
           safe: treasury.safe.address,
+          guard: treasury.guard.address,
+          easSchema,
+          easAttester: attester!.account.address,
           votingDelay: 60,
           votingPeriod: 120,
         },
@@ -113,9 +123,11 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
       BandwidthCredit: d.credit.address,
       EpochRewards: d.rewards.address,
       QuadraticGovernor: d.governor.address,
+      EASPersonhoodSource: d.personhood.address,
       VoterRegistry: d.voters.address,
       TimelockController: treasury.timelock.address,
       TreasurySafe: treasury.safe.address,
+      TreasuryExecutor: treasury.executor.address,
     };
     const deploymentFile = join(tmp, "deployment.json");
     writeFileSync(deploymentFile, JSON.stringify({ chainId: 31337, rpcUrl: rpc, contracts }, null, 2));
@@ -300,13 +312,13 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     await page.getByLabel("Key to revoke").fill(key);
     await page.getByRole("button", { name: "Revoke key" }).click();
     await txStatus("Client keys").filter({ hasText: "confirmed" }).waitFor();
-    const [, revoked] = await client.readContract({
+    const [, revokedAfter] = await client.readContract({
       address: contracts.BandwidthCredit!,
       abi: bandwidthCreditAbi,
       functionName: "clientKeys",
       args: [key],
     });
-    assert.equal(revoked, true);
+    assert.notEqual(revokedAfter, 2n ** 64n - 1n, "revoked: it signs for no later epoch");
   });
 
   it("lists the relayer, supply, burn and epoch on the network page", async () => {
@@ -337,20 +349,21 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
       await rpcCall("evm_increaseTime", [seconds]);
       await rpcCall("evm_mine", []);
     };
-    // The Safe is a registrar of the VoterRegistry: register account 0 as the Safe would.
-    const safe = contracts.TreasurySafe!;
-    await rpcCall("hardhat_impersonateAccount", [safe]);
-    await rpcCall("hardhat_setBalance", [safe, "0x56BC75E2D63100000"]);
-    const asSafe = createWalletClient({ account: safe, transport: http(rpc) });
+    // Account 0 is a verified person: the attester attests it, and it registers itself with that.
     const client = createPublicClient({ transport: http(rpc) });
-    const votersAbi = parseAbi(["function register(address voter, bytes32 attestation)"]);
+    const wallets = await connectionRef.viem.getWalletClients();
+    const uid = await attest(connectionRef as unknown as Parameters<typeof attest>[0], wallets[10]!, account.address, {
+      schema: easSchema,
+    });
+    const votersAbi = parseAbi(["function register(address source, bytes proof)"]);
+    const asAccount = createWalletClient({ account, transport: http(rpc) });
     await client.waitForTransactionReceipt({
-      hash: await asSafe.writeContract({
+      hash: await asAccount.writeContract({
         chain: null,
         address: contracts.VoterRegistry!,
         abi: votersAbi,
         functionName: "register",
-        args: [account.address, `0x${"11".repeat(32)}` as Hex],
+        args: [contracts.EASPersonhoodSource!, uid],
       }),
     });
 
@@ -400,11 +413,11 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     await axe("governance");
   });
 
-  it("shows the treasury Safe: balance, council and threshold, the timelock module", async () => {
+  it("shows the treasury Safe: balance, council and threshold, the DAO's executor module", async () => {
     await page.getByRole("link", { name: "Treasury" }).click();
     await page.getByTestId("threshold").filter({ hasText: "2 of 3 owners" }).waitFor();
     assert.equal(await page.getByTestId("treasury-x0t").textContent(), "300,000,000 X0T");
-    await page.getByText("(the governance timelock)").waitFor();
+    await page.getByText("the DAO's executor").waitFor();
     await page.getByTestId("transfers").waitFor();
     await shoot("treasury");
     await axe("treasury");

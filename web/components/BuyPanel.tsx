@@ -17,6 +17,8 @@ export function BuyPanel() {
   );
 }
 
+/** BandwidthCredit marks an unrevoked key with the largest epoch. */
+const NOT_REVOKED = 2n ** 64n - 1n;
 const PERMIT_TYPES = {
   Permit: [
     { name: "owner", type: "address" },
@@ -31,7 +33,7 @@ const KEY_TYPES = {
   ClientKeyAuthorization: [
     { name: "account", type: "address" },
     { name: "key", type: "address" },
-    { name: "capPerEpoch", type: "uint128" },
+    { name: "capPerEpoch", type: "uint96" },
   ],
 } as const;
 
@@ -251,7 +253,9 @@ function ClientKeys({ contracts, account, chainId }: { contracts: Contracts; acc
         <p data-testid="key-status">
           {info[0] === "0x0000000000000000000000000000000000000000"
             ? "This key is not authorised yet."
-            : `Authorised for ${info[0]}, cap ${fmtGB(info[3])} per epoch${info[1] ? ", revoked" : ""}.`}
+            : `Authorised for ${info[0]}, cap ${fmtGB(info[2])} per epoch${
+                info[1] !== NOT_REVOKED ? `, revoked (receipts up to epoch ${info[1]})` : ""
+              }.`}
         </p>
       )}
       <form

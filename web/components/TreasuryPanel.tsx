@@ -87,7 +87,9 @@ function Treasury({ contracts, chainId }: { contracts: Contracts; chainId: numbe
             {modules?.map((m) => (
               <div key={m}>
                 <Addr address={m} full />
-                {m.toLowerCase() === contracts.TimelockController?.toLowerCase() ? " (the governance timelock)" : ""}
+                {m.toLowerCase() === contracts.TreasuryExecutor?.toLowerCase()
+                  ? " (the DAO's executor: only the timelock calls it)"
+                  : ""}
               </div>
             )) ?? "…"}
           </dd>

@@ -8,7 +8,8 @@ export type ContractName =
   | "QuadraticGovernor"
   | "VoterRegistry"
   | "TimelockController"
-  | "TreasurySafe";
+  | "TreasurySafe"
+  | "TreasuryExecutor";
 
 export interface Deployment {
   chainId: number;

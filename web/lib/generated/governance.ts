@@ -9,6 +9,9 @@ export const quadraticGovernorAbi = [
       { internalType: "uint32", name: "votingPeriod_", type: "uint32" },
       { internalType: "uint256", name: "proposalThreshold_", type: "uint256" },
       { internalType: "uint256", name: "quorum_", type: "uint256" },
+      { internalType: "address", name: "guardian_", type: "address" },
+      { internalType: "uint32", name: "guardianTerm_", type: "uint32" },
+      { internalType: "contract IRelayerRegistry", name: "slashRegistry_", type: "address" },
     ],
     stateMutability: "nonpayable",
     type: "constructor",
@@ -100,6 +103,14 @@ export const quadraticGovernorAbi = [
   },
   {
     inputs: [
+      { internalType: "uint48", name: "sunset", type: "uint48" },
+      { internalType: "uint256", name: "latest", type: "uint256" },
+    ],
+    name: "GuardianTermTooLong",
+    type: "error",
+  },
+  {
+    inputs: [
       { internalType: "address", name: "account", type: "address" },
       { internalType: "uint256", name: "currentNonce", type: "uint256" },
     ],
@@ -107,6 +118,14 @@ export const quadraticGovernorAbi = [
     type: "error",
   },
   { inputs: [], name: "InvalidShortString", type: "error" },
+  {
+    inputs: [
+      { internalType: "address", name: "caller", type: "address" },
+      { internalType: "uint48", name: "sunset", type: "uint48" },
+    ],
+    name: "NotGuardian",
+    type: "error",
+  },
   {
     inputs: [
       { internalType: "uint8", name: "bits", type: "uint8" },
@@ -118,6 +137,15 @@ export const quadraticGovernorAbi = [
   { inputs: [{ internalType: "string", name: "str", type: "string" }], name: "StringTooLong", type: "error" },
   { inputs: [], name: "ZeroAddress", type: "error" },
   { anonymous: false, inputs: [], name: "EIP712DomainChanged", type: "event" },
+  {
+    anonymous: false,
+    inputs: [
+      { indexed: true, internalType: "address", name: "guardian", type: "address" },
+      { indexed: false, internalType: "uint48", name: "sunset", type: "uint48" },
+    ],
+    name: "GuardianSet",
+    type: "event",
+  },
   {
     anonymous: false,
     inputs: [{ indexed: false, internalType: "uint256", name: "proposalId", type: "uint256" }],
@@ -162,6 +190,15 @@ export const quadraticGovernorAbi = [
       { indexed: false, internalType: "uint256", name: "newProposalThreshold", type: "uint256" },
     ],
     name: "ProposalThresholdSet",
+    type: "event",
+  },
+  {
+    anonymous: false,
+    inputs: [
+      { indexed: true, internalType: "uint256", name: "proposalId", type: "uint256" },
+      { indexed: true, internalType: "address", name: "guardian", type: "address" },
+    ],
+    name: "ProposalVetoed",
     type: "event",
   },
   {
@@ -250,6 +287,20 @@ export const quadraticGovernorAbi = [
     inputs: [],
     name: "EXTENDED_BALLOT_TYPEHASH",
     outputs: [{ internalType: "bytes32", name: "", type: "bytes32" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "MAX_GUARDIAN_TERM",
+    outputs: [{ internalType: "uint256", name: "", type: "uint256" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "SLASH_FREEZE_MARGIN",
+    outputs: [{ internalType: "uint256", name: "", type: "uint256" }],
     stateMutability: "view",
     type: "function",
   },
@@ -388,6 +439,20 @@ export const quadraticGovernorAbi = [
     ],
     name: "getVotesWithParams",
     outputs: [{ internalType: "uint256", name: "", type: "uint256" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "guardian",
+    outputs: [{ internalType: "address", name: "", type: "address" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "guardianSunset",
+    outputs: [{ internalType: "uint48", name: "", type: "uint48" }],
     stateMutability: "view",
     type: "function",
   },
@@ -561,6 +626,16 @@ export const quadraticGovernorAbi = [
     type: "function",
   },
   {
+    inputs: [
+      { internalType: "address", name: "newGuardian", type: "address" },
+      { internalType: "uint48", name: "sunset", type: "uint48" },
+    ],
+    name: "setGuardian",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
     inputs: [{ internalType: "uint256", name: "newProposalThreshold", type: "uint256" }],
     name: "setProposalThreshold",
     outputs: [],
@@ -586,6 +661,13 @@ export const quadraticGovernorAbi = [
     name: "setVotingPeriod",
     outputs: [],
     stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "slashRegistry",
+    outputs: [{ internalType: "contract IRelayerRegistry", name: "", type: "address" }],
+    stateMutability: "view",
     type: "function",
   },
   {
@@ -631,6 +713,18 @@ export const quadraticGovernorAbi = [
     type: "function",
   },
   {
+    inputs: [
+      { internalType: "address[]", name: "targets", type: "address[]" },
+      { internalType: "uint256[]", name: "values", type: "uint256[]" },
+      { internalType: "bytes[]", name: "calldatas", type: "bytes[]" },
+      { internalType: "bytes32", name: "descriptionHash", type: "bytes32" },
+    ],
+    name: "veto",
+    outputs: [{ internalType: "uint256", name: "proposalId", type: "uint256" }],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
     inputs: [],
     name: "voters",
     outputs: [{ internalType: "contract VoterRegistry", name: "", type: "address" }],
@@ -655,7 +749,10 @@ export const quadraticGovernorAbi = [
 ] as const;
 export const voterRegistryAbi = [
   {
-    inputs: [{ internalType: "address", name: "admin", type: "address" }],
+    inputs: [
+      { internalType: "address", name: "admin", type: "address" },
+      { internalType: "contract IVotes", name: "token_", type: "address" },
+    ],
     stateMutability: "nonpayable",
     type: "constructor",
   },
@@ -668,8 +765,16 @@ export const voterRegistryAbi = [
     name: "AccessControlUnauthorizedAccount",
     type: "error",
   },
-  { inputs: [{ internalType: "address", name: "voter", type: "address" }], name: "AlreadyRegistered", type: "error" },
+  {
+    inputs: [
+      { internalType: "address", name: "voter", type: "address" },
+      { internalType: "address", name: "identityHolder", type: "address" },
+    ],
+    name: "AlreadyRegistered",
+    type: "error",
+  },
   { inputs: [], name: "CheckpointUnorderedInsertion", type: "error" },
+  { inputs: [{ internalType: "address", name: "account", type: "address" }], name: "ExcludedAccount", type: "error" },
   {
     inputs: [
       { internalType: "uint256", name: "timepoint", type: "uint256" },
@@ -687,7 +792,27 @@ export const voterRegistryAbi = [
     name: "SafeCastOverflowedUintDowncast",
     type: "error",
   },
+  {
+    inputs: [
+      { internalType: "address", name: "voter", type: "address" },
+      { internalType: "contract IPersonhoodSource", name: "source", type: "address" },
+      { internalType: "bytes32", name: "identity", type: "bytes32" },
+    ],
+    name: "StillValid",
+    type: "error",
+  },
+  {
+    inputs: [{ internalType: "contract IPersonhoodSource", name: "source", type: "address" }],
+    name: "UnknownSource",
+    type: "error",
+  },
   { inputs: [], name: "ZeroAddress", type: "error" },
+  {
+    anonymous: false,
+    inputs: [{ indexed: true, internalType: "address", name: "account", type: "address" }],
+    name: "AccountExcluded",
+    type: "event",
+  },
   {
     anonymous: false,
     inputs: [
@@ -721,9 +846,18 @@ export const voterRegistryAbi = [
   {
     anonymous: false,
     inputs: [
+      { indexed: true, internalType: "contract IPersonhoodSource", name: "source", type: "address" },
+      { indexed: false, internalType: "bool", name: "enabled", type: "bool" },
+    ],
+    name: "SourceSet",
+    type: "event",
+  },
+  {
+    anonymous: false,
+    inputs: [
       { indexed: true, internalType: "address", name: "voter", type: "address" },
-      { indexed: true, internalType: "address", name: "registrar", type: "address" },
-      { indexed: false, internalType: "bytes32", name: "attestation", type: "bytes32" },
+      { indexed: true, internalType: "contract IPersonhoodSource", name: "source", type: "address" },
+      { indexed: false, internalType: "bytes32", name: "identity", type: "bytes32" },
     ],
     name: "VoterRegistered",
     type: "event",
@@ -732,8 +866,8 @@ export const voterRegistryAbi = [
     anonymous: false,
     inputs: [
       { indexed: true, internalType: "address", name: "voter", type: "address" },
-      { indexed: true, internalType: "address", name: "registrar", type: "address" },
-      { indexed: false, internalType: "bytes32", name: "reason", type: "bytes32" },
+      { indexed: true, internalType: "address", name: "by", type: "address" },
+      { indexed: false, internalType: "bytes32", name: "identity", type: "bytes32" },
     ],
     name: "VoterRemoved",
     type: "event",
@@ -746,10 +880,10 @@ export const voterRegistryAbi = [
     type: "function",
   },
   {
-    inputs: [],
-    name: "REGISTRAR_ROLE",
-    outputs: [{ internalType: "bytes32", name: "", type: "bytes32" }],
-    stateMutability: "view",
+    inputs: [{ internalType: "address", name: "account", type: "address" }],
+    name: "exclude",
+    outputs: [],
+    stateMutability: "nonpayable",
     type: "function",
   },
   {
@@ -780,6 +914,20 @@ export const voterRegistryAbi = [
     type: "function",
   },
   {
+    inputs: [{ internalType: "bytes32", name: "key", type: "bytes32" }],
+    name: "holderOf",
+    outputs: [{ internalType: "address", name: "voter", type: "address" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [{ internalType: "address", name: "account", type: "address" }],
+    name: "isExcluded",
+    outputs: [{ internalType: "bool", name: "", type: "bool" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
     inputs: [{ internalType: "address", name: "voter", type: "address" }],
     name: "isRegistered",
     outputs: [{ internalType: "bool", name: "", type: "bool" }],
@@ -787,21 +935,26 @@ export const voterRegistryAbi = [
     type: "function",
   },
   {
-    inputs: [
-      { internalType: "address", name: "voter", type: "address" },
-      { internalType: "bytes32", name: "attestation", type: "bytes32" },
-    ],
-    name: "register",
+    inputs: [{ internalType: "contract IPersonhoodSource", name: "source", type: "address" }],
+    name: "isSource",
+    outputs: [{ internalType: "bool", name: "", type: "bool" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  { inputs: [], name: "leave", outputs: [], stateMutability: "nonpayable", type: "function" },
+  {
+    inputs: [{ internalType: "address", name: "voter", type: "address" }],
+    name: "prune",
     outputs: [],
     stateMutability: "nonpayable",
     type: "function",
   },
   {
     inputs: [
-      { internalType: "address", name: "voter", type: "address" },
-      { internalType: "bytes32", name: "reason", type: "bytes32" },
+      { internalType: "contract IPersonhoodSource", name: "source", type: "address" },
+      { internalType: "bytes", name: "proof", type: "bytes" },
     ],
-    name: "remove",
+    name: "register",
     outputs: [],
     stateMutability: "nonpayable",
     type: "function",
@@ -827,6 +980,23 @@ export const voterRegistryAbi = [
     type: "function",
   },
   {
+    inputs: [
+      { internalType: "contract IPersonhoodSource", name: "source", type: "address" },
+      { internalType: "bool", name: "enabled", type: "bool" },
+    ],
+    name: "setSource",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [{ internalType: "address", name: "account", type: "address" }],
+    name: "snapshotVotes",
+    outputs: [{ internalType: "uint256", name: "votes", type: "uint256" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
     inputs: [{ internalType: "bytes4", name: "interfaceId", type: "bytes4" }],
     name: "supportsInterface",
     outputs: [{ internalType: "bool", name: "", type: "bool" }],
@@ -835,8 +1005,25 @@ export const voterRegistryAbi = [
   },
   {
     inputs: [],
+    name: "token",
+    outputs: [{ internalType: "contract IVotes", name: "", type: "address" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [],
     name: "voterCount",
     outputs: [{ internalType: "uint256", name: "", type: "uint256" }],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [{ internalType: "address", name: "voter", type: "address" }],
+    name: "voterOf",
+    outputs: [
+      { internalType: "contract IPersonhoodSource", name: "source", type: "address" },
+      { internalType: "bytes32", name: "identity", type: "bytes32" },
+    ],
     stateMutability: "view",
     type: "function",
   },
