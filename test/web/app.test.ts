@@ -165,6 +165,8 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     await page.screenshot({ path: join(OUT, `${name}-desktop.png`), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: join(OUT, `${name}-phone.png`), fullPage: true });
+    // Responsive: nothing pushes the page wider than a phone.
+    assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390, `${name} overflows at 390 px`);
     await page.setViewportSize({ width: 1280, height: 900 });
   }
 

@@ -249,9 +249,13 @@ function ClientKeys({ contracts, account, chainId }: { contracts: Contracts; acc
       </form>
       {keyAddress && info && (
         <p data-testid="key-status">
-          {info[0] === "0x0000000000000000000000000000000000000000"
-            ? "This key is not authorised yet."
-            : `Authorised for ${info[0]}, cap ${fmtGB(info[3])} per epoch${info[1] ? ", revoked" : ""}.`}
+          {info[0] === "0x0000000000000000000000000000000000000000" ? (
+            "This key is not authorised yet."
+          ) : (
+            <>
+              Authorised for <Addr address={info[0]} />, cap {fmtGB(info[3])} per epoch{info[1] ? ", revoked" : ""}.
+            </>
+          )}
         </p>
       )}
       <form
