@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer, type Server } from "node:http";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -27,6 +28,7 @@ import {
   type Hex,
   http,
   parseAbi,
+  verifyTypedData,
 } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { bandwidthCreditAbi, relayerRegistryAbi } from "../../relayer/src/chain/abi.ts";
@@ -57,6 +59,48 @@ async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: n
   }
 }
 
+/** A Snapshot hub on loopback: one active proposal; accepts a vote whose EIP-712 signature verifies. */
+function fakeSnapshotHub() {
+  const proposal = {
+    id: `0x${"5a".repeat(32)}`,
+    title: "Fund the relay bounty",
+    state: "active",
+    choices: ["Yes", "No"],
+    scores: [0, 0],
+    end: 2_000_000_000,
+  };
+  const votes: { address: Address; choice: number }[] = [];
+  const server = createHttpServer((req, res) => {
+    res.setHeader("access-control-allow-origin", "*");
+    res.setHeader("access-control-allow-headers", "content-type");
+    if (req.method === "OPTIONS") return void res.writeHead(204).end();
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c));
+    req.on("end", () => void answer().catch((error) => res.writeHead(500).end(String(error))));
+    const answer = async () => {
+      if (req.url === "/graphql") return void res.end(JSON.stringify({ data: { proposals: [proposal] } }));
+      if (req.url === "/api/msg") {
+        const { address, sig, data } = JSON.parse(body);
+        const valid = await verifyTypedData({
+          address,
+          signature: sig,
+          domain: data.domain,
+          types: data.types,
+          primaryType: "Vote",
+          message: { ...data.message, timestamp: BigInt(data.message.timestamp) },
+        });
+        if (!valid || data.message.proposal !== proposal.id || data.message.space !== "x0tta6bl4.eth")
+          return void res.writeHead(400).end("invalid signature");
+        votes.push({ address, choice: data.message.choice });
+        proposal.scores[data.message.choice - 1]! += 1;
+        return void res.end(JSON.stringify({ id: "0xvote" }));
+      }
+      res.writeHead(404).end();
+    };
+  });
+  return { server, votes };
+}
+
 describe("web app in Chromium", { timeout: 300_000 }, () => {
   const children: ChildProcess[] = [];
   const tmp = mkdtempSync(join(tmpdir(), "x0t-web-"));
@@ -69,6 +113,8 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
   let contracts: Record<string, Address>;
   let connectionRef: Awaited<ReturnType<typeof network.create>>;
   let easSchema: Hex;
+  const hub = fakeSnapshotHub();
+  let hubServer: Server | undefined;
   const account = mnemonicToAccount(MNEMONIC, { addressIndex: 0 }); // holds the distributor's genesis X0T
   const axeReport: Record<string, { serious: number; critical: number; ids: string[] }> = {};
 
@@ -133,12 +179,23 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     writeFileSync(deploymentFile, JSON.stringify({ chainId: 31337, rpcUrl: rpc, contracts }, null, 2));
 
     // The app was built by `npm run test:web` (next build); here it only starts, on loopback.
+    const hubPort = await freePort();
+    hubServer = hub.server.listen(hubPort, "127.0.0.1");
     const webPort = await freePort();
     base = `http://127.0.0.1:${webPort}`;
     const nextBin = require.resolve("next/dist/bin/next", { paths: [resolve("web")] });
+    // Its own process group: `next start` runs the server in a child (next-server) that a kill of
+    // the parent alone would leave behind.
     const web = spawn(process.execPath, [nextBin, "start", "--hostname", "127.0.0.1", "--port", String(webPort)], {
       cwd: resolve("web"),
-      env: { ...process.env, X0T_DEPLOYMENT: deploymentFile, NEXT_TELEMETRY_DISABLED: "1" },
+      detached: true,
+      env: {
+        ...process.env,
+        X0T_DEPLOYMENT: deploymentFile,
+        NEXT_TELEMETRY_DISABLED: "1",
+        X0T_SNAPSHOT_HUB: `http://127.0.0.1:${hubPort}`,
+        X0T_SNAPSHOT_SPACE: "x0tta6bl4.eth",
+      },
       stdio: ["ignore", "ignore", "inherit"],
     });
     children.push(web);
@@ -168,7 +225,14 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
   after(async () => {
     writeFileSync(join(OUT, "axe.json"), JSON.stringify(axeReport, null, 2));
     await browser?.close();
-    for (const c of children) c.kill("SIGKILL");
+    hubServer?.close();
+    for (const c of children) {
+      try {
+        process.kill(-c.pid!, "SIGKILL"); // a process group (next start)
+      } catch {
+        c.kill("SIGKILL");
+      }
+    }
     rmSync(tmp, { recursive: true, force: true });
     if (deploymentId) rmSync(join("deploy", "ignition", "deployments", deploymentId), { recursive: true, force: true });
   });
@@ -177,6 +241,11 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     await page.screenshot({ path: join(OUT, `${name}-desktop.png`), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: join(OUT, `${name}-phone.png`), fullPage: true });
+    // Responsive: nothing pushes the page wider than a phone.
+    assert.ok(
+      ((await page.evaluate("document.documentElement.scrollWidth")) as number) <= 390,
+      `${name} overflows at 390 px`,
+    );
     await page.setViewportSize({ width: 1280, height: 900 });
   }
 
@@ -411,6 +480,21 @@ describe("web app in Chromium", { timeout: 300_000 }, () => {
     await page.getByText("You voted").waitFor();
     await shoot("governance");
     await axe("governance");
+  });
+
+  it("votes on a Snapshot proposal by signature, and says so when the hub is unreachable", async () => {
+    await page.getByTestId("snapshot-proposals").waitFor();
+    assert.equal(await page.getByTestId("snapshot-scores").textContent(), "Yes 0 · No 0");
+    await page.getByRole("button", { name: "Yes on Snapshot" }).click();
+    await page.getByTestId("snapshot-status").filter({ hasText: "recorded by the hub" }).waitFor();
+    await page.getByTestId("snapshot-scores").filter({ hasText: "Yes 1 · No 0" }).waitFor();
+    assert.deepEqual(hub.votes, [{ address: account.address, choice: 1 }]);
+    const closed = new Promise<void>((r) => hubServer!.close(() => r()));
+    hub.server.closeAllConnections(); // the browser's keep-alive connections would hold close() open
+    await closed;
+    await page.reload();
+    await page.getByTestId("snapshot-error").filter({ hasText: "is unreachable" }).waitFor();
+    await shoot("governance-hub-down");
   });
 
   it("shows the treasury Safe: balance, council and threshold, the DAO's executor module", async () => {

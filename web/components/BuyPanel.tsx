@@ -251,11 +251,14 @@ function ClientKeys({ contracts, account, chainId }: { contracts: Contracts; acc
       </form>
       {keyAddress && info && (
         <p data-testid="key-status">
-          {info[0] === "0x0000000000000000000000000000000000000000"
-            ? "This key is not authorised yet."
-            : `Authorised for ${info[0]}, cap ${fmtGB(info[2])} per epoch${
-                info[1] !== NOT_REVOKED ? `, revoked (receipts up to epoch ${info[1]})` : ""
-              }.`}
+          {info[0] === "0x0000000000000000000000000000000000000000" ? (
+            "This key is not authorised yet."
+          ) : (
+            <>
+              Authorised for <Addr address={info[0]} />, cap {fmtGB(info[2])} per epoch
+              {info[1] !== NOT_REVOKED ? `, revoked (receipts up to epoch ${info[1]})` : ""}.
+            </>
+          )}
         </p>
       )}
       <form
