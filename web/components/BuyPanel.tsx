@@ -1,5 +1,7 @@
 "use client";
 import { useState } from "react";
+import { CLIENT_KEY_TYPES } from "@x0tta6bl4/relayer/accounting/receipts";
+import { PERMIT_TYPES } from "@x0tta6bl4/relayer/chain/permit";
 import { type Address, isAddress, isHex, parseSignature, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { useReadContract, useReadContracts, useSignTypedData, useWriteContract } from "wagmi";
@@ -19,23 +21,8 @@ export function BuyPanel() {
 
 /** BandwidthCredit marks an unrevoked key with the largest epoch. */
 const NOT_REVOKED = 2n ** 64n - 1n;
-const PERMIT_TYPES = {
-  Permit: [
-    { name: "owner", type: "address" },
-    { name: "spender", type: "address" },
-    { name: "value", type: "uint256" },
-    { name: "nonce", type: "uint256" },
-    { name: "deadline", type: "uint256" },
-  ],
-} as const;
-
-const KEY_TYPES = {
-  ClientKeyAuthorization: [
-    { name: "account", type: "address" },
-    { name: "key", type: "address" },
-    { name: "capPerEpoch", type: "uint96" },
-  ],
-} as const;
+// The typed data the contracts verify, from the one definition the relayer uses too.
+const KEY_TYPES = CLIENT_KEY_TYPES;
 
 function Buy({ contracts, account, chainId }: { contracts: Contracts; account: Address; chainId: number }) {
   const [gbText, setGbText] = useState("1");

@@ -1,5 +1,7 @@
 "use client";
 import { useState } from "react";
+import { SIGNER_CONSENT_TYPES } from "@x0tta6bl4/relayer/chain/registry";
+import { PERMIT_TYPES } from "@x0tta6bl4/relayer/chain/permit";
 import { type Address, type Hex, isAddress, isHex, parseSignature, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { useReadContract, useReadContracts, useSignTypedData, useWriteContract } from "wagmi";
@@ -10,22 +12,8 @@ import { WithDeployment, type Contracts } from "./NeedWallet";
 import { Addr } from "./Addr";
 
 const ZERO = "0x0000000000000000000000000000000000000000";
-const PERMIT_TYPES = {
-  Permit: [
-    { name: "owner", type: "address" },
-    { name: "spender", type: "address" },
-    { name: "value", type: "uint256" },
-    { name: "nonce", type: "uint256" },
-    { name: "deadline", type: "uint256" },
-  ],
-} as const;
-// Must match RelayerRegistry.SIGNER_CONSENT_TYPEHASH (as relayer/src/chain/registry.ts does).
-const CONSENT_TYPES = {
-  SignerConsent: [
-    { name: "operator", type: "address" },
-    { name: "signer", type: "address" },
-  ],
-} as const;
+// The typed data the contracts verify, from the one definition the relayer uses too.
+const CONSENT_TYPES = SIGNER_CONSENT_TYPES;
 
 export function RelayerPanel() {
   return (
