@@ -10,7 +10,6 @@ import { before, beforeEach, describe, it } from "node:test";
 import { type Address, decodeErrorResult, getAddress, type Hex, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
-  bytesOwed,
   type SignedAttestation,
   signLockRequest,
   signReceipt,
@@ -106,7 +105,7 @@ describe("payment attacks", async () => {
     const e = await epochNow();
     await warpToEpoch(connection, p, e + 1n);
     // Honest protocol: the payer locks a third of its credit for each hop before it is served.
-    const perHop = bytesOwed((10n * GB) / BigInt(CELL), CELL, 3); // 10 GB through 3 hops
+    const perHop = (10n * GB) / 3n; // 10 GB through 3 hops: a third to each
     for (const r of honest) await lockFor(p, payer, r.address, perHop, e + 1n);
     // Seconds before e+1 ends, the payer signs its own relay a 10 GB receipt dated e and tries to
     // lock for it and release the honest locks: nothing is free any more.

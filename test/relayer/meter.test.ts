@@ -22,8 +22,8 @@ describe("channel meter", () => {
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 16_384 }), fc.integer({ min: 1, max: 5 }))), (cells) => {
         const payer = new ChannelMeter();
         const relay = new ChannelMeter();
-        for (const [body, hops] of cells) payer.add("relay", body, hops);
-        for (const [body, hops] of [...cells].reverse()) relay.add(KEY, body, hops);
+        for (const [body, hops] of cells) payer.add("relay", owedForCell(body, hops));
+        for (const [body, hops] of [...cells].reverse()) relay.add(KEY, owedForCell(body, hops));
         assert.deepEqual(payer.get("relay"), relay.get(KEY));
         assert.equal(payer.get("relay").cells, BigInt(cells.length));
       }),
@@ -34,7 +34,7 @@ describe("channel meter", () => {
     const meter = new ChannelMeter();
     meter.resume("r", { cells: 10n, bytes: 1_000n });
     meter.resume("r", { cells: 5n, bytes: 500n });
-    assert.deepEqual(meter.add("r", 300, 3), { cells: 11n, bytes: 1_100n });
+    assert.deepEqual(meter.add("r", owedForCell(300, 3)), { cells: 11n, bytes: 1_100n });
     assert.deepEqual(meter.get("other"), { cells: 0n, bytes: 0n });
   });
 });

@@ -9,7 +9,7 @@
 import type { Address } from "viem";
 import type { AccountingStore } from "./store.ts";
 import { ChannelMeter, judgeReceipt, owedForCell } from "./meter.ts";
-import type { ChannelOnChain } from "./meter.ts";
+import type { ChannelOnChain, ReceiptVerdict } from "./meter.ts";
 import type { SignedReceipt } from "./receipts.ts";
 import { MAX_CELL_BODY_BYTES } from "../wire/cell.ts";
 import { PayStopReason } from "../wire/payment.ts";
@@ -25,6 +25,15 @@ export const CELL_PRICE_BYTES = owedForCell(MAX_CELL_BODY_BYTES, PRICED_HOPS);
 
 export type GateVerdict = { serve: true } | { serve: false; reason: PayStopReason };
 const SERVE: GateVerdict = { serve: true };
+/** The PAY_STOP reason a refused receipt earns. */
+const STOP_REASON_OF: Record<Extract<ReceiptVerdict, { ok: false }>["reason"], PayStopReason> = {
+  "unknown-key": PayStopReason.unknownKey,
+  "lock-short": PayStopReason.lockShort,
+  "lock-expired": PayStopReason.lockExpired,
+  "overclaims-cells": PayStopReason.badReceipt,
+  "underreports-cells": PayStopReason.badReceipt,
+  underpays: PayStopReason.badReceipt,
+};
 
 export interface GateChain {
   channel(key: Address): Promise<ChannelOnChain & { stale: boolean }>;
@@ -100,7 +109,7 @@ export class PaymentGate {
         ? { serve: false, reason: PayStopReason.noPayment }
         : SERVE;
     }
-    const count = this.#meter.add(circuit.key, MAX_CELL_BODY_BYTES, PRICED_HOPS);
+    const count = this.#meter.add(circuit.key, CELL_PRICE_BYTES);
     const state = this.#keys.get(circuit.key);
     if (!state) return SERVE; // the hello's chain read is under way; the allowance covers it
     if (state.stopped !== null) return { serve: false, reason: state.stopped };
@@ -137,15 +146,7 @@ export class PaymentGate {
       allowanceBytes: this.#options.allowanceBytes,
     });
     if (!verdict.ok) {
-      const reason =
-        verdict.reason === "unknown-key"
-          ? PayStopReason.unknownKey
-          : verdict.reason === "lock-short"
-            ? PayStopReason.lockShort
-            : verdict.reason === "lock-expired"
-              ? PayStopReason.lockExpired
-              : PayStopReason.badReceipt;
-      return this.#stop(id, reason);
+      return this.#stop(id, STOP_REASON_OF[verdict.reason]);
     }
     this.#options.store.saveReceipt(epoch, receipt);
     const state = this.#keys.get(id) ?? { coveredUntil: 0n, stopped: null };

@@ -33,11 +33,11 @@ export class ChannelMeter<K extends string = string> {
     if (!current || count.bytes > current.bytes) this.#counts.set(channel, { ...count });
   }
 
-  /** Adds one cell of `bodyBytes` on a circuit of `hops` hops; returns the channel's new totals. */
-  add(channel: K, bodyBytes: number, hops: number): ChannelCount {
+  /** Adds one cell that owes `owed` bytes (see `owedForCell`); returns the channel's new totals. */
+  add(channel: K, owed: bigint): ChannelCount {
     const count = this.#counts.get(channel) ?? { cells: 0n, bytes: 0n };
     count.cells += 1n;
-    count.bytes += owedForCell(bodyBytes, hops);
+    count.bytes += owed;
     this.#counts.set(channel, count);
     return { ...count };
   }

@@ -6,9 +6,8 @@
  */
 import type { Address, LocalAccount } from "viem";
 import { ChannelMeter } from "./meter.ts";
-import { PRICED_HOPS } from "./gate.ts";
+import { CELL_PRICE_BYTES } from "./gate.ts";
 import { type Eip712Domain, signLockRequest, signReceipt } from "./receipts.ts";
-import { MAX_CELL_BODY_BYTES } from "../wire/cell.ts";
 import type { PayLock, PayReceipt } from "../wire/payment.ts";
 
 export interface PayerOptions {
@@ -51,7 +50,7 @@ export class PayerChannels {
   /** `relayer` carried a relay cell for us (either direction); true when a receipt is due for it. */
   carried(relayer: Address): boolean {
     const id = relayer.toLowerCase();
-    const count = this.#meter.add(id, MAX_CELL_BODY_BYTES, PRICED_HOPS);
+    const count = this.#meter.add(id, CELL_PRICE_BYTES);
     const last = this.#lastSigned.get(id) ?? { cells: 0n, at: this.#now() };
     if (!this.#lastSigned.has(id)) this.#lastSigned.set(id, last);
     return count.cells - last.cells >= this.#o.everyCells || this.#now() - last.at >= this.#o.everyMs;

@@ -129,12 +129,6 @@ export interface SignedAttestation {
   vs: Hex;
 }
 
-/** Bytes a payer owes each hop for `cells` cells of `cellBytes` bytes on a circuit of `hops` hops. */
-export function bytesOwed(cells: bigint, cellBytes: number, hops: number): bigint {
-  if (hops < 1 || !Number.isInteger(hops)) throw new RangeError(`hops must be a positive integer, got ${hops}`);
-  return (cells * BigInt(cellBytes)) / BigInt(hops);
-}
-
 function compact(signature: Hex): { r: Hex; vs: Hex } {
   const { r, yParityAndS } = signatureToCompactSignature(parseSignature(signature));
   return { r, vs: yParityAndS };
