@@ -22,12 +22,16 @@ export interface RelayDescriptor {
   exit: boolean;
   /** ISO 3166 alpha-2 region, as in the registry (route diversity). */
   region?: string;
+  /** The operator's address (0x, 40 hex): whom the client's receipts for this hop pay. */
+  operator?: string;
 }
 
 export interface DirectoryEntry extends HopInfo {
   name: string;
   exit: boolean;
   region: string | undefined;
+  /** The operator's address, lowercase 0x-hex, when the descriptor names one (paid circuits need it). */
+  operator?: `0x${string}`;
 }
 
 export class DescriptorError extends Error {
@@ -62,13 +66,19 @@ export function parseDescriptor(value: unknown, source: string): DirectoryEntry 
       : /^[A-Z]{2}$/.test(String(d.region))
         ? String(d.region)
         : fail("region", "two capital letters");
+  const operator =
+    d.operator === undefined
+      ? undefined
+      : /^0x[0-9a-fA-F]{40}$/.test(String(d.operator))
+        ? (String(d.operator).toLowerCase() as `0x${string}`)
+        : fail("operator", "an address (0x and 40 hex digits)");
   let keys;
   try {
     keys = verifyPublicKeys(x25519, mlkem, keysHash);
   } catch (error) {
     throw new DescriptorError(`${source}: ${(error as Error).message}`);
   }
-  return { name, host, port, keys, exit, region };
+  return { name, host, port, keys, exit, region, operator };
 }
 
 /** Reads every *.json descriptor in `dir`. */
@@ -85,6 +95,7 @@ export function descriptorOf(entry: {
   port: number;
   exit: boolean;
   region?: string;
+  operator?: string;
   keys: { x25519: Uint8Array; mlkem: Uint8Array; keysHash: Uint8Array };
 }): RelayDescriptor {
   return {
@@ -96,5 +107,6 @@ export function descriptorOf(entry: {
     keysHash: Buffer.from(entry.keys.keysHash).toString("hex"),
     exit: entry.exit,
     ...(entry.region ? { region: entry.region } : {}),
+    ...(entry.operator ? { operator: entry.operator } : {}),
   };
 }
