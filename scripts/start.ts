@@ -5,13 +5,19 @@
  * 2. the protocol, its governance (timelock, quadratic governor, voter registry) and the treasury
  *    Safe deployed by the same Ignition modules as on Base Sepolia, every admin role with the timelock;
  * 3. the addresses written to .x0t/deployment.json for the relayer and the web app;
- * 4. three relays on loopback (the last an exit that, for this local demo only, may reach
- *    loopback targets), each publishing its descriptor in .x0t/relays/;
- * 5. the SOCKS5 entry on 127.0.0.1:10809 building 3-hop circuits through them, and a demo HTTP
- *    server on loopback; the script fetches the demo page through the entry itself before it
- *    prints the curl line that works.
+ * 4. the money for the demo, the way it moves on a real network: the council pays each of three
+ *    operators (test accounts 4–6) their stake from the treasury Safe (2 of 3 signatures); each
+ *    registers a relay with its static keys and a node signer (`x0t register`); a payer (account 7)
+ *    buys 1 GB of credit (`x0t buy`) and authorises a client key (`x0t key authorize`);
+ * 5. three paid relays on loopback (the last an exit that, for this local demo only, may reach
+ *    loopback targets), each started from its config file in .x0t/nodes/ (`x0t node start`),
+ *    publishing its descriptor in .x0t/relays/, landing its payers' locks, settling its receipts
+ *    after every epoch (one minute here) and claiming its rewards;
+ * 6. the SOCKS5 entry on 127.0.0.1:10809 building 3-hop circuits through them and paying every hop
+ *    in-band with the client key, and a demo HTTP server on loopback; the script fetches the demo
+ *    page through the entry itself before it prints the curl line that works.
  *
- * 6. the web app (`next start` on 127.0.0.1, X0T_WEB_PORT, default 3000), built first if it never
+ * 7. the web app (`next start` on 127.0.0.1, X0T_WEB_PORT, default 3000), built first if it never
  *    was (then in the background, its URL printed once it answers); X0T_WEB=off leaves it out.
  *
  * Ctrl-C stops everything. X0T_CHAIN_PORT (default 8545), X0T_SOCKS_PORT (10809) and
@@ -26,7 +32,12 @@ import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { network } from "hardhat";
 import { SocksClient } from "socks";
-import { createPublicClient, http } from "viem";
+import { type Address, createPublicClient, getAddress, type Hex, http, parseEther, parseUnits } from "viem";
+import { authorizeClientKey, buyCredit, GB, registerRelayer } from "../relayer/src/chain/account.ts";
+import { initCrypto } from "../relayer/src/crypto/keys.ts";
+import { executeSafeTx, proposeTokenTransfer, signSafeTx } from "../relayer/src/governance/treasury.ts";
+import { loadEvmKey } from "../relayer/src/node/evmkey.ts";
+import { loadOrCreateKeys } from "../relayer/src/node/keyfile.ts";
 import GovernanceModule from "../deploy/ignition/modules/Governance.js";
 import TreasuryModule from "../deploy/ignition/modules/Treasury.js";
 
@@ -80,6 +91,16 @@ async function main() {
     stopAll(code ?? 1);
   });
   const chainId = await waitForChain(30_000);
+  // Contracts read time from the latest block, and an idle automining chain makes none: without
+  // blocks the one-minute epochs would never end. Base Sepolia makes a block every 2 s; so does this.
+  const ticker = setInterval(() => {
+    void fetch(rpcUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "evm_mine", params: [] }),
+    }).catch(() => {});
+  }, 2_000);
+  ticker.unref();
 
   // The chain is new on every start: forget Ignition's journal of the previous one.
   await rm(join("deploy", "ignition", "deployments", `chain-${chainId}`), { recursive: true, force: true });
@@ -132,7 +153,9 @@ async function main() {
   for (const [name, address] of Object.entries(deployment.contracts)) console.log(`  ${name.padEnd(16)} ${address}`);
   console.log(`deployment written to ${join(stateDir, "deployment.json")}`);
   const demo = await startDemoServer();
-  await startDataPlane();
+  await initCrypto();
+  const relays = await fundAndRegister(connection, deployment, treasury.safe.address as Address);
+  await startDataPlane(relays);
   const body = await fetchThroughEntry(60_000);
   if (!body.includes(DEMO_TEXT)) throw new Error("the demo page came back wrong through the entry");
   console.log(
@@ -212,16 +235,131 @@ function startDemoServer(): Promise<{ close: () => void }> {
   });
 }
 
-/** The relays and the entry run as the relayer CLI would run them on any machine. */
-async function startDataPlane(): Promise<void> {
+interface LocalRelay {
+  name: string;
+  port: number;
+  operator: Address;
+  keys: string;
+  signerKey: string;
+}
+
+const keyDir = join(stateDir, "keys");
+/** Stake each operator is paid by the council (1% of a payout is burned; staking itself is not). */
+const STAKE = 10_000n * 10n ** 18n;
+const PAYOUT = 10_200n * 10n ** 18n;
+
+/** A TCP port free on loopback now (the relays' endpoints are registered before they listen). */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolvePort(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+/**
+ * The demo's money, moved the way it moves on a real network: council payouts from the treasury
+ * Safe to three operators, who register their relays; a payer who buys 1 GB and authorises the
+ * client key the entry pays with.
+ */
+async function fundAndRegister(
+  connection: Awaited<ReturnType<typeof network.create>>,
+  deployment: { contracts: Record<string, string> },
+  safe: Address,
+): Promise<LocalRelay[]> {
+  const publicClient = (await connection.viem.getPublicClient()) as never;
+  const wallets = await connection.viem.getWalletClients();
+  const contracts = {
+    X0T: deployment.contracts.X0T as Address,
+    RelayerRegistry: deployment.contracts.RelayerRegistry as Address,
+    BandwidthCredit: deployment.contracts.BandwidthCredit as Address,
+    EpochRewards: deployment.contracts.EpochRewards as Address,
+  };
+  const clientsOf = (i: number) => ({ public: publicClient, wallet: wallets[i] as never, contracts });
+  await mkdir(keyDir, { recursive: true, mode: 0o700 });
+  const [deployer, council1, council2] = [wallets[0]!, wallets[1]!, wallets[2]!];
+  const payer = wallets[7]!;
+  const payouts: [Address, bigint][] = [
+    ...[4, 5, 6].map((i) => [wallets[i]!.account.address, PAYOUT] as [Address, bigint]),
+    [payer.account.address, 10n * 10n ** 18n],
+  ];
+  for (const [to, amount] of payouts) {
+    let file = await proposeTokenTransfer(publicClient, {
+      safe,
+      token: contracts.X0T,
+      to,
+      amount,
+      description: `local demo: fund ${to}`,
+    });
+    // Council members sign on their own machines (x0t treasury sign); here their node accounts sign.
+    for (const member of [council1, council2])
+      file = await signSafeTx(publicClient, file, {
+        ...member.account,
+        signTypedData: (typed: never) => member.signTypedData(typed),
+      } as never);
+    const hash = await executeSafeTx(publicClient, council1 as never, file);
+    await (
+      publicClient as { waitForTransactionReceipt: (a: { hash: Hex }) => Promise<unknown> }
+    ).waitForTransactionReceipt({ hash });
+  }
+  step("council paid 3 operators their stake and the payer 10 X0T from the treasury Safe");
+  const relays: LocalRelay[] = [];
+  for (let i = 1; i <= RELAYS; i++) {
+    const wallet = 3 + i;
+    const keys = join(keyDir, `relay-${i}.key`);
+    const signerKey = join(keyDir, `relay-${i}.signer`);
+    await rm(keys, { force: true });
+    await rm(signerKey, { force: true });
+    const { keys: staticKeys } = loadOrCreateKeys(keys);
+    const signer = loadEvmKey(signerKey, "signer", { create: true });
+    const port = await freeLoopbackPort();
+    await registerRelayer(clientsOf(wallet), {
+      endpoint: `127.0.0.1:${port}`,
+      region: ["DE", "NL", "FR"][i - 1]!,
+      keysHash: `0x${staticKeys.keysHash.toString("hex")}`,
+      signer,
+      amount: STAKE,
+    });
+    // The node signer pays the gas of submissions, lock landings and claims.
+    await deployer.sendTransaction({ to: signer.address, value: parseEther("10") });
+    relays.push({ name: `relay-${i}`, port, operator: getAddress(wallets[wallet]!.account.address), keys, signerKey });
+  }
+  step(`${RELAYS} relays registered with 10,000 X0T stake each (accounts 4-6), node signers funded`);
+  const clientKey = join(keyDir, "client.key");
+  await rm(clientKey, { force: true });
+  const key = loadEvmKey(clientKey, "client key", { create: true });
+  await buyCredit(clientsOf(7), parseUnits("1", 18)); // 1 X0T = 1 GB
+  await authorizeClientKey(clientsOf(7), key, 1n * GB);
+  step(`payer ${payer.account.address} bought 1 GB and authorised client key ${key.address}`);
+  return relays;
+}
+
+function step(message: string) {
+  console.log(`  - ${message}`);
+}
+
+/** The relays and the entry run from config files, as `x0t node start` runs them on any machine. */
+async function startDataPlane(relays: LocalRelay[]): Promise<void> {
   const cli = resolve("relayer/src/cli.ts");
   const relayDir = join(stateDir, "relays");
-  const keyDir = join(stateDir, "keys");
-  await rm(relayDir, { recursive: true, force: true });
-  await mkdir(keyDir, { recursive: true, mode: 0o700 });
+  const nodeDir = join(stateDir, "nodes");
+  const dataDir = join(stateDir, "data");
+  for (const dir of [relayDir, nodeDir, dataDir]) await rm(dir, { recursive: true, force: true });
+  await mkdir(nodeDir, { recursive: true });
+  await mkdir(dataDir, { recursive: true });
+  const deploymentFile = join(stateDir, "deployment.json");
   const env = { ...process.env, X0T_LOG_LEVEL: process.env.X0T_LOG_LEVEL ?? "warn" };
   const spawnNode = (args: string[]) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "inherit", "inherit"], env });
+    // node:sqlite still prints an ExperimentalWarning on Node 22: nothing a user can act on.
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", cli, ...args], {
+      stdio: ["ignore", "inherit", "inherit"],
+      env,
+    });
     children.push(child);
     child.on("exit", (code, signal) => {
       if (signal === "SIGTERM") return;
@@ -229,29 +367,50 @@ async function startDataPlane(): Promise<void> {
       stopAll(code ?? 1);
     });
   };
-  for (let i = 1; i <= RELAYS; i++) {
-    const exit = i === RELAYS;
-    spawnNode([
-      "relay",
-      "--listen",
-      "127.0.0.1:0",
-      "--name",
-      `relay-${i}`,
-      "--keys",
-      join(keyDir, `relay-${i}.key`),
-      "--descriptor-out",
-      join(relayDir, `relay-${i}.json`),
-      ...(exit ? ["--exit", "--allow-loopback-targets"] : []),
-    ]);
+  for (const [i, relay] of relays.entries()) {
+    const exit = i === relays.length - 1;
+    const config = {
+      role: exit ? "exit" : "relay",
+      chain: { deployment: deploymentFile },
+      relay: {
+        listen: `127.0.0.1:${relay.port}`,
+        keys: relay.keys,
+        name: relay.name,
+        region: ["DE", "NL", "FR"][i],
+        descriptorOut: join(relayDir, `${relay.name}.json`),
+        payments: {
+          operator: relay.operator,
+          signerKey: relay.signerKey,
+          accounting: join(dataDir, `${relay.name}.db`),
+          settleEverySeconds: 5,
+          claimAboveX0T: "0",
+        },
+      },
+      ...(exit ? { exit: { allowLoopbackTargets: true } } : {}),
+    };
+    const file = join(nodeDir, `${relay.name}.json`);
+    await writeFile(file, JSON.stringify(config, null, 2) + "\n");
+    spawnNode(["node", "start", "--config", file]);
   }
   const deadline = Date.now() + 30_000;
-  for (let i = 1; i <= RELAYS; i++) {
-    while (!existsSync(join(relayDir, `relay-${i}.json`))) {
-      if (Date.now() > deadline) throw new Error(`relay-${i} did not publish its descriptor within 30 s`);
+  for (const relay of relays) {
+    while (!existsSync(join(relayDir, `${relay.name}.json`))) {
+      if (Date.now() > deadline) throw new Error(`${relay.name} did not publish its descriptor within 30 s`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  spawnNode(["entry", "--socks", `127.0.0.1:${socksPort}`, "--directory", relayDir, "--hops", "3"]);
+  const entry = {
+    role: "entry",
+    chain: { deployment: deploymentFile },
+    entry: {
+      socks: `127.0.0.1:${socksPort}`,
+      directory: relayDir,
+      hops: 3,
+      payer: { clientKey: join(keyDir, "client.key"), state: join(dataDir, "payer.db"), lockMiB: 64, lockEpochs: 2 },
+    },
+  };
+  await writeFile(join(nodeDir, "entry.json"), JSON.stringify(entry, null, 2) + "\n");
+  spawnNode(["node", "start", "--config", join(nodeDir, "entry.json")]);
 }
 
 /** GET the demo page through the SOCKS5 entry, retrying while the entry comes up. */

@@ -6,6 +6,8 @@
  *             [--allow-private-targets]
  *             [--name r1] [--region DE] [--descriptor-out dir/r1.json] [--creates-per-second 200]
  *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3]
+ *   x0t node start --config node.json   an entry, relay or exit from a config file (node/config.ts),
+ *                                       paid or not; `x0t node schema` prints its JSON Schema
  *   x0t keys  --keys relay.key          prints the keysHash to register on-chain
  *   x0t treasury propose|sign|execute   council payouts from the treasury Safe (cli/treasury.ts)
  *   x0t buy|key|lock|stake|unbond|withdraw|claim|status   a user's and an operator's transactions
@@ -13,17 +15,13 @@
  *
  * Logs are JSON lines on stderr; X0T_LOG_LEVEL=debug|info|warn|error (default info).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { initCrypto, publicKeysOf } from "./crypto/keys.ts";
-import { connectTarget, createExitPolicy } from "./exit/index.ts";
+import { initCrypto } from "./crypto/keys.ts";
 import { createLogger, parseLogLevel } from "./log.ts";
 import type { Logger } from "./log.ts";
-import { descriptorOf, readDirectory } from "./node/directory.ts";
-import { startEntry } from "./node/entry.ts";
+import { ConfigError, loadNodeConfig, nodeConfigJsonSchema, parseNodeConfig } from "./node/config.ts";
 import { loadOrCreateKeys } from "./node/keyfile.ts";
-import { startRelay } from "./node/relay.ts";
+import { startNode } from "./node/run.ts";
 import { ACCOUNT_COMMANDS, runAccountCommand } from "./cli/account.ts";
 import { runTreasuryCommand } from "./cli/treasury.ts";
 
@@ -74,45 +72,37 @@ async function relay(argv: string[], log: Logger): Promise<void> {
   if (!values.keys) throw new UsageError("--keys: path of the relay's key file is required (created if missing)");
   if (values.region !== undefined && !/^[A-Z]{2}$/.test(values.region))
     throw new UsageError("--region: expected two capital letters (ISO 3166)");
-  const listen = parseEndpoint("listen", values.listen);
+  parseEndpoint("listen", values.listen); // names the flag on a bad endpoint
   const createsPerSecond =
     values["creates-per-second"] === undefined ? undefined : Number(values["creates-per-second"]);
   if (createsPerSecond !== undefined && !(Number.isInteger(createsPerSecond) && createsPerSecond > 0)) {
     throw new UsageError(`--creates-per-second: expected a positive integer, got "${values["creates-per-second"]}"`);
   }
-  const { keys, created } = loadOrCreateKeys(values.keys);
-  const name = values.name ?? `relay-${keys.keysHash.toString("hex").slice(0, 8)}`;
-  const rlog = log.child({ relay: name });
-  if (created) rlog.info("new static keys written", { file: values.keys });
-  const policy = values.exit
-    ? createExitPolicy({
-        allowPrivateTargets: values["allow-private-targets"],
-        allowLoopbackTargets: values["allow-loopback-targets"],
-        logger: rlog,
-      })
-    : undefined;
-  const node = await startRelay({
-    host: listen.host,
-    port: listen.port,
-    keys,
-    logger: rlog,
-    limits: createsPerSecond === undefined ? undefined : { createsPerSecond },
-    openTarget: policy ? (target, signal) => connectTarget(target, policy, { signal, logger: rlog }) : undefined,
-  });
-  if (values["descriptor-out"]) {
-    mkdirSync(dirname(values["descriptor-out"]), { recursive: true });
-    const descriptor = descriptorOf({
-      name,
-      host: values["advertise-host"] ?? node.host,
-      port: node.port,
-      exit: values.exit,
-      region: values.region,
-      keys: publicKeysOf(keys),
-    });
-    writeFileSync(values["descriptor-out"], JSON.stringify(descriptor, null, 2) + "\n");
-  }
-  rlog.info("relay ready", { port: node.port, keysHash: `0x${keys.keysHash.toString("hex")}`, exit: values.exit });
-  onShutdown(rlog, () => node.close());
+  const config = parseNodeConfig(
+    {
+      role: values.exit ? "exit" : "relay",
+      relay: {
+        listen: values.listen,
+        keys: values.keys,
+        name: values.name,
+        region: values.region,
+        advertiseHost: values["advertise-host"],
+        descriptorOut: values["descriptor-out"],
+        createsPerSecond,
+      },
+      ...(values.exit
+        ? {
+            exit: {
+              allowPrivateTargets: values["allow-private-targets"],
+              allowLoopbackTargets: values["allow-loopback-targets"],
+            },
+          }
+        : {}),
+    },
+    "flags",
+  );
+  const node = await startNode(config, log);
+  onShutdown(log, () => node.close());
 }
 
 async function entry(argv: string[], log: Logger): Promise<void> {
@@ -129,17 +119,29 @@ async function entry(argv: string[], log: Logger): Promise<void> {
   const hops = Number(values.hops);
   if (!Number.isInteger(hops) || hops < 1 || hops > 5)
     throw new UsageError(`--hops: expected 1..5, got "${values.hops}"`);
-  const socks = parseEndpoint("socks", values.socks);
-  const dir = values.directory;
-  readDirectory(dir); // fail at start-up on a bad descriptor, naming the file and field
-  const node = await startEntry({
-    socksHost: socks.host,
-    socksPort: socks.port,
-    hops,
-    directory: () => readDirectory(dir),
-    logger: log.child({ entry: "socks" }),
-  });
+  parseEndpoint("socks", values.socks);
+  const node = await startNode(
+    parseNodeConfig({ role: "entry", entry: { socks: values.socks, directory: values.directory, hops } }, "flags"),
+    log,
+  );
   onShutdown(log, () => node.close());
+}
+
+/** `x0t node start --config node.json` (entry, relay or exit) and `x0t node schema`. */
+async function nodeCommand(argv: string[], log: Logger): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === "schema") {
+    process.stdout.write(JSON.stringify(nodeConfigJsonSchema(), null, 2) + "\n");
+    return;
+  }
+  if (sub !== "start")
+    throw new UsageError(`usage: x0t node start --config node.json | x0t node schema (got "${sub ?? ""}")`);
+  const { values } = parseArgs({ args: rest, strict: true, options: { config: { type: "string" } } });
+  if (!values.config) throw new UsageError("--config: path of the node's JSON config file is required");
+  const config = loadNodeConfig(values.config);
+  const nodeLog = config.log ? createLogger({ level: config.log.level }) : log;
+  const node = await startNode(config, nodeLog);
+  onShutdown(nodeLog, () => node.close());
 }
 
 function keysCommand(argv: string[]): void {
@@ -156,17 +158,20 @@ export async function main(argv: string[]): Promise<number> {
     await initCrypto();
     if (command === "relay") await relay(rest, log);
     else if (command === "entry") await entry(rest, log);
+    else if (command === "node") await nodeCommand(rest, log);
     else if (command === "keys") keysCommand(rest);
     else if (command === "treasury") return await runTreasuryCommand(rest);
     else if ((ACCOUNT_COMMANDS as readonly string[]).includes(command ?? "")) return await runAccountCommand(argv);
     else
       throw new UsageError(
-        `usage: x0t relay|entry|keys|treasury|${ACCOUNT_COMMANDS.join("|")} [options]  (got "${command ?? ""}")`,
+        `usage: x0t node|relay|entry|keys|treasury|${ACCOUNT_COMMANDS.join("|")} [options]  (got "${command ?? ""}")`,
       );
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    log.error(error instanceof UsageError ? "usage" : "failed to start", { error: message });
+    log.error(error instanceof UsageError || error instanceof ConfigError ? "usage" : "failed to start", {
+      error: message,
+    });
     return 2;
   }
 }

@@ -82,7 +82,7 @@ describe("x0t account commands", async () => {
     );
     await assert.rejects(run(user, "lock", "--relayer", "0x12", "--gb", "1"), /--relayer: expected a 0x address/);
     await assert.rejects(run(user, "key", "rotate"), /usage: x0t key authorize\|revoke/);
-    await assert.rejects(run(user, "fly"), /usage: x0t buy\|key/);
+    await assert.rejects(run(user, "fly"), /usage: x0t register\|buy\|key/);
     assert.throws(() => readDeployment(join(dir, "missing.json")), /--deployment: .* does not exist/);
     const bad = join(dir, "bad.json");
     await writeFile(bad, JSON.stringify({ chainId: 1, contracts: { X0T: "0x1" } }));

@@ -68,6 +68,13 @@ describe("a relay's judgement of a receipt", () => {
       unpaid: 1_000n,
     });
     assert.deepEqual(verdict({ epoch: 11n }), { ok: false, reason: "lock-expired" });
+    // Past its expiry a lock covers nothing new, however much it holds; the allowance bridges the
+    // time until the payer's renewed lock lands, and no more.
+    assert.deepEqual(verdict({ epoch: 11n, chain: { ...chain, bytesLeft: 10_000n }, allowanceBytes: 999n }), {
+      ok: false,
+      reason: "lock-expired",
+    });
+    assert.deepEqual(verdict({ epoch: 11n, allowanceBytes: 1_000n }), { ok: true, unpaid: 1_000n });
     assert.deepEqual(verdict({ epoch: 11n, chain: { ...chain, bytesPaid: 1_000n, bytesLeft: 0n } }), {
       ok: true,
       unpaid: 0n,

@@ -37,12 +37,14 @@ const STOP_REASON_OF: Record<Extract<ReceiptVerdict, { ok: false }>["reason"], P
 
 export interface GateChain {
   channel(key: Address): Promise<ChannelOnChain & { stale: boolean }>;
-  currentEpoch(): Promise<bigint>;
+  /** The current epoch; `fresh` skips any cache (a receipt dated ahead of the cached value). */
+  currentEpoch(options?: { fresh?: boolean }): Promise<bigint>;
 }
 
 export interface GateOptions {
   chain: GateChain;
-  store: Pick<AccountingStore, "saveReceipt">;
+  /** Keeps accepted receipts; `latestCounts` lets a restarted relay resume a key's count. */
+  store: Pick<AccountingStore, "saveReceipt"> & Partial<Pick<AccountingStore, "latestCounts">>;
   /** Checks a receipt's signature for `epoch` (EIP-712, EpochRewards' domain, this relay). */
   verify: (epoch: bigint, receipt: SignedReceipt) => Promise<boolean>;
   /** Credit the relay extends to a payer beyond its landed lock, in bytes owed (and before HELLO). */
@@ -63,6 +65,13 @@ export class PaymentGate {
   readonly #meter = new ChannelMeter<string>();
   readonly #circuits = new Map<number, { key: string | null; unpaidCells: bigint; unpaidBytes: bigint }>();
   readonly #keys = new Map<string, KeyState>();
+  /**
+   * Keys whose count was resumed from the store after a restart: the cells carried between their
+   * last kept receipt and the restart were not counted, at most one receipt interval (the gate
+   * stops a payer whose receipts lag more). Their next receipt may claim up to that much more than
+   * the resumed count once; the count then starts from that receipt.
+   */
+  readonly #resumed = new Set<string>();
 
   constructor(options: GateOptions) {
     this.#options = options;
@@ -84,6 +93,7 @@ export class PaymentGate {
     if (!circuit) return SERVE;
     const id = key.toLowerCase();
     circuit.key = id;
+    this.#resume(id, key);
     // Cells carried before the hello count for the key now.
     if (circuit.unpaidCells > 0n) {
       const count = this.#meter.get(id);
@@ -126,7 +136,9 @@ export class PaymentGate {
     const id = receipt.key.toLowerCase();
     if (!circuit || circuit.key !== id) return { serve: false, reason: PayStopReason.badReceipt };
     if (!(await this.#options.verify(epoch, receipt))) return this.#stop(id, PayStopReason.badReceipt);
-    const current = await this.#options.chain.currentEpoch();
+    let current = await this.#options.chain.currentEpoch();
+    // The payer's clock may have seen the new epoch before this relay's cached read did.
+    if (epoch === current + 1n) current = await this.#options.chain.currentEpoch({ fresh: true });
     // Only receipts dated this epoch (or the one that just ended) are accepted: back- or
     // future-dated receipts would move the relay's earnings between epochs.
     if (epoch !== current && epoch + 1n !== current) return this.#stop(id, PayStopReason.badReceipt);
@@ -135,6 +147,13 @@ export class PaymentGate {
       chain = await this.#options.chain.channel(receipt.key);
     } catch {
       return this.#stop(id, PayStopReason.chainUnavailable);
+    }
+    if (this.#resumed.has(id)) {
+      const counted = this.#meter.get(id);
+      const gap = receipt.cells - counted.cells;
+      if (gap > 0n && gap <= this.#options.slackCells) {
+        this.#meter.resume(id, { cells: receipt.cells, bytes: counted.bytes + gap * CELL_PRICE_BYTES });
+      }
     }
     const verdict = judgeReceipt({
       receipt: { cells: receipt.cells, bytes: receipt.bytes_ },
@@ -149,6 +168,7 @@ export class PaymentGate {
       return this.#stop(id, STOP_REASON_OF[verdict.reason]);
     }
     this.#options.store.saveReceipt(epoch, receipt);
+    this.#resumed.delete(id);
     const state = this.#keys.get(id) ?? { coveredUntil: 0n, stopped: null };
     state.coveredUntil = chain.bytesPaid + chain.bytesLeft + this.#options.allowanceBytes;
     state.stopped = null;
@@ -159,6 +179,16 @@ export class PaymentGate {
   /** What the relay has counted for `key` so far (cumulative). */
   counted(key: Address) {
     return this.#meter.get(key.toLowerCase());
+  }
+
+  /** The first time this process sees `key`: start its count where the kept receipts left it. */
+  #resume(id: string, key: Address): void {
+    if (this.#keys.has(id) || this.#resumed.has(id) || !this.#options.store.latestCounts) return;
+    const last = this.#options.store.latestCounts(key);
+    if (!last) return;
+    const count = this.#meter.get(id);
+    this.#meter.resume(id, { cells: count.cells + last.cells, bytes: count.bytes + last.bytes });
+    this.#resumed.add(id);
   }
 
   async #refresh(id: string, key: Address): Promise<KeyState> {

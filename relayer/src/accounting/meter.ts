@@ -88,8 +88,11 @@ export function judgeReceipt(args: {
   if (receipt.cells > counted.cells) return { ok: false, reason: "overclaims-cells" };
   if (receipt.cells + slackCells < counted.cells) return { ok: false, reason: "underreports-cells" };
   if (receipt.bytes + slackBytes < counted.bytes) return { ok: false, reason: "underpays" };
-  if (epoch > chain.expiresEpoch && counted.bytes > chain.bytesPaid) return { ok: false, reason: "lock-expired" };
   const unpaid = counted.bytes > chain.bytesPaid ? counted.bytes - chain.bytesPaid : 0n;
-  if (unpaid > chain.bytesLeft + allowanceBytes) return { ok: false, reason: "lock-short" };
+  // An expired lock covers nothing new: the allowance bridges the time until the payer's renewed
+  // lock lands, as it does before a first lock.
+  if (epoch > chain.expiresEpoch) {
+    if (unpaid > allowanceBytes) return { ok: false, reason: "lock-expired" };
+  } else if (unpaid > chain.bytesLeft + allowanceBytes) return { ok: false, reason: "lock-short" };
   return { ok: true, unpaid };
 }

@@ -9,6 +9,7 @@ import { ChannelMeter } from "./meter.ts";
 import { CELL_PRICE_BYTES } from "./gate.ts";
 import { type Eip712Domain, signLockRequest, signReceipt } from "./receipts.ts";
 import type { PayLock, PayReceipt } from "../wire/payment.ts";
+import type { PayerStore } from "./payer-store.ts";
 
 export interface PayerOptions {
   /** The client key (authorised for the payer's account on BandwidthCredit). */
@@ -21,8 +22,19 @@ export interface PayerOptions {
   everyCells: bigint;
   everyMs: number;
   now?: () => number;
-  /** First lock-request nonce (persist the last one used across restarts). */
+  /** First lock-request nonce when no store remembers one. */
   firstNonce?: bigint;
+  /**
+   * Durable counts and nonces: the channels resume from it, and every receipt's counts and every
+   * nonce are committed to it before they leave the node.
+   */
+  store?: PayerStore;
+  /**
+   * In-band locks: each hop is sent a signed request for `bytes` of credit, valid `epochs` epochs,
+   * when the circuit is built and whenever less than half of what was requested for it is left.
+   * Absent: the payer locks on-chain itself (`x0t lock`).
+   */
+  locks?: { bytes: bigint; epochs: bigint };
 }
 
 export class PayerChannels {
@@ -30,12 +42,21 @@ export class PayerChannels {
   readonly #meter = new ChannelMeter<string>();
   readonly #lastSigned = new Map<string, { cells: bigint; at: number }>();
   readonly #now: () => number;
+  /** What this node asked each relay to lock (bytes owed up to which it is covered, and until when). */
+  readonly #requested = new Map<string, { upTo: bigint; expiresEpoch: bigint }>();
   #nonce: bigint;
 
   constructor(options: PayerOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
-    this.#nonce = options.firstNonce ?? BigInt(this.#now()) << 16n; // unordered nonces: time-based start
+    const stored = options.store?.nextNonce(options.key.address);
+    // Unordered nonces (a bitmap on-chain): a time-based start keeps a node without a store clear
+    // of the nonces an earlier run used.
+    this.#nonce = stored ?? options.firstNonce ?? BigInt(this.#now()) << 16n;
+    for (const [relayer, count] of options.store?.channels(options.key.address) ?? []) {
+      this.#meter.resume(relayer, count);
+      this.#lastSigned.set(relayer, { cells: count.cells, at: this.#now() });
+    }
   }
 
   get key(): Address {
@@ -56,12 +77,24 @@ export class PayerChannels {
     return count.cells - last.cells >= this.#o.everyCells || this.#now() - last.at >= this.#o.everyMs;
   }
 
+  /** How often a receipt is due when traffic is slow (ms). */
+  get intervalMs(): number {
+    return this.#o.everyMs;
+  }
+
+  /** True when `relayer` carried cells that no signed receipt covers yet. */
+  unsigned(relayer: Address): boolean {
+    const id = relayer.toLowerCase();
+    return this.#meter.get(id).cells > (this.#lastSigned.get(id)?.cells ?? 0n);
+  }
+
   /** Signs `relayer` a receipt for everything counted so far. */
   async receipt(relayer: Address): Promise<PayReceipt> {
     const id = relayer.toLowerCase();
     const count = this.#meter.get(id);
     const epoch = this.#o.epoch();
     this.#lastSigned.set(id, { cells: count.cells, at: this.#now() });
+    this.#o.store?.signed(this.#o.key.address, relayer, count);
     const signed = await signReceipt(this.#o.key, this.#o.receiptDomain, {
       relayer,
       epoch,
@@ -74,8 +107,26 @@ export class PayerChannels {
   /** Signs a request that locks `bytes` of the account's credit for `relayer` until `expiresEpoch`. */
   async lockRequest(relayer: Address, bytes: bigint, expiresEpoch: bigint): Promise<PayLock> {
     const nonce = this.#nonce++;
+    this.#o.store?.useNonce(this.#o.key.address, this.#nonce);
     const signed = await signLockRequest(this.#o.key, this.#o.creditDomain, { relayer, bytes, expiresEpoch, nonce });
     return { key: signed.key, bytes, expiresEpoch, nonce, r: signed.r, vs: signed.vs };
+  }
+
+  /**
+   * A lock request for `relayer` when the lock policy says one is due (none asked yet, less than
+   * half of the last request left, or it expires before the next epoch), else undefined.
+   */
+  async lockDue(relayer: Address): Promise<PayLock | undefined> {
+    const policy = this.#o.locks;
+    if (!policy) return undefined;
+    const id = relayer.toLowerCase();
+    const owed = this.#meter.get(id).bytes;
+    const epoch = this.#o.epoch();
+    const last = this.#requested.get(id);
+    if (last && owed + policy.bytes / 2n < last.upTo && last.expiresEpoch > epoch) return undefined;
+    const expiresEpoch = epoch + policy.epochs;
+    this.#requested.set(id, { upTo: (last && last.upTo > owed ? last.upTo : owed) + policy.bytes, expiresEpoch });
+    return this.lockRequest(relayer, policy.bytes, expiresEpoch);
   }
 
   /** What the payer counted for `relayer`. */

@@ -184,6 +184,22 @@ export async function verifyReceipt(
   return recovered.toLowerCase() === receipt.key.toLowerCase();
 }
 
+/** True if `lock` is signed by its `key` for `relayer` (what a relay checks before landing it). */
+export async function verifyLockRequest(
+  domain: Eip712Domain,
+  relayer: Address,
+  lock: { key: Address; bytes: bigint; expiresEpoch: bigint; nonce: bigint; r: Hex; vs: Hex },
+): Promise<boolean> {
+  const recovered = await recoverTypedDataAddress({
+    domain,
+    types: LOCK_TYPES,
+    primaryType: "Lock",
+    message: { relayer, bytes: lock.bytes, expiresEpoch: lock.expiresEpoch, nonce: lock.nonce },
+    signature: expand(lock.r, lock.vs),
+  });
+  return recovered.toLowerCase() === lock.key.toLowerCase();
+}
+
 /** Signs an uptime attestation with a relayer's node signer. */
 export async function signUptime(
   signer: LocalAccount,

@@ -123,6 +123,18 @@ export class AccountingStore {
     return Number(result.changes) > 0;
   }
 
+  /**
+   * The highest counts any kept receipt of `key` carries (receipts are cumulative over the
+   * channel's life, so this is where a restarted relay's count of that key starts again).
+   */
+  latestCounts(key: Address): { cells: bigint; bytes: bigint } | undefined {
+    const row = this.#db
+      .prepare(`SELECT MAX(cells) AS cells, MAX(bytes) AS bytes FROM receipts WHERE key = ?`)
+      .get(key.toLowerCase()) as { cells: string | null; bytes: string | null } | undefined;
+    if (!row || row.cells === null || row.bytes === null) return undefined;
+    return { cells: BigInt(`0x${row.cells}`), bytes: BigInt(`0x${row.bytes}`) };
+  }
+
   /** The receipts of `epoch` that no batch carries yet, or whose last outcome asks for a retry. */
   queued(epoch: bigint): StoredReceipt[] {
     const rows = this.#db

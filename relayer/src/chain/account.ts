@@ -17,6 +17,7 @@ import { bandwidthCreditDomain, signClientKeyAuthorization } from "../accounting
 import { bandwidthCreditAbi, epochRewardsAbi, relayerRegistryAbi, x0tAbi } from "./abi.ts";
 import { ChainError } from "./errors.ts";
 import { signPermit } from "./permit.ts";
+import { relayerRegistryDomain, signSignerConsent } from "./registry.ts";
 
 export const GB = 1_000_000_000n;
 
@@ -57,8 +58,8 @@ async function mined(c: AccountClients, hash: Hex, what: string): Promise<Sent> 
   return { hash, explorer: explorerLink(chainId, hash) };
 }
 
-/** Buys `amount` X0T (wei) of credit with an EIP-2612 permit, in one transaction. */
-export async function buyCredit(c: AccountClients, amount: bigint): Promise<Sent> {
+/** The wallet's EIP-2612 permit for `spender` to pull `amount` X0T, valid for an hour. */
+async function permitFor(c: AccountClients, spender: Address, amount: bigint) {
   const owner = c.wallet.account.address;
   const [nonce, chainId, name] = await Promise.all([
     c.public.readContract({ address: c.contracts.X0T, abi: x0tAbi, functionName: "nonces", args: [owner] }),
@@ -66,15 +67,46 @@ export async function buyCredit(c: AccountClients, amount: bigint): Promise<Sent
     c.public.readContract({ address: c.contracts.X0T, abi: x0tAbi, functionName: "name" }),
   ]);
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 3_600);
-  const { v, r, s } = await signPermit(c.wallet, {
+  const sig = await signPermit(c.wallet, {
     token: c.contracts.X0T,
     name,
     chainId,
-    spender: c.contracts.BandwidthCredit,
+    spender,
     value: amount,
     nonce,
     deadline,
   });
+  return { deadline, chainId, ...sig };
+}
+
+/**
+ * Registers the wallet as a relay operator with `amount` X0T of stake (permit, one transaction):
+ * its endpoint, region, static keys hash and the node `signer` that consents to sign for it.
+ */
+export async function registerRelayer(
+  c: AccountClients,
+  node: { endpoint: string; region: string; keysHash: Hex; signer: LocalAccount; amount: bigint },
+): Promise<Sent> {
+  const { deadline, chainId, v, r, s } = await permitFor(c, c.contracts.RelayerRegistry, node.amount);
+  const consent = await signSignerConsent(
+    node.signer,
+    relayerRegistryDomain(chainId, c.contracts.RelayerRegistry),
+    c.wallet.account.address,
+  );
+  const region = `0x${Buffer.from(node.region, "ascii").toString("hex")}` as Hex;
+  const hash = await c.wallet.writeContract({
+    chain: c.wallet.chain ?? null,
+    address: c.contracts.RelayerRegistry,
+    abi: relayerRegistryAbi,
+    functionName: "registerWithPermit",
+    args: [node.endpoint, region, node.keysHash, node.signer.address, consent, node.amount, deadline, v, r, s],
+  });
+  return mined(c, hash, "register");
+}
+
+/** Buys `amount` X0T (wei) of credit with an EIP-2612 permit, in one transaction. */
+export async function buyCredit(c: AccountClients, amount: bigint): Promise<Sent> {
+  const { deadline, v, r, s } = await permitFor(c, c.contracts.BandwidthCredit, amount);
   const hash = await c.wallet.writeContract({
     chain: c.wallet.chain ?? null,
     address: c.contracts.BandwidthCredit,

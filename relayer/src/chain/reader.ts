@@ -94,9 +94,9 @@ export class ChannelReader {
   }
 
   /** The current epoch, cached like channels. */
-  async currentEpoch(): Promise<bigint> {
+  async currentEpoch(options: { fresh?: boolean } = {}): Promise<bigint> {
     const now = this.#now();
-    if (this.#epoch && now - this.#epoch.readAt < this.#ttlMs) return this.#epoch.value;
+    if (!options.fresh && this.#epoch && now - this.#epoch.readAt < this.#ttlMs) return this.#epoch.value;
     try {
       const value = await this.#client.readContract({
         address: this.#rewards,

@@ -30,6 +30,14 @@ const RETRYABLE = new Set(["InsufficientCredit"]);
 /** The receipt was already paid by an earlier copy: nothing left to do. */
 const SETTLED = new Set(["NothingNewToPay"]);
 
+/**
+ * The steps of a submission, in order, for callers that watch them (logs, metrics, and the tests
+ * that kill a relay process at each): the batch is recorded; its transaction was handed to the
+ * RPC; its hash is recorded; its outcome is recorded.
+ */
+export type SettlementStep = "batch-recorded" | "tx-sent" | "hash-recorded" | "outcome-recorded";
+export type OnSettlementStep = (step: SettlementStep, batchId: number) => void;
+
 export interface SettlementClients {
   public: PublicClient;
   wallet: WalletClient<Transport, Chain | undefined, Account>;
@@ -112,6 +120,7 @@ export async function submitEpoch(
   clients: SettlementClients,
   relayer: Address,
   epoch: bigint,
+  onStep: OnSettlementStep = () => {},
 ): Promise<EpochSettlement> {
   const result: EpochSettlement = { epoch, batches: 0, paid: 0, settled: 0, retry: 0, refused: 0 };
   const queued = store.queued(epoch);
@@ -139,6 +148,7 @@ export async function submitEpoch(
       epoch,
       chunk.map((r) => r.key),
     );
+    onStep("batch-recorded", batchId);
     let hash: Hex;
     try {
       hash = await clients.wallet.writeContract({
@@ -152,8 +162,11 @@ export async function submitEpoch(
       store.markFailed(batchId, `not sent: ${revertName(cause)}`);
       throw new SettlementError(`could not send the batch for epoch ${epoch}: ${revertName(cause)}`, { cause });
     }
+    onStep("tx-sent", batchId);
     store.markSent(batchId, hash);
+    onStep("hash-recorded", batchId);
     const outcomes = await confirm(store, clients, batchId, hash);
+    onStep("outcome-recorded", batchId);
     result.batches++;
     if (!outcomes) continue;
     for (const outcome of outcomes.values()) result[outcome.kind]++;
@@ -207,6 +220,7 @@ export async function settleOnce(
   store: AccountingStore,
   clients: SettlementClients,
   relayer: Address,
+  onStep?: OnSettlementStep,
 ): Promise<SettleReport> {
   const recovered = await recoverBatches(store, clients);
   const currentEpoch = await clients.public.readContract({
@@ -227,7 +241,7 @@ export async function settleOnce(
       report.abandoned.push({ epoch, receipts: store.abandon(epoch, "submission window closed") });
       continue;
     }
-    report.submitted.push(await submitEpoch(store, clients, relayer, epoch));
+    report.submitted.push(await submitEpoch(store, clients, relayer, epoch, onStep));
   }
   return report;
 }

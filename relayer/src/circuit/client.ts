@@ -22,7 +22,7 @@ import {
 } from "../wire/cell.ts";
 import type { Cell, Target } from "../wire/cell.ts";
 import { StreamOpenError, StreamReason, parseStreamReason } from "../wire/reasons.ts";
-import { decodePayStop, encodePayHello, encodePayReceipt } from "../wire/payment.ts";
+import { decodePayStop, encodePayHello, encodePayLock, encodePayReceipt, payStopReasonName } from "../wire/payment.ts";
 import type { PayerChannels } from "../accounting/payer.ts";
 import type { Address } from "viem";
 import type { CircuitEndpoint, CircuitMux } from "./mux.ts";
@@ -98,6 +98,8 @@ export class ClientCircuit implements CircuitEndpoint {
   private payer: CircuitPayer | undefined;
   /** Hops whose receipt is being signed (one at a time per hop). */
   private readonly signing = new Set<number>();
+  /** Sends due receipts when traffic pauses (receipts are otherwise sent as cells pass). */
+  private receiptTimer: NodeJS.Timeout | undefined;
   readonly createdAt = Date.now();
 
   private constructor(mux: CircuitMux, path: readonly HopInfo[]) {
@@ -138,8 +140,13 @@ export class ClientCircuit implements CircuitEndpoint {
       if (options.payer) {
         circuit.payer = options.payer;
         const hello = encodePayHello(options.payer.channels.key);
-        for (let i = 0; i < circuit.hops.length; i++)
-          if (options.payer.operators[i]) circuit.sendTo(i, RelayCommand.payHello, 0, [hello]);
+        for (let i = 0; i < circuit.hops.length; i++) {
+          if (!options.payer.operators[i]) continue;
+          circuit.sendTo(i, RelayCommand.payHello, 0, [hello]);
+          circuit.sendLockIfDue(i);
+        }
+        circuit.receiptTimer = setInterval(() => circuit.sendIdleReceipts(), options.payer.channels.intervalMs);
+        circuit.receiptTimer.unref();
       }
     } catch (error) {
       const reason = error instanceof HandshakeError ? DestroyReason.authentication : DestroyReason.connectFailed;
@@ -318,7 +325,7 @@ export class ClientCircuit implements CircuitEndpoint {
         return this.fail(
           new CircuitError(
             DestroyReason.payment,
-            `hop ${hop + 1} stopped serving this payer (PAY_STOP reason ${reason})`,
+            `hop ${hop + 1} stopped serving this payer: ${payStopReasonName(reason)} (PAY_STOP reason ${reason})`,
             {
               hop,
             },
@@ -382,16 +389,44 @@ export class ClientCircuit implements CircuitEndpoint {
     if (!payer) return;
     for (let i = 0; i <= farthest && i < this.hops.length; i++) {
       const operator = payer.operators[i];
-      if (!operator || !payer.channels.carried(operator) || this.signing.has(i)) continue;
-      this.signing.add(i);
-      payer.channels.receipt(operator).then(
-        (r) => {
-          this.signing.delete(i);
-          this.sendTo(i, RelayCommand.payReceipt, 0, [encodePayReceipt(r)]);
-        },
-        () => this.signing.delete(i),
-      );
+      if (operator && payer.channels.carried(operator)) this.sendReceipt(i, operator);
     }
+  }
+
+  /** Every hop with cells not covered by a receipt yet gets one (traffic paused). */
+  private sendIdleReceipts(): void {
+    const payer = this.payer;
+    if (!payer || this.closed) return;
+    for (let i = 0; i < this.hops.length; i++) {
+      const operator = payer.operators[i];
+      if (operator && payer.channels.unsigned(operator)) this.sendReceipt(i, operator);
+    }
+  }
+
+  private sendReceipt(i: number, operator: Address): void {
+    if (!this.payer || this.signing.has(i)) return;
+    this.signing.add(i);
+    this.payer.channels.receipt(operator).then(
+      (r) => {
+        this.signing.delete(i);
+        if (this.closed) return;
+        this.sendTo(i, RelayCommand.payReceipt, 0, [encodePayReceipt(r)]);
+        this.sendLockIfDue(i);
+      },
+      () => this.signing.delete(i),
+    );
+  }
+
+  /** Sends hop `i` a signed lock request when the payer's lock policy says its lock runs low. */
+  private sendLockIfDue(i: number): void {
+    const operator = this.payer?.operators[i];
+    if (!operator || !this.payer) return;
+    this.payer.channels.lockDue(operator).then(
+      (lock) => {
+        if (lock && !this.closed) this.sendTo(i, RelayCommand.payLock, 0, [encodePayLock(lock)]);
+      },
+      () => {},
+    );
   }
 
   private allocateStreamId(): number {
@@ -443,6 +478,7 @@ export class ClientCircuit implements CircuitEndpoint {
   private fail(error: CircuitError): void {
     if (this.error) return;
     this.error = error;
+    clearInterval(this.receiptTimer);
     this.mux.remove(this.id);
     this.waiter?.reject(error);
     this.waiter = undefined;

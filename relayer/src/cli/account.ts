@@ -5,6 +5,9 @@
  *   x0t key authorize --key-file client.key --cap-gb 5   (creates the key file if missing)
  *   x0t key revoke --key 0xKey
  *   x0t lock --relayer 0xOperator --gb 1 [--epochs 1]
+ *   x0t register --keys relay.key --signer-key signer.key --endpoint host:port --region DE --amount 10000
+ *                                                    stake and register a relay (permit, one transaction;
+ *                                                    the signer key file is created if missing)
  *   x0t stake --amount 10000 | x0t unbond --amount 10000 | x0t withdraw
  *   x0t claim [--relayer 0xOperator] [--epochs 3,4,5]    (default: every final epoch with rewards)
  *   x0t status [--relayer 0xOperator]
@@ -14,19 +17,12 @@
  * private key comes from X0T_PRIVATE_KEY only (flags end up in shell history). Amounts are whole X0T
  * or GB (decimals allowed). Every transaction prints its hash and, on public chains, its explorer link.
  */
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import {
-  type Address,
-  createPublicClient,
-  createWalletClient,
-  type Hex,
-  http,
-  isAddress,
-  isHex,
-  parseUnits,
-} from "viem";
-import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { type Address, createPublicClient, createWalletClient, type Hex, http, isAddress, parseUnits } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { loadEvmKey } from "../node/evmkey.ts";
+import { loadOrCreateKeys } from "../node/keyfile.ts";
 import {
   type AccountClients,
   addStake,
@@ -38,6 +34,7 @@ import {
   lockCredit,
   type ProtocolAddresses,
   readStatus,
+  registerRelayer,
   revokeClientKey,
   type Sent,
   unbond,
@@ -46,7 +43,17 @@ import {
 import { bandwidthCreditAbi } from "../chain/abi.ts";
 import { claimRewards } from "../chain/settlement.ts";
 
-export const ACCOUNT_COMMANDS = ["buy", "key", "lock", "stake", "unbond", "withdraw", "claim", "status"] as const;
+export const ACCOUNT_COMMANDS = [
+  "register",
+  "buy",
+  "key",
+  "lock",
+  "stake",
+  "unbond",
+  "withdraw",
+  "claim",
+  "status",
+] as const;
 
 export class AccountUsageError extends Error {
   override name = "AccountUsageError";
@@ -63,6 +70,10 @@ const OPTIONS = {
   key: { type: "string" },
   "key-file": { type: "string" },
   "cap-gb": { type: "string" },
+  keys: { type: "string" },
+  "signer-key": { type: "string" },
+  endpoint: { type: "string" },
+  region: { type: "string" },
 } as const;
 
 function decimal(flag: string, value: string | undefined, decimals: number): bigint {
@@ -112,18 +123,6 @@ function walletKey(): Hex {
   return k as Hex;
 }
 
-/** The client key in `path`, created (mode 0600) if the file does not exist. */
-function clientKey(path: string) {
-  if (!existsSync(path)) {
-    writeFileSync(path, generatePrivateKey() + "\n", { mode: 0o600 });
-    chmodSync(path, 0o600);
-  }
-  const text = readFileSync(path, "utf8").trim();
-  if (!isHex(text) || text.length !== 66)
-    throw new AccountUsageError(`--key-file: ${path} does not hold a 32-byte hex key`);
-  return privateKeyToAccount(text);
-}
-
 function jsonable(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
 }
@@ -159,6 +158,30 @@ export async function runAccountCommand(
     print(`${what}: ${sent.hash}${sent.explorer ? ` ${sent.explorer}` : ""}`, { action: what, ...sent, ...extra });
 
   switch (command) {
+    case "register": {
+      if (!values.keys) throw new AccountUsageError("--keys: the relay's static key file is required");
+      if (!values["signer-key"])
+        throw new AccountUsageError("--signer-key: the node signer's key file is required (created if missing)");
+      if (!values.endpoint || !/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(values.endpoint))
+        throw new AccountUsageError(`--endpoint: expected host:port, got "${values.endpoint ?? ""}"`);
+      if (!values.region || !/^[A-Z]{2}$/.test(values.region))
+        throw new AccountUsageError(`--region: expected two capital letters (ISO 3166), got "${values.region ?? ""}"`);
+      const { keys } = loadOrCreateKeys(values.keys);
+      const signer = loadEvmKey(values["signer-key"], "--signer-key", { create: true });
+      const keysHash = `0x${keys.keysHash.toString("hex")}` as Hex;
+      tx(
+        "register",
+        await registerRelayer(clients, {
+          endpoint: values.endpoint.toLowerCase(),
+          region: values.region,
+          keysHash,
+          signer,
+          amount: decimal("amount", values.amount, 18),
+        }),
+        { operator: clients.wallet.account.address, signer: signer.address, keysHash },
+      );
+      return 0;
+    }
     case "buy": {
       const gb = decimal("gb", values.gb, 9);
       const price = await clients.public.readContract({
@@ -174,7 +197,7 @@ export async function runAccountCommand(
       if (sub === "authorize") {
         if (!values["key-file"])
           throw new AccountUsageError("--key-file: where the client key is (created if missing)");
-        const key = clientKey(values["key-file"]);
+        const key = loadEvmKey(values["key-file"], "--key-file", { create: true });
         const cap = decimal("cap-gb", values["cap-gb"], 9);
         tx("authorize", await authorizeClientKey(clients, key, cap), { key: key.address, capPerEpoch: cap });
         return 0;

@@ -16,6 +16,8 @@ import type { OpenStream, SocksServer } from "../socks/index.ts";
 import type { Target } from "../wire/cell.ts";
 import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
 import type { DirectoryEntry } from "./directory.ts";
+import type { PayerChannels } from "../accounting/payer.ts";
+import { DestroyReason } from "../wire/cell.ts";
 
 export interface EntryOptions {
   socksHost?: string;
@@ -39,6 +41,13 @@ export interface EntryOptions {
   /** A relay found silent or unreachable is left out of new paths for this long (default 10 min). */
   suspectMs?: number;
   socksAuth?: { verify(username: string, password: string): boolean };
+  /**
+   * Pay every hop that names an operator in-band with this client key (docs/settlement.md). When a
+   * hop stops serving the payer, new SOCKS requests fail at once with REP 0x02 ("not allowed")
+   * for `paymentBackoffMs` (default 10 s), then circuits are tried again (after a top-up).
+   */
+  payer?: PayerChannels;
+  paymentBackoffMs?: number;
   logger?: Logger;
 }
 
@@ -97,6 +106,11 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const probeTimeoutMs = options.probeTimeoutMs ?? 2_000;
   const buildStepTimeoutMs = options.buildStepTimeoutMs ?? 5_000;
   const suspectMs = options.suspectMs ?? 10 * 60_000;
+  const paymentBackoffMs = options.paymentBackoffMs ?? 10_000;
+  /** Why and until when new streams are refused after a hop stopped serving this payer. */
+  let paymentStop: { message: string; until: number } | undefined;
+  /** How each closed circuit ended (a payment stop makes its failed opens final). */
+  const closedWith = new WeakMap<ClientCircuit, CircuitError>();
   /** Relay name → Date.now() until which new paths avoid it (bounded by the directory's size). */
   const suspects = new Map<string, number>();
   const pathNames = new WeakMap<ClientCircuit, string[]>();
@@ -147,7 +161,10 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     let circuit: ClientCircuit;
     try {
       const mux = await muxTo(path[0] as DirectoryEntry);
-      circuit = await ClientCircuit.build(mux, path, { stepTimeoutMs: buildStepTimeoutMs });
+      circuit = await ClientCircuit.build(mux, path, {
+        stepTimeoutMs: buildStepTimeoutMs,
+        payer: options.payer ? { channels: options.payer, operators: path.map((r) => r.operator) } : undefined,
+      });
     } catch (error) {
       // The hop that did not answer or could not be reached (a link to hop 1 that failed: hop 0).
       const hop = error instanceof CircuitError ? error.hop : 0;
@@ -161,7 +178,14 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     open.add(circuit);
     circuit.onClose((error) => {
       open.delete(circuit);
-      if (!closing) log.info("circuit closed", { reason: error.reason, error: error.message });
+      closedWith.set(circuit, error);
+      if (error.reason === DestroyReason.payment && !closing) {
+        paymentStop = { message: error.message, until: Date.now() + paymentBackoffMs };
+        log.error("a relay stopped serving this payer: new streams are refused for a while", {
+          error: error.message,
+          ms: paymentBackoffMs,
+        });
+      } else if (!closing) log.info("circuit closed", { reason: error.reason, error: error.message });
     });
     log.info("circuit built", {
       hops: path.length,
@@ -228,14 +252,25 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     }
   };
 
+  /** Fails at once while a payment stop holds (REP 0x02, "connection not allowed"). */
+  const checkPayment = () => {
+    if (paymentStop && Date.now() < paymentStop.until)
+      throw new StreamOpenError(StreamReason.notAllowed, `payment: ${paymentStop.message}`);
+  };
   const openStream = async (target: Target, isolation = "", signal?: AbortSignal) => {
+    checkPayment();
     const circuit = await circuitFor(isolation);
     try {
       return await openOn(circuit, target, signal);
     } catch (error) {
-      // The exit's verdict (refused, unreachable, not allowed) is final; a dead circuit is not.
+      // The exit's verdict (refused, unreachable, not allowed) is final; a dead circuit is not,
+      // unless a hop killed it because this payer did not pay.
+      const ended = closedWith.get(circuit);
+      if (ended?.reason === DestroyReason.payment)
+        throw new StreamOpenError(StreamReason.notAllowed, `payment: ${ended.message}`, { cause: ended });
       if (!circuit.closed || signal?.aborted) throw error;
       log.info("stream failed on a dying circuit: retrying on a fresh one");
+      checkPayment();
       const fresh = await circuitFor(isolation);
       return openOn(fresh, target, signal);
     }

@@ -34,6 +34,12 @@ export const PayStopReason = {
   chainUnavailable: 6,
 } as const;
 export type PayStopReason = (typeof PayStopReason)[keyof typeof PayStopReason];
+
+/** The name of a PAY_STOP reason, for logs and the user's error messages. */
+export function payStopReasonName(reason: number): string {
+  const name = Object.entries(PayStopReason).find(([, v]) => v === reason)?.[0];
+  return name ? name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) : `unknown-${reason}`;
+}
 const STOP_REASONS = new Set<number>(Object.values(PayStopReason));
 
 export interface PayLock {

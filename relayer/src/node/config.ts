@@ -1,0 +1,154 @@
+/**
+ * The configuration file of `x0t node start --config node.json`: one JSON object whose `role` says
+ * what the node is — an `entry` (the SOCKS5 port a user's apps talk to), a `relay` or an `exit`.
+ * Validated by a schema (zod) before anything starts; an error names the key (`entry.payer.lockMiB`).
+ * Relative paths are taken from the config file's folder. `nodeConfigJsonSchema()` gives the same
+ * schema as JSON Schema (`x0t node schema`), for editors and for docs/node-config.md.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { z } from "zod/v4";
+
+const endpoint = z
+  .string()
+  .regex(/^(?:\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5}$/, "expected host:port or [v6]:port")
+  .describe("host:port");
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "expected an address (0x and 40 hex digits)");
+const path = z.string().min(1, "expected a file path");
+const positiveInt = z.number().int().positive();
+
+const chain = z
+  .strictObject({
+    deployment: path.describe("deployment file: chainId, rpcUrl and contract addresses (npm start writes one)"),
+    rpcUrl: z.url().optional().describe("JSON-RPC URL; default: the deployment's rpcUrl"),
+  })
+  .describe("how the node reaches the protocol contracts");
+
+const relayPayments = z
+  .strictObject({
+    operator: address.describe("the operator address the relay is registered under; receipts pay it"),
+    signerKey: path.describe("the node signer's private key (0x hex, mode 0600): submits, lands locks, claims"),
+    accounting: path.describe("SQLite file of receipts and batches"),
+    allowanceMiB: positiveInt
+      .default(16)
+      .describe("credit extended to a payer before its lock lands, MiB owed (the relay's exposure)"),
+    receiptSlackCells: positiveInt.default(1024).describe("how far a payer's receipts may lag the relay's count"),
+    settleEverySeconds: positiveInt.default(30).describe("settlement round interval"),
+    claimAboveX0T: z
+      .union([z.string().regex(/^\d+(\.\d{1,18})?$/, "expected an amount of X0T"), z.null()])
+      .default("0")
+      .describe("claim automatically once final rewards reach this many X0T; null: only `x0t claim`"),
+  })
+  .describe("a paid relay: counts, judges receipts, settles and claims");
+
+const relay = z.strictObject({
+  listen: endpoint.default("127.0.0.1:9001"),
+  keys: path.describe("the relay's static key file (created if missing, mode 0600)"),
+  name: z.string().min(1).max(64).optional(),
+  region: z
+    .string()
+    .regex(/^[A-Z]{2}$/, "expected two capital letters (ISO 3166)")
+    .optional(),
+  advertiseHost: z.string().min(1).optional().describe("host written to the descriptor (default: the listen host)"),
+  descriptorOut: path.optional().describe("where to write the relay's descriptor"),
+  createsPerSecond: positiveInt.optional(),
+  payments: relayPayments.optional(),
+});
+
+const exitPolicy = z.strictObject({
+  allowPrivateTargets: z.boolean().default(false),
+  allowLoopbackTargets: z.boolean().default(false),
+});
+
+const payer = z
+  .strictObject({
+    clientKey: path.describe("the client key file (0x hex, mode 0600) authorised with `x0t key authorize`"),
+    state: path.describe("SQLite file of signed counts and lock nonces"),
+    lockMiB: positiveInt.default(256).describe("credit each hop is asked to lock at a time, MiB"),
+    lockEpochs: z.number().int().min(1).max(24).default(2).describe("how many epochs a lock request lasts"),
+    receiptEveryCells: positiveInt.default(256),
+    receiptEverySeconds: positiveInt.default(10),
+  })
+  .describe("pay the hops of every circuit in-band with this client key");
+
+const entry = z.strictObject({
+  socks: endpoint.default("127.0.0.1:10809"),
+  directory: path.describe("folder of relay descriptors (*.json)"),
+  hops: z.number().int().min(1).max(5).default(3),
+  payer: payer.optional(),
+});
+
+const log = z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).optional();
+
+export const nodeConfigSchema = z.discriminatedUnion("role", [
+  z.strictObject({ role: z.literal("relay"), chain: chain.optional(), relay, log }),
+  z.strictObject({
+    role: z.literal("exit"),
+    chain: chain.optional(),
+    relay,
+    exit: exitPolicy.default({ allowPrivateTargets: false, allowLoopbackTargets: false }),
+    log,
+  }),
+  z.strictObject({ role: z.literal("entry"), chain: chain.optional(), entry, log }),
+]);
+
+export type NodeConfig = z.infer<typeof nodeConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** The node config schema as JSON Schema (draft 2020-12). */
+export function nodeConfigJsonSchema(): unknown {
+  return z.toJSONSchema(nodeConfigSchema, { io: "input" });
+}
+
+/** Validates `value`; the error lists every problem as `key.path: message`. */
+export function parseNodeConfig(value: unknown, source: string): NodeConfig {
+  const result = nodeConfigSchema.safeParse(value);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const at = issue.path.join(".");
+      if (issue.code === "unrecognized_keys")
+        return issue.keys.map((k) => `${at ? `${at}.` : ""}${k}: unknown key`).join("; ");
+      if (at === "role") return `role: expected "entry", "relay" or "exit"`;
+      return `${at || "(root)"}: ${issue.message}`;
+    });
+    throw new ConfigError(`${source}: ${problems.join("; ")}`);
+  }
+  const config = result.data;
+  const needsChain =
+    (config.role === "entry" && config.entry.payer) || (config.role !== "entry" && config.relay.payments);
+  if (needsChain && !config.chain)
+    throw new ConfigError(`${source}: chain: required when the node pays or is paid (chain.deployment)`);
+  return config;
+}
+
+/** Reads and validates a config file; relative paths in it are made absolute from its folder. */
+export function loadNodeConfig(file: string): NodeConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new ConfigError(`--config: cannot read ${file}: ${(error as Error).message}`);
+  }
+  const config = parseNodeConfig(raw, file);
+  const base = dirname(resolve(file));
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  if (config.chain) config.chain.deployment = abs(config.chain.deployment);
+  if (config.role === "entry") {
+    config.entry.directory = abs(config.entry.directory);
+    if (config.entry.payer) {
+      config.entry.payer.clientKey = abs(config.entry.payer.clientKey);
+      config.entry.payer.state = abs(config.entry.payer.state);
+    }
+  } else {
+    config.relay.keys = abs(config.relay.keys);
+    if (config.relay.descriptorOut) config.relay.descriptorOut = abs(config.relay.descriptorOut);
+    if (config.relay.payments) {
+      config.relay.payments.signerKey = abs(config.relay.payments.signerKey);
+      config.relay.payments.accounting = abs(config.relay.payments.accounting);
+    }
+  }
+  return config;
+}

@@ -1,0 +1,281 @@
+/**
+ * Starts a node from its configuration (node/config.ts): a relay or exit (with, when paid, its
+ * gate, accounting store and chain duties) or an entry (with, when it pays, its client key and
+ * durable counts). Everything that can be checked before serving is checked first, with an error
+ * that names the config key: the chain answers with the deployment's chain id, a paid relay is
+ * registered with this signer, a payer's client key is authorised.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  type Address,
+  createPublicClient,
+  createWalletClient,
+  getAddress,
+  http,
+  parseUnits,
+  type PublicClient,
+  zeroAddress,
+} from "viem";
+import { CELL_PRICE_BYTES, PaymentGate } from "../accounting/gate.ts";
+import { PayerChannels } from "../accounting/payer.ts";
+import { PayerStore } from "../accounting/payer-store.ts";
+import { bandwidthCreditDomain, epochRewardsDomain, verifyReceipt } from "../accounting/receipts.ts";
+import { AccountingStore } from "../accounting/store.ts";
+import { bandwidthCreditAbi, epochRewardsAbi, relayerRegistryAbi } from "../chain/abi.ts";
+import type { ProtocolAddresses } from "../chain/account.ts";
+import { ChannelReader } from "../chain/reader.ts";
+import { readDeployment } from "../cli/account.ts";
+import { publicKeysOf } from "../crypto/keys.ts";
+import { connectTarget, createExitPolicy } from "../exit/index.ts";
+import type { Logger } from "../log.ts";
+import { type ChainDuties, startChainDuties } from "./chain-duties.ts";
+import { ConfigError, type NodeConfig } from "./config.ts";
+import { descriptorOf, readDirectory } from "./directory.ts";
+import { type EntryNode, startEntry } from "./entry.ts";
+import { loadEvmKey } from "./evmkey.ts";
+import { loadOrCreateKeys } from "./keyfile.ts";
+import { type RelayNode, startRelay } from "./relay.ts";
+
+export interface RunningNode {
+  relay?: RelayNode;
+  entry?: EntryNode;
+  duties?: ChainDuties;
+  close(): Promise<void>;
+}
+
+interface ChainContext {
+  chainId: number;
+  rpcUrl: string;
+  contracts: ProtocolAddresses;
+  client: PublicClient;
+}
+
+const MiB = 1n << 20n;
+
+/** Reads the deployment and checks that its RPC answers with its chain id. */
+async function connectChain(chain: NonNullable<NodeConfig["chain"]>): Promise<ChainContext> {
+  let deployment;
+  try {
+    deployment = readDeployment(chain.deployment);
+  } catch (error) {
+    throw new ConfigError(`chain.deployment: ${(error as Error).message.replace(/^--deployment: /, "")}`);
+  }
+  const rpcUrl = chain.rpcUrl ?? deployment.rpcUrl;
+  if (!rpcUrl) throw new ConfigError("chain.rpcUrl: required (the deployment file names no rpcUrl)");
+  const client = createPublicClient({ transport: http(rpcUrl, { retryCount: 2 }) }) as PublicClient;
+  let chainId: number;
+  try {
+    chainId = await client.getChainId();
+  } catch (error) {
+    throw new ConfigError(`chain.rpcUrl: ${rpcUrl} does not answer (${(error as Error).message.split("\n")[0]})`);
+  }
+  if (chainId !== deployment.chainId)
+    throw new ConfigError(
+      `chain.rpcUrl: ${rpcUrl} is chain ${chainId}, the deployment is for chain ${deployment.chainId}`,
+    );
+  return { chainId, rpcUrl, contracts: deployment.contracts, client };
+}
+
+/**
+ * The current epoch, read from the chain every `everyMs` and served synchronously (receipts are
+ * dated with it). While the RPC is down the last value is served.
+ */
+async function epochClock(client: PublicClient, rewards: Address, everyMs: number, log: Logger) {
+  const read = () => client.readContract({ address: rewards, abi: epochRewardsAbi, functionName: "currentEpoch" });
+  let epoch = await read();
+  const timer = setInterval(() => {
+    read().then(
+      (e) => (epoch = e),
+      (error: Error) => log.debug("epoch read failed; keeping the last", { error: error.message.split("\n")[0] }),
+    );
+  }, everyMs);
+  timer.unref();
+  return { now: () => epoch, stop: () => clearInterval(timer) };
+}
+
+async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exit" }>, log: Logger) {
+  const r = config.relay;
+  const { keys, created } = loadOrCreateKeys(r.keys);
+  const name = r.name ?? `relay-${keys.keysHash.toString("hex").slice(0, 8)}`;
+  const rlog = log.child({ relay: name });
+  if (created) rlog.info("new static keys written", { file: r.keys });
+  const policy =
+    config.role === "exit"
+      ? createExitPolicy({
+          allowPrivateTargets: config.exit.allowPrivateTargets,
+          allowLoopbackTargets: config.exit.allowLoopbackTargets,
+          logger: rlog,
+        })
+      : undefined;
+
+  let gate: PaymentGate | undefined;
+  let duties: ChainDuties | undefined;
+  let store: AccountingStore | undefined;
+  let operator: Address | undefined;
+  if (r.payments) {
+    const p = r.payments;
+    const chain = await connectChain(config.chain!);
+    operator = getAddress(p.operator);
+    const signer = loadEvmKey(p.signerKey, "relay.payments.signerKey");
+    const [registeredSigner, active] = await chain.client.readContract({
+      address: chain.contracts.RelayerRegistry,
+      abi: relayerRegistryAbi,
+      functionName: "signerOf",
+      args: [operator],
+    });
+    if (registeredSigner === zeroAddress)
+      throw new ConfigError(
+        `relay.payments.operator: ${operator} is not registered in RelayerRegistry (x0t register, with this signer)`,
+      );
+    if (registeredSigner.toLowerCase() !== signer.address.toLowerCase())
+      throw new ConfigError(
+        `relay.payments.signerKey: ${signer.address} is not the registered signer of ${operator} (${registeredSigner})`,
+      );
+    if (!active) rlog.warn("operator's stake is below the minimum: receipts cannot be submitted", { operator });
+    mkdirSync(dirname(p.accounting), { recursive: true });
+    store = new AccountingStore(p.accounting);
+    const reader = new ChannelReader(chain.client, {
+      credit: chain.contracts.BandwidthCredit,
+      rewards: chain.contracts.EpochRewards,
+      relayer: operator,
+    });
+    const receiptDomain = epochRewardsDomain(chain.chainId, chain.contracts.EpochRewards);
+    const relayer = operator;
+    const slackCells = BigInt(p.receiptSlackCells);
+    gate = new PaymentGate({
+      chain: reader,
+      store,
+      verify: (epoch, receipt) => verifyReceipt(receiptDomain, relayer, epoch, receipt),
+      allowanceBytes: BigInt(p.allowanceMiB) * MiB,
+      slackCells,
+      slackBytes: slackCells * CELL_PRICE_BYTES,
+    });
+    const wallet = createWalletClient({ account: signer, transport: http(chain.rpcUrl, { retryCount: 2 }) });
+    duties = startChainDuties({
+      store,
+      clients: {
+        public: chain.client,
+        wallet: wallet as never,
+        rewards: chain.contracts.EpochRewards,
+        credit: chain.contracts.BandwidthCredit,
+      },
+      relayer: operator,
+      reader,
+      creditDomain: bandwidthCreditDomain(chain.chainId, chain.contracts.BandwidthCredit),
+      settleEveryMs: p.settleEverySeconds * 1000,
+      claimAboveWei: p.claimAboveX0T === null ? null : parseUnits(p.claimAboveX0T, 18),
+      logger: rlog,
+    });
+    rlog.info("payments on", { operator, signer: signer.address, accounting: p.accounting });
+  }
+
+  const [host, port] = splitEndpoint(r.listen);
+  const node = await startRelay({
+    host,
+    port,
+    keys,
+    logger: rlog,
+    limits: r.createsPerSecond === undefined ? undefined : { createsPerSecond: r.createsPerSecond },
+    openTarget: policy ? (target, signal) => connectTarget(target, policy, { signal, logger: rlog }) : undefined,
+    payments: gate,
+    onLockRequest: duties ? (lock) => duties.requestLock(lock) : undefined,
+  });
+  if (r.descriptorOut) {
+    mkdirSync(dirname(r.descriptorOut), { recursive: true });
+    const descriptor = descriptorOf({
+      name,
+      host: r.advertiseHost ?? node.host,
+      port: node.port,
+      exit: config.role === "exit",
+      region: r.region,
+      operator,
+      keys: publicKeysOf(keys),
+    });
+    writeFileSync(r.descriptorOut, JSON.stringify(descriptor, null, 2) + "\n");
+  }
+  rlog.info("relay ready", {
+    port: node.port,
+    keysHash: `0x${keys.keysHash.toString("hex")}`,
+    exit: config.role === "exit",
+    paid: gate !== undefined,
+  });
+  return {
+    relay: node,
+    duties,
+    close: async () => {
+      await node.close();
+      await duties?.close();
+      store?.close();
+    },
+  } satisfies RunningNode;
+}
+
+async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, log: Logger): Promise<RunningNode> {
+  const e = config.entry;
+  readDirectory(e.directory); // fail at start-up on a bad descriptor, naming the file and field
+  let payer: PayerChannels | undefined;
+  let stop = () => {};
+  let payerStore: PayerStore | undefined;
+  if (e.payer) {
+    const p = e.payer;
+    const chain = await connectChain(config.chain!);
+    const key = loadEvmKey(p.clientKey, "entry.payer.clientKey");
+    const [account, revokedAfter] = await chain.client.readContract({
+      address: chain.contracts.BandwidthCredit,
+      abi: bandwidthCreditAbi,
+      functionName: "clientKeys",
+      args: [key.address],
+    });
+    if (account === zeroAddress)
+      throw new ConfigError(
+        `entry.payer.clientKey: ${key.address} is not authorised (x0t key authorize --key-file ${p.clientKey})`,
+      );
+    const clock = await epochClock(chain.client, chain.contracts.EpochRewards, 2_000, log);
+    if (revokedAfter < clock.now())
+      throw new ConfigError(`entry.payer.clientKey: ${key.address} was revoked after epoch ${revokedAfter}`);
+    stop = clock.stop;
+    mkdirSync(dirname(p.state), { recursive: true });
+    payerStore = new PayerStore(p.state);
+    payer = new PayerChannels({
+      key,
+      receiptDomain: epochRewardsDomain(chain.chainId, chain.contracts.EpochRewards),
+      creditDomain: bandwidthCreditDomain(chain.chainId, chain.contracts.BandwidthCredit),
+      epoch: clock.now,
+      everyCells: BigInt(p.receiptEveryCells),
+      everyMs: p.receiptEverySeconds * 1000,
+      store: payerStore,
+      locks: { bytes: BigInt(p.lockMiB) * MiB, epochs: BigInt(p.lockEpochs) },
+    });
+    log.info("paying with client key", { key: key.address, account });
+  }
+  const [socksHost, socksPort] = splitEndpoint(e.socks);
+  const dir = e.directory;
+  const node = await startEntry({
+    socksHost,
+    socksPort,
+    hops: e.hops,
+    directory: () => readDirectory(dir),
+    payer,
+    logger: log.child({ entry: "socks" }),
+  });
+  return {
+    entry: node,
+    close: async () => {
+      stop();
+      await node.close();
+      payerStore?.close();
+    },
+  };
+}
+
+function splitEndpoint(value: string): [string, number] {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new ConfigError(`expected host:port, got "${value}"`);
+  return [(m[1] ?? m[2]) as string, port];
+}
+
+export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+  return config.role === "entry" ? startEntryNode(config, log) : startRelayNode(config, log);
+}
