@@ -12,7 +12,23 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { after, describe, it } from "node:test";
-import { type Address, createPublicClient, getContract, http } from "viem";
+import { type Address, createPublicClient, getContract, http, parseEventLogs } from "viem";
+import { CELL_PRICE_BYTES } from "../../relayer/src/accounting/gate.ts";
+import { expectedSha256, startBlobServer } from "../relayer/helpers.ts";
+
+const X0T = 10n ** 18n;
+const STAKE = 10_000n * X0T;
+/** Hardhat's default accounts (npm start: 1-3 council, 4-6 relay operators, 7 the payer). */
+const HARDHAT_ACCOUNTS = [
+  "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+  "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+  "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+  "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+  "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65",
+  "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc",
+  "0x976EA74026E726554dB657fA54763abd0C3a0aa9",
+  "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955",
+] as const satisfies readonly Address[];
 import { hardhat } from "viem/chains";
 import { artifacts } from "hardhat";
 
@@ -74,7 +90,7 @@ describe("npm start", async () => {
     await rm(stateDir, { recursive: true, force: true });
   });
 
-  it("brings up the chain, the protocol, relays and the SOCKS5 entry, then stops on Ctrl-C", async () => {
+  it("brings up the chain, the protocol, paid relays and the SOCKS5 entry; a download is paid, settled and claimed to the wei; Ctrl-C stops it all", async () => {
     const output = await waitForLine(child, /ready\. Ctrl-C stops everything\./, 120_000);
     // The curl line it prints works, through a 3-hop circuit.
     const line = /curl -x (socks5h:\/\/127\.0\.0\.1:\d+) (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output);
@@ -99,7 +115,10 @@ describe("npm start", async () => {
     const token = await at("X0T");
     const credit = await at("BandwidthCredit");
     const rewards = await at("EpochRewards");
-    assert.equal(await token.read.totalSupply(), 400_000_000n * 10n ** 18n);
+    // Genesis, less the 1% burned on the council's payouts that funded the demo (30,610 X0T).
+    const funded = 3n * 10_200n * X0T + 10n * X0T;
+    const supplyAtStart = 400_000_000n * X0T - funded / 100n;
+    assert.equal(await token.read.totalSupply(), supplyAtStart);
     assert.equal(await token.read.hasRole([await token.read.MINTER_ROLE(), deployment.contracts.EpochRewards]), true);
     assert.equal(await token.read.isFeeExempt([deployment.contracts.BandwidthCredit]), true);
     assert.equal(await credit.read.epochRewards(), deployment.contracts.EpochRewards);
@@ -108,7 +127,102 @@ describe("npm start", async () => {
     const admin = await token.read.DEFAULT_ADMIN_ROLE();
     assert.equal(await token.read.hasRole([admin, deployment.contracts.TimelockController]), true);
     assert.equal(await credit.read.hasRole([admin, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"]), false);
-    assert.equal(await token.read.balanceOf([deployment.contracts.TreasurySafe]), 300_000_000n * 10n ** 18n);
+    const treasuryAtStart = 300_000_000n * X0T - funded;
+    assert.equal(await token.read.balanceOf([deployment.contracts.TreasurySafe]), treasuryAtStart);
+
+    // Pay, relay, prove, mint: a download through the entry's 3 paid hops, the epoch ends, the
+    // relays submit their receipts and claim; every figure is checked against the chain's events.
+    const blob = await startBlobServer();
+    const size = 6 * 1024 * 1024;
+    const download = await promisify(execFile)(
+      "sh",
+      ["-c", `curl -sS --max-time 60 -x ${line[1]} http://127.0.0.1:${blob.port}/blob/${size} | sha256sum`],
+      { encoding: "utf8" },
+    );
+    await blob.close();
+    assert.equal(download.stdout.split(" ")[0], expectedSha256(size), "the download arrived whole");
+    const epoch = await rewards.read.currentEpoch();
+    // The entry sends each hop its last receipt within receiptEverySeconds (10 s) of the last cell.
+    await new Promise((r) => setTimeout(r, 12_000));
+    const operators = [4, 5, 6].map((i) => HARDHAT_ACCOUNTS[i]!);
+    const rpc = (method: string, params: unknown[] = []) =>
+      client.request({ method: method as never, params: params as never });
+    const warpPast = async (target: bigint) => {
+      const [, endsAt] = await rewards.read.currentEpochEnd();
+      const block = await client.getBlock();
+      if (block.timestamp < endsAt) await rpc("evm_increaseTime", [Number(endsAt - block.timestamp) + 1]);
+      await rpc("evm_mine");
+      assert.ok((await rewards.read.currentEpoch()) >= target);
+    };
+    const eventsOf = async (abiName: "BandwidthCredit" | "EpochRewards", address: Address, eventName: string) =>
+      parseEventLogs({
+        abi: (await artifacts.readArtifact(abiName)).abi,
+        eventName: eventName as never,
+        logs: await client.getLogs({ address, fromBlock: 0n }),
+      }) as unknown as { args: Record<string, bigint | string> }[];
+    /** Polls (bounded) until `check` is true; the relays act on their own settlement timers (5 s). */
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      for (let i = 0; i < 120; i++) {
+        if (await check()) return;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.fail(`timed out waiting: ${what}`);
+    };
+    await warpPast(epoch + 1n);
+    await until("all three relays submit their receipts of the download's epoch", async () => {
+      const submitted = await eventsOf("EpochRewards", deployment.contracts.EpochRewards, "ReceiptsSubmitted");
+      return operators.every((o) => submitted.some((e) => e.args.epoch === epoch && e.args.relayer === o));
+    });
+    await warpPast(epoch + 2n);
+    await until("all three relays claim the epoch", async () => {
+      const claimed = await eventsOf("EpochRewards", deployment.contracts.EpochRewards, "RewardClaimed");
+      return operators.every((o) => claimed.some((e) => e.args.epoch === epoch && e.args.relayer === o));
+    });
+    const consumed = await eventsOf("BandwidthCredit", deployment.contracts.BandwidthCredit, "CreditConsumed");
+    const settledBatches = await eventsOf("BandwidthCredit", deployment.contracts.BandwidthCredit, "CreditSettled");
+    const claimed = await eventsOf("EpochRewards", deployment.contracts.EpochRewards, "RewardClaimed");
+    const params = (await rewards.read.epochInfo([epoch]))[0].params;
+    let minted = 0n;
+    let released = 0n;
+    for (const o of operators) {
+      const mine = consumed.filter((e) => e.args.relayer === o && e.args.epoch === epoch);
+      assert.ok(mine.length >= 1, `${o} was paid from the payer's lock`);
+      const bytes = mine.reduce((sum, e) => sum + (e.args.bytesUsed as bigint), 0n);
+      const cells = mine.reduce((sum, e) => sum + (e.args.cells as bigint), 0n);
+      // Both ends count every cell at a third of a full cell: what the chain paid is what was counted.
+      assert.equal(bytes, cells * CELL_PRICE_BYTES, "bytes paid = cells x CELL_PRICE_BYTES");
+      assert.ok(bytes >= BigInt(size) / 3n, `each hop carried its third of the download (${bytes} bytes paid)`);
+      // docs/economics.md: base = min(cells x rewardPerCell, value x relayShare) per receipt.
+      const expected = mine.reduce((sum, e) => {
+        const byCells = (e.args.cells as bigint) * params.rewardPerCell;
+        const byValue = ((e.args.value as bigint) * BigInt(params.relayShareBps)) / 10_000n;
+        return sum + (byCells < byValue ? byCells : byValue);
+      }, 0n);
+      const got = claimed.filter((e) => e.args.relayer === o && e.args.epoch === epoch);
+      assert.equal(got.length, 1);
+      assert.equal(got[0]!.args.amount, expected, `${o}: 90% of the value its receipts released, to the wei`);
+      assert.equal(await token.read.balanceOf([o]), 10_200n * X0T - (10_200n * X0T) / 100n - STAKE + expected);
+      minted += expected;
+      released += mine.reduce((sum, e) => sum + (e.args.value as bigint), 0n);
+    }
+    // 1% of each batch's released value to the treasury, the rest burned.
+    const toTreasury = settledBatches.reduce((sum, e) => sum + (e.args.toTreasury as bigint), 0n);
+    const burned = settledBatches.reduce((sum, e) => sum + (e.args.burned as bigint), 0n);
+    assert.equal(burned + toTreasury, released, "every released X0T is burned or sent to the treasury");
+    assert.ok(toTreasury > 0n && toTreasury <= released / 100n);
+    assert.equal(await token.read.balanceOf([deployment.contracts.TreasurySafe]), treasuryAtStart + toTreasury);
+    assert.equal(await token.read.totalSupply(), supplyAtStart - burned + minted, "supply: minus burned, plus minted");
+    assert.ok(minted <= burned, "no receipt adds to supply");
+    // The payer: its 1 X0T of credit is what is still free, still locked and what was released.
+    const payer = HARDHAT_ACCOUNTS[7]!;
+    const [freeBytes, freeEscrow] = await credit.read.creditOf([payer]);
+    let lockedEscrow = 0n;
+    for (const o of operators) lockedEscrow += (await credit.read.lockOf([payer, o])).escrow;
+    assert.equal(freeEscrow + lockedEscrow + released, X0T, "the payer's 1 X0T: free + locked + released");
+    assert.ok(freeBytes < 1_000_000_000n);
+    console.log(
+      `    6 MiB through 3 paid hops: released ${released} wei, minted ${minted}, burned ${burned}, treasury +${toTreasury}`,
+    );
 
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     child.kill("SIGINT");
