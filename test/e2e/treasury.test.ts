@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -17,19 +16,11 @@ import { mnemonicToAccount } from "viem/accounts";
 import { runTreasuryCommand } from "../../relayer/src/cli/treasury.ts";
 import GovernanceModule from "../../deploy/ignition/modules/Governance.js";
 import TreasuryModule from "../../deploy/ignition/modules/Treasury.js";
+import { freePort } from "../helpers/net.ts";
 
 const MNEMONIC = "test test test test test test test test test test test junk"; // Hardhat's public test accounts
 const keyOf = (i: number) =>
   `0x${Buffer.from(mnemonicToAccount(MNEMONIC, { addressIndex: i }).getHdKey().privateKey!).toString("hex")}`;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe("x0t treasury", async () => {
   const port = await freePort();

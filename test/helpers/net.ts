@@ -122,3 +122,15 @@ export async function waitFor(condition: () => boolean, timeoutMs = 3_000, what 
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/** A TCP port free on 127.0.0.1 now (for servers a test starts in another process). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}

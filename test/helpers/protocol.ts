@@ -33,12 +33,19 @@ export async function connect() {
 export type Connection = Awaited<ReturnType<typeof connect>>;
 
 /** Deploys with the Ignition module and returns typed contracts and funded actors. */
-export async function deployProtocol(connection: Connection, parameters: Record<string, unknown> = {}) {
+export async function deployProtocol(
+  connection: Connection,
+  parameters: Record<string, unknown> = {},
+  /** Ignition journal id; needed on a JSON-RPC chain (the default, chain-<id>, is npm start's). */
+  deploymentId?: string,
+) {
   const { viem, ignition } = connection;
   const wallets = await viem.getWalletClients();
   const [deployer, treasury] = wallets;
   if (!deployer || !treasury) throw new Error("the test network needs at least two funded accounts");
   const deployed = await ignition.deploy(ProtocolModule, {
+    deploymentId,
+    displayUi: false,
     parameters: { Protocol: { ...TEST_PARAMETERS, ...parameters } },
   });
   const token = await viem.getContractAt("X0T", deployed.token.address);
@@ -89,9 +96,13 @@ export function signerConsent(p: Protocol, signer: LocalAccount, operator: Addre
   return signSignerConsent(signer, p.registryDomain, operator);
 }
 
-/** Registers `operator` as a relayer with a fresh signer; returns that signer. */
-export async function registerRelayer(p: Protocol, operator: Wallet, stake = MIN_STAKE): Promise<LocalAccount> {
-  const signer = privateKeyToAccount(generatePrivateKey());
+/** Registers `operator` as a relayer with `signer` (default: a fresh one); returns that signer. */
+export async function registerRelayer(
+  p: Protocol,
+  operator: Wallet,
+  stake = MIN_STAKE,
+  signer: LocalAccount = privateKeyToAccount(generatePrivateKey()),
+): Promise<LocalAccount> {
   const address = operator.account.address;
   await fund(p, address, stake);
   await p.token.write.approve([p.registry.address, stake], { account: operator.account });
