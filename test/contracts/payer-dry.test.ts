@@ -1,0 +1,149 @@
+/**
+ * A payer whose credit runs out in the middle of a download, through the real SOCKS5 entry and
+ * three paid relays (their gates, lock landing and the in-process chain): the download stops, the
+ * next SOCKS request is refused with REP 0x02 ("connection not allowed") naming the payment, and
+ * no relay carried more for the payer than the payment guarantee's bound (what the payer paid or
+ * locked for it, plus the relay's allowance and one receipt interval).
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { getAddress, type LocalAccount } from "viem";
+import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
+import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
+import { verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
+import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
+import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
+import { startChainDuties, type ChainDuties } from "../../relayer/src/node/chain-duties.ts";
+import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
+import { type EntryNode, startEntry } from "../../relayer/src/node/entry.ts";
+import type { RelayNode } from "../../relayer/src/node/relay.ts";
+import { silentLogger } from "../../relayer/src/log.ts";
+import { curl, rawExchange } from "../helpers/net.ts";
+import { startBlobServer, startRelays } from "../relayer/helpers.ts";
+import { buyCredit, connect, deployProtocol, registerRelayer, X0T } from "../helpers/protocol.js";
+
+const MiB = 1n << 20n;
+const ALLOWANCE = 2n * MiB;
+const SLACK_CELLS = 256n;
+
+describe("a payer whose credit runs out mid-download", async () => {
+  const connection = await connect();
+  const p = await deployProtocol(connection);
+  const operators = p.wallets.slice(3, 6);
+  const relays: RelayNode[] = [];
+  const gates: PaymentGate[] = [];
+  const duties: ChainDuties[] = [];
+  let entry: EntryNode;
+  let key: LocalAccount;
+  let blob: Awaited<ReturnType<typeof startBlobServer>>;
+
+  before(async () => {
+    for (const o of operators) await registerRelayer(p, o);
+    // 6 MiB of credit: two 2 MiB locks land, the third hop's request and every top-up find too little.
+    key = await buyCredit(p, p.wallets[6]!, (6n * MiB * X0T) / 1_000_000_000n);
+    for (const o of operators) {
+      const relayer = getAddress(o.account.address);
+      const store = new AccountingStore(":memory:");
+      const reader = new ChannelReader(
+        p.publicClient as never,
+        { credit: p.credit.address, rewards: p.rewards.address, relayer },
+        { ttlMs: 0 },
+      );
+      const gate = new PaymentGate({
+        chain: reader,
+        store,
+        verify: (epoch, r) => verifyReceipt(p.receiptDomain, relayer, epoch, r),
+        allowanceBytes: ALLOWANCE,
+        slackCells: SLACK_CELLS,
+        slackBytes: SLACK_CELLS * CELL_PRICE_BYTES,
+      });
+      const d = startChainDuties({
+        store,
+        clients: {
+          public: p.publicClient as never,
+          wallet: o as never,
+          rewards: p.rewards.address,
+          credit: p.credit.address,
+        },
+        relayer,
+        reader,
+        creditDomain: p.creditDomain,
+        claimAboveWei: null,
+        logger: silentLogger,
+      });
+      gates.push(gate);
+      duties.push(d);
+      relays.push(...(await startRelays(1, { payments: gate, onLockRequest: (lock) => d.requestLock(lock) })));
+    }
+    const directory: DirectoryEntry[] = relays.map((r, i) => ({
+      name: `r${i + 1}`,
+      host: r.host,
+      port: r.port,
+      keys: r.keys,
+      exit: i === relays.length - 1,
+      region: undefined,
+      operator: getAddress(operators[i]!.account.address),
+    }));
+    const epoch = await p.rewards.read.currentEpoch();
+    const payer = new PayerChannels({
+      key,
+      receiptDomain: p.receiptDomain,
+      creditDomain: p.creditDomain,
+      epoch: () => epoch,
+      everyCells: 64n,
+      everyMs: 1_000,
+      locks: { bytes: 2n * MiB, epochs: 2n },
+    });
+    // Fixed path order: the exit last, the others in directory order.
+    entry = await startEntry({ socksPort: 0, hops: 3, directory: () => directory, payer, paymentBackoffMs: 60_000 });
+    blob = await startBlobServer();
+  });
+  after(async () => {
+    await blob.close();
+    await entry.close();
+    for (const d of duties) await d.close();
+    for (const r of relays) await r.close();
+  });
+
+  it("stops the download, refuses the next request with REP 0x02, and no relay is owed beyond the bound", async () => {
+    const size = 64 * 1024 * 1024;
+    const proxy = `socks5h://127.0.0.1:${entry.socks.address.port}`;
+    const run = await curl([
+      "-x",
+      proxy,
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{size_download}",
+      `http://127.0.0.1:${blob.port}/blob/${size}`,
+    ]);
+    assert.notEqual(run.code, 0, "the download did not complete");
+    const got = Number(run.stdout.toString());
+    assert.ok(got > 0 && got < size, `the stream stopped part way (${got} of ${size} bytes)`);
+
+    // The next request fails at once with the documented reply code.
+    const reply = await rawExchange(entry.socks.address.port, [
+      Buffer.from([5, 1, 0]),
+      Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, blob.port >> 8, blob.port & 0xff]),
+    ]);
+    assert.equal(reply.data[1], 0x00, "no authentication");
+    assert.equal(reply.data[3], 0x02, "REP 0x02: connection not allowed (payment)");
+
+    // The payment guarantee's bound: each relay carried at most what the payer paid or locked for
+    // it, plus its allowance and one receipt interval.
+    for (const d of duties) await d.flushLocks();
+    for (const [i, o] of operators.entries()) {
+      const relayer = getAddress(o.account.address);
+      const counted = gates[i]!.counted(key.address);
+      const lock = await p.credit.read.lockOf([p.wallets[6]!.account.address, relayer]);
+      const channel = await p.credit.read.channelOf([key.address, relayer]);
+      const covered = lock.bytesLeft + channel.bytesPaid;
+      const exposure = counted.bytes > covered ? counted.bytes - covered : 0n;
+      console.log(`    r${i + 1}: carried ${counted.bytes} bytes owed, covered ${covered}, exposure ${exposure}`);
+      assert.ok(
+        exposure <= ALLOWANCE + SLACK_CELLS * CELL_PRICE_BYTES,
+        `r${i + 1} exposure ${exposure} within the bound`,
+      );
+    }
+  });
+});
