@@ -4,7 +4,10 @@
  *
  * Link frame:  length u32 BE | payload (length bytes, at most MAX_FRAME_BYTES)
  *   The first frame each way is the link handshake (HELLO / REPLY) in clear; every later payload
- *   is AES-256-GCM(link key) of a cell.
+ *   is a cell: its 5-byte header sealed with the link key (AES-256-GCM, 21 bytes), then
+ *   - RELAY: the body as it is (the outermost onion layer, already sealed for the hop that
+ *     removes it); the header's associated data is length | the layer's 16-byte tag;
+ *   - any other command: the body sealed with the link key (the next nonce), associated data length.
  * Cell:        circuit id u32 BE | command u8 | body (at most MAX_CELL_BODY_BYTES)
  * RELAY body:  onion layers; once the last layer is removed, a relay message:
  *              command u8 | stream id u16 BE | data
@@ -17,8 +20,12 @@ import { StreamReason, parseStreamReason } from "./reasons.ts";
 export const MAX_CELL_BODY_BYTES = 16_384;
 export const CELL_HEADER_BYTES = 5;
 export const MAX_CELL_BYTES = CELL_HEADER_BYTES + MAX_CELL_BODY_BYTES;
-/** A link frame's payload: a sealed cell, or a handshake message (smaller). */
-export const MAX_FRAME_BYTES = MAX_CELL_BYTES + TAG_BYTES;
+/** A cell header as a link carries it: sealed with the link key. */
+export const SEALED_CELL_HEADER_BYTES = CELL_HEADER_BYTES + TAG_BYTES;
+/** A link frame's payload: a cell (header and, for control cells, body sealed), or a handshake message. */
+export const MAX_FRAME_BYTES = SEALED_CELL_HEADER_BYTES + MAX_CELL_BODY_BYTES + TAG_BYTES;
+/** Smallest cell payload: a sealed header and a sealed empty control body. */
+export const MIN_CELL_FRAME_BYTES = SEALED_CELL_HEADER_BYTES + TAG_BYTES;
 export const FRAME_HEADER_BYTES = 4;
 /** Most hops a circuit may have (1–5; 3 by default). */
 export const MAX_HOPS = 5;
@@ -87,6 +94,14 @@ export function encodeCellHeader(circuitId: number, command: CellCommand): Buffe
   header.writeUInt32BE(circuitId, 0);
   header[4] = command;
   return header;
+}
+
+/** Parses an opened cell header (circuit id, command); the body travels beside it. */
+export function decodeCellHeader(bytes: Buffer): { circuitId: number; command: CellCommand } {
+  if (bytes.length !== CELL_HEADER_BYTES) throw new ProtocolError("cell header of the wrong size");
+  const command = bytes[4] as number;
+  if (!CELL_COMMANDS.has(command)) throw new ProtocolError(`unknown cell command ${command}`);
+  return { circuitId: bytes.readUInt32BE(0), command: command as CellCommand };
 }
 
 export function decodeCell(bytes: Buffer): Cell {
