@@ -17,7 +17,7 @@ import { StreamOpenError } from "../wire/reasons.ts";
  * for credit. Sized by measurement (docs/protocol.md, "Flow control"); a slow reader holds at
  * most STREAM_WINDOW full cells (STREAM_WINDOW x 16,296 bytes) per stream.
  */
-export const STREAM_WINDOW = 32;
+export const STREAM_WINDOW = 64;
 export const SENDME_STEP = 16;
 const EMPTY = Buffer.alloc(0);
 
