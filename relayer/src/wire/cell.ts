@@ -139,35 +139,40 @@ export class FrameReader {
     return this.buffered;
   }
 
-  /** Appends `chunk` and returns every frame now complete, in order. Throws ProtocolError. */
+  /**
+   * Appends `chunk` and returns every frame now complete, in order. Throws ProtocolError. A frame
+   * that spans chunks is copied together once (only its own bytes); the rest are views.
+   */
   push(chunk: Buffer): Buffer[] {
     const frames: Buffer[] = [];
-    if (this.buffered === 0) {
-      // Fast path: parse straight out of the chunk.
-      let offset = 0;
-      while (chunk.length - offset >= FRAME_HEADER_BYTES) {
-        const length = this.checkLength(chunk.readUInt32BE(offset));
-        if (chunk.length - offset - FRAME_HEADER_BYTES < length) break;
-        offset += FRAME_HEADER_BYTES;
-        frames.push(chunk.subarray(offset, offset + length));
-        offset += length;
+    let offset = 0;
+    if (this.buffered > 0) {
+      // Complete the pending frame with only the bytes of `chunk` it needs.
+      if (this.buffered < FRAME_HEADER_BYTES) {
+        const take = Math.min(FRAME_HEADER_BYTES - this.buffered, chunk.length);
+        this.keep(chunk.subarray(0, take));
+        offset = take;
+        if (this.buffered < FRAME_HEADER_BYTES) return frames;
       }
-      if (offset < chunk.length) this.keep(chunk.subarray(offset));
-      return frames;
-    }
-    this.keep(chunk);
-    for (let guard = 0; guard < 1_000_000; guard++) {
-      if (this.buffered < FRAME_HEADER_BYTES) break;
-      const head = this.peekHeader();
-      const length = this.checkLength(head);
-      if (this.buffered < FRAME_HEADER_BYTES + length) break;
-      const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.buffered);
-      frames.push(all.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length));
-      const rest = all.subarray(FRAME_HEADER_BYTES + length);
+      const length = this.checkLength(this.peekHeader());
+      const take = Math.min(FRAME_HEADER_BYTES + length - this.buffered, chunk.length - offset);
+      this.keep(chunk.subarray(offset, offset + take));
+      offset += take;
+      if (this.buffered < FRAME_HEADER_BYTES + length) return frames;
+      const all = Buffer.concat(this.chunks, this.buffered);
+      frames.push(all.subarray(FRAME_HEADER_BYTES));
       this.chunks = [];
       this.buffered = 0;
-      if (rest.length > 0) return frames.concat(this.push(rest));
     }
+    // Parse straight out of the chunk.
+    while (chunk.length - offset >= FRAME_HEADER_BYTES) {
+      const length = this.checkLength(chunk.readUInt32BE(offset));
+      if (chunk.length - offset - FRAME_HEADER_BYTES < length) break;
+      offset += FRAME_HEADER_BYTES;
+      frames.push(chunk.subarray(offset, offset + length));
+      offset += length;
+    }
+    if (offset < chunk.length) this.keep(chunk.subarray(offset));
     return frames;
   }
 
