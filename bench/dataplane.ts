@@ -22,6 +22,7 @@ import { promisify } from "node:util";
 import { SocksClient } from "socks";
 import { ClientCircuit } from "../relayer/src/circuit/client.ts";
 import { CircuitMux } from "../relayer/src/circuit/mux.ts";
+import { CellOpener, CellSealer } from "../relayer/src/crypto/cipher.ts";
 import { respondToHandshake, startClientHandshake } from "../relayer/src/crypto/handshake.ts";
 import { decapsulate, encapsulate, generateKeyPairSync } from "node:crypto";
 import { generateStaticKeys, initCrypto, publicKeysOf } from "../relayer/src/crypto/keys.ts";
@@ -147,6 +148,35 @@ async function timeToFirstByte(port: number, viaSocks: number | undefined, sampl
   return times;
 }
 
+/**
+ * One hop's per-cell work in one process, no sockets: the sender seals the onion layer and the
+ * link header (bound to the layer's tag), the receiver opens both. MB/s of payload for cells of
+ * `cellBody` bytes: what a fixed cell size would cost against today's variable cells.
+ */
+function cellPathMBps(cellBody: number, totalBytes: number): number {
+  const key = Buffer.alloc(32, 1);
+  const [onionS, onionO, linkS, linkO] = [
+    new CellSealer(key),
+    new CellOpener(key),
+    new CellSealer(key),
+    new CellOpener(key),
+  ];
+  const body = Buffer.alloc(cellBody - 16, 7);
+  const head = Buffer.alloc(5, 3);
+  const aad = Buffer.alloc(20);
+  const payload = cellBody - 16 - 1 - 3; // layer tag, flag, relay header
+  const cells = Math.ceil(totalBytes / payload);
+  const t = performance.now();
+  for (let i = 0; i < cells; i++) {
+    const [ct, tag] = onionS.sealDetached(body);
+    tag.copy(aad, 4);
+    const [hct, htag] = linkS.sealDetached(head, aad);
+    linkO.openDetached(hct, htag, aad);
+    onionO.openDetached(ct, tag);
+  }
+  return (cells * payload) / ((performance.now() - t) / 1000) / 1e6;
+}
+
 async function main() {
   await initCrypto();
   const cli = resolve("relayer/src/cli.ts");
@@ -189,6 +219,24 @@ async function main() {
     goal: 0.5,
     met: hsM <= 0.5,
   });
+
+  // 1b. Fixed 514-byte cells (Tor's size) against full 16 KiB variable cells: one hop's crypto.
+  const fixed: number[] = [];
+  const variable: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    fixed.push(cellPathMBps(514, 32e6));
+    variable.push(cellPathMBps(16_384, 32e6));
+  }
+  const fixedM = median(fixed);
+  const variableM = median(variable);
+  row(
+    "one hop's cell crypto, fixed 514-byte cells, MB/s of payload",
+    f(fixedM, 0),
+    `${f(variableM, 0)} with 16 KiB cells`,
+    f(fixedM / variableM),
+    "(cell size choice, docs/protocol.md)",
+  );
+  record("cellCrypto514VsVariableMBps", { value: fixedM, baseline: variableM, ratio: fixedM / variableM });
 
   // Processes: blob server, 3 relays (last one exit), two entries (1 and 3 hops), baselines.
   const blob = await startProcess([servers, "blob", "0"], /ready (\d+)/);
