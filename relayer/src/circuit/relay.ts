@@ -40,7 +40,7 @@ export type ConnectLink = (host: string, port: number, relay: RelayPublicKeys) =
 
 export interface RelayLimits {
   circuitsPerLink: number;
-  /** CREATE handshakes per second per inbound link (burst 2x): each costs the relay ~1.5 ms CPU. */
+  /** CREATE handshakes per second per inbound link (burst 2x): each costs the relay ~0.2 ms CPU. */
   createsPerSecond: number;
   streamsPerCircuit: number;
   /** A stream must connect within this time (exit). */
