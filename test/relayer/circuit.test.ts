@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { createServer, connect } from "node:net";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ClientCircuit, CircuitError } from "../../relayer/src/circuit/client.ts";
 import { CircuitMux } from "../../relayer/src/circuit/mux.ts";
@@ -152,5 +154,96 @@ describe("a relay that tampers with a cell", () => {
     await Promise.all([bad!, ...rest].map((r) => r.close()));
     await blob.close();
     assert.ok(StreamReason.done === 0);
+  });
+});
+
+/**
+ * An on-path attacker between the client and the first relay: forwards whole link frames and,
+ * when armed, flips one bit of the next client → relay frame at `offset(frameLength)` (an offset
+ * into the frame after its 4-byte length).
+ */
+async function startFlipper(target: RelayNode) {
+  let armAt: ((length: number) => number) | undefined;
+  let flipped = 0;
+  const server = createServer((client) => {
+    const upstream = connect({ host: target.host, port: target.port });
+    upstream.pipe(client);
+    let held = Buffer.alloc(0);
+    client.on("data", (chunk: Buffer) => {
+      held = Buffer.concat([held, chunk]);
+      for (let guard = 0; guard < 10_000 && held.length >= 4; guard++) {
+        const length = held.readUInt32BE(0);
+        if (held.length < 4 + length) break;
+        const frame = Buffer.from(held.subarray(0, 4 + length));
+        held = held.subarray(4 + length);
+        if (armAt && length < 2000) {
+          frame[4 + armAt(length)]! ^= 0x10;
+          armAt = undefined;
+          flipped++;
+        }
+        upstream.write(frame);
+      }
+    });
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    client.on("close", () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    arm: (offset: (length: number) => number) => (armAt = offset),
+    flipped: () => flipped,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe("an on-path attacker that flips one bit on a link", () => {
+  it("in a RELAY body: the hop's onion layer fails, that circuit is destroyed for authentication, the link stays", async () => {
+    const relays = await startRelays(3);
+    const blob = await startBlobServer();
+    const flipper = await startFlipper(relays[0]!);
+    const hops = hopsOf(relays);
+    const link = await Link.connect("127.0.0.1", flipper.port, hops[0]!.keys);
+    const mux = new CircuitMux(link);
+    const victim = await ClientCircuit.build(mux, hops);
+    const closed = new Promise<CircuitError>((resolve) => victim.onClose(resolve));
+    // Frame = sealed header (21 bytes) | onion body: flip a bit in the middle of the body (BEGIN).
+    flipper.arm((length) => 21 + ((length - 21) >> 1));
+    await assert.rejects(victim.openStream({ type: "ipv4", host: "127.0.0.1", port: blob.port }));
+    const error = await closed;
+    assert.equal(flipper.flipped(), 1);
+    assert.equal(error.reason, DestroyReason.authentication);
+    // Only that circuit: the link carries a fresh circuit whose download arrives intact.
+    assert.equal(link.isClosed, false);
+    const again = await ClientCircuit.build(mux, hops);
+    const got = await fetchThrough(again, blob.port, "/blob/300000");
+    assert.equal(got.sha256, expectedSha256(300_000));
+    link.close();
+    await flipper.close();
+    await Promise.all(relays.map((r) => r.close()));
+    await blob.close();
+  });
+
+  it("in a sealed cell header or its tag: the link fails authentication and closes", async () => {
+    const relays = await startRelays(1);
+    const flipper = await startFlipper(relays[0]!);
+    const hops = hopsOf(relays);
+    for (const at of [2, 12, 20]) {
+      const link = await Link.connect("127.0.0.1", flipper.port, hops[0]!.keys);
+      const circuit = await ClientCircuit.build(new CircuitMux(link), hops);
+      const closed = new Promise<CircuitError>((resolve) => circuit.onClose(resolve));
+      flipper.arm(() => at);
+      void circuit.probe(5000);
+      const error = await closed;
+      assert.equal(error.reason, DestroyReason.linkClosed, `flip at header byte ${at}`);
+      assert.equal(link.isClosed, true);
+    }
+    // The relay is still up for everyone else.
+    const link = await Link.connect(relays[0]!.host, relays[0]!.port, hops[0]!.keys);
+    const circuit = await ClientCircuit.build(new CircuitMux(link), hops);
+    assert.equal(await circuit.probe(5000), -1);
+    link.close();
+    await flipper.close();
+    await relays[0]!.close();
   });
 });

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import { createPrivateKey, createPublicKey, decapsulate, encapsulate } from "node:crypto";
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
+import { createMlKem768 } from "mlkem";
 import { AuthenticationError, CellOpener, CellSealer } from "../../relayer/src/crypto/cipher.ts";
 import {
   HELLO_BYTES,
@@ -12,7 +14,9 @@ import {
 import {
   generateStaticKeys,
   initCrypto,
-  mlkem,
+  mlKemDecapsulate,
+  mlKemEncapsulate,
+  mlKemFromSeed,
   publicKeysOf,
   staticKeysFromSecrets,
   verifyPublicKeys,
@@ -94,15 +98,42 @@ describe("static keys", () => {
     assert.throws(() => verifyPublicKeys(again.x25519.publicKey, again.mlkemPublic, Buffer.alloc(32)), /do not match/);
   });
 
-  it("ML-KEM-768 from mlkem interoperates byte for byte with @noble/post-quantum", () => {
-    const seed = Buffer.alloc(64, 7);
-    const [ek, dk] = mlkem().deriveKeyPair(seed);
+  it("native ML-KEM-768 (node:crypto) matches the mlkem package byte for byte, both ways", async () => {
+    const js = await createMlKem768();
+    for (const fill of [0, 7, 0xff]) {
+      const seed = Buffer.alloc(64, fill);
+      const native = mlKemFromSeed(seed);
+      const [ek, dk] = js.deriveKeyPair(seed);
+      assert.deepEqual(native.publicKey, Buffer.from(ek), "same seed, same encapsulation key");
+      // mlkem encapsulates, node:crypto decapsulates …
+      const [ct, ss] = js.encap(ek);
+      assert.deepEqual(mlKemDecapsulate(native.privateKey, ct), Buffer.from(ss));
+      // … and node:crypto encapsulates, mlkem decapsulates.
+      const { ciphertext, secret } = mlKemEncapsulate(native.publicKey);
+      assert.deepEqual(Buffer.from(js.decap(ciphertext, dk)), secret);
+      // A tampered ciphertext gives an unrelated secret on both (implicit rejection), the same one.
+      const bad = Buffer.from(ciphertext);
+      bad[100]! ^= 1;
+      assert.deepEqual(mlKemDecapsulate(native.privateKey, bad), Buffer.from(js.decap(bad, dk)));
+      assert.notDeepEqual(mlKemDecapsulate(native.privateKey, bad), secret);
+    }
+  });
+
+  it("imports a private key from its 64-byte seed as 86-byte PKCS#8, and @noble/post-quantum agrees", () => {
+    const seed = Buffer.alloc(64, 3);
+    const native = mlKemFromSeed(seed);
+    const der = native.privateKey.export({ format: "der", type: "pkcs8" });
+    assert.equal(der.length, 86);
+    assert.deepEqual(der.subarray(22), seed, "the PKCS#8 holds only the FIPS 203 seed");
+    const again = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
     const noble = ml_kem768.keygen(seed);
-    assert.deepEqual(Buffer.from(ek), Buffer.from(noble.publicKey));
-    const { cipherText, sharedSecret } = ml_kem768.encapsulate(ek);
-    assert.deepEqual(Buffer.from(mlkem().decap(cipherText, dk)), Buffer.from(sharedSecret));
-    const [ct, ss] = mlkem().encap(noble.publicKey);
-    assert.deepEqual(Buffer.from(ml_kem768.decapsulate(ct, noble.secretKey)), Buffer.from(ss));
+    assert.deepEqual(native.publicKey, Buffer.from(noble.publicKey));
+    const spki = createPublicKey(again).export({ format: "der", type: "spki" });
+    const { sharedKey, ciphertext } = encapsulate(createPublicKey({ key: spki, format: "der", type: "spki" }));
+    assert.deepEqual(decapsulate(native.privateKey, ciphertext), sharedKey);
+    assert.deepEqual(Buffer.from(ml_kem768.decapsulate(ciphertext, noble.secretKey)), sharedKey);
+    assert.throws(() => mlKemDecapsulate(native.privateKey, ciphertext.subarray(1)), /bad length/);
+    assert.throws(() => mlKemFromSeed(seed.subarray(1)), /64 bytes/);
   });
 
   it("matches the keysHash test vector of docs/protocol.md", () => {

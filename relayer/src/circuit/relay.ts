@@ -9,7 +9,7 @@
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { HELLO_BYTES, REPLY_BYTES, respondToHandshake } from "../crypto/handshake.ts";
-import { AuthenticationError } from "../crypto/cipher.ts";
+import { AuthenticationError, TAG_BYTES } from "../crypto/cipher.ts";
 import { MLKEM768_PUBLIC_BYTES, X25519_PUBLIC_BYTES, keysHashOf } from "../crypto/keys.ts";
 import type { RelayPublicKeys, StaticKeys } from "../crypto/keys.ts";
 import type { CellQueue, Link } from "../link/link.ts";
@@ -32,7 +32,7 @@ import type { PaymentGate } from "../accounting/gate.ts";
 import { decodePayHello, decodePayLock, decodePayReceipt, encodePayStop } from "../wire/payment.ts";
 import type { PayLock, PayStopReason } from "../wire/payment.ts";
 import { CircuitMux } from "./mux.ts";
-import { LAYER_MINE, LAYER_PASS, RelayHop } from "./onion.ts";
+import { LAYER_MINE, LAYER_PASS, RelayHop, sealLayer } from "./onion.ts";
 import { CircuitStream, STREAM_WINDOW } from "./stream.ts";
 
 export type OpenTarget = (target: Target, signal: AbortSignal) => Promise<Duplex>;
@@ -40,7 +40,7 @@ export type ConnectLink = (host: string, port: number, relay: RelayPublicKeys) =
 
 export interface RelayLimits {
   circuitsPerLink: number;
-  /** CREATE handshakes per second per inbound link (burst 2x): each costs the relay ~1.5 ms CPU. */
+  /** CREATE handshakes per second per inbound link (burst 2x): each costs the relay ~0.2 ms CPU. */
   createsPerSecond: number;
   streamsPerCircuit: number;
   /** A stream must connect within this time (exit). */
@@ -335,8 +335,7 @@ class RelayCircuit {
     if (this.unpaid || this.dead) return;
     this.unpaid = true;
     this.core.logger.info("payer stopped on a circuit", { reason });
-    const sealed = this.hop.sealBackward.seal([
-      LAYER_MINE,
+    const sealed = sealLayer(this.hop.sealBackward, LAYER_MINE, [
       encodeRelayHeader(RelayCommand.payStop, 0),
       encodePayStop(reason),
     ]);
@@ -370,8 +369,8 @@ class RelayCircuit {
       return this.destroy(DestroyReason.authentication);
     }
     try {
-      if (plain[0] === 0) return this.passForward(plain.subarray(1));
-      if (plain[0] !== 1) throw new ProtocolError("bad onion layer flag");
+      if (plain[0] === LAYER_PASS) return this.passForward(plain.subarray(1));
+      if (plain[0] !== LAYER_MINE) throw new ProtocolError("bad onion layer flag");
       this.handle(plain.subarray(1));
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
@@ -382,6 +381,7 @@ class RelayCircuit {
 
   private passForward(inner: Buffer): void {
     if (!this.next) throw new ProtocolError("cell to pass on, but the circuit ends here");
+    if (inner.length <= TAG_BYTES) throw new ProtocolError("cell to pass on is shorter than an onion layer");
     this.core.options.tamperForward?.(inner);
     // Never pause the previous link for one circuit (every circuit on it would stall): queue this
     // circuit's cells, and destroy it if it overruns what its streams' windows allow.
@@ -400,7 +400,7 @@ class RelayCircuit {
     if (this.dead) return;
     if (cell.command === CellCommand.relay) {
       if (!this.charge()) return;
-      const sealed = this.hop.sealBackward.seal([LAYER_PASS, cell.body]);
+      const sealed = sealLayer(this.hop.sealBackward, LAYER_PASS, [cell.body]);
       if (!this.prevQueue.push(this.prevId, CellCommand.relay, sealed)) this.overflow("prev");
     } else if (cell.command === CellCommand.destroy) {
       this.destroy((cell.body[0] ?? DestroyReason.none) as DestroyReason, "next");
@@ -412,7 +412,7 @@ class RelayCircuit {
   /** Sends a relay message that this hop originates, back towards the client. */
   sendBackward(command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
     if (this.dead || !this.charge()) return false;
-    const sealed = this.hop.sealBackward.seal([LAYER_MINE, encodeRelayHeader(command, streamId), ...data]);
+    const sealed = sealLayer(this.hop.sealBackward, LAYER_MINE, [encodeRelayHeader(command, streamId), ...data]);
     // Through the same queue as cells passed on: both are sealed with this hop's backward key in
     // sequence, so they must leave in that order. Our own streams are bounded by their windows.
     if (!this.prevQueue.push(this.prevId, CellCommand.relay, sealed)) {

@@ -10,9 +10,16 @@ import { MAX_RELAY_DATA_BYTES, ProtocolError, RelayCommand } from "../wire/cell.
 import { StreamReason } from "../wire/reasons.ts";
 import { StreamOpenError } from "../wire/reasons.ts";
 
-/** Cells a sender may have in flight per stream, and the credit step. */
-export const STREAM_WINDOW = 32;
-export const SENDME_STEP = 8;
+/**
+ * Cells a sender may have in flight per stream, and the credit step: a receiver returns credit
+ * only in steps of SENDME_STEP cells (one SENDME per step, not one per read), which is
+ * deadlock-free because a blocked sender means STREAM_WINDOW >= SENDME_STEP cells are waiting
+ * for credit. Sized by measurement (docs/protocol.md, "Flow control"); a slow reader holds at
+ * most STREAM_WINDOW full cells (STREAM_WINDOW x 16,296 bytes) per stream.
+ */
+export const STREAM_WINDOW = 64;
+export const SENDME_STEP = 16;
+const EMPTY = Buffer.alloc(0);
 
 export interface StreamTransport {
   /** Sends one relay message for this stream; returns false when the link wants a drain. */
@@ -32,7 +39,12 @@ export class CircuitStream extends Duplex {
   private sendWindow = STREAM_WINDOW;
   private unacked = 0;
   private receivedSinceCredit = 0;
-  private pending: { chunk: Buffer; offset: number; callback: (error?: Error | null) => void } | undefined;
+  /** Bytes written and not yet sent (waiting for credit), oldest first, and the write to complete. */
+  private pending: Buffer[] = [];
+  private pendingHead = 0;
+  private pendingOffset = 0;
+  private pendingBytes = 0;
+  private pendingCallback: ((error?: Error | null) => void) | undefined;
   private sentEnd = false;
   private gotEnd = false;
 
@@ -81,15 +93,14 @@ export class CircuitStream extends Duplex {
 
   override _read(): void {
     // The reader wants more. Node calls _read before it takes the chunk it is reading out of the
-    // buffer, and not again until the next push: so credit everything now, or a sender at zero
-    // window and a reader waiting for a push would wait for each other forever.
+    // buffer, and not again until the next push: so credit what a step allows now. A sender at
+    // zero window has STREAM_WINDOW >= SENDME_STEP cells uncredited here, so it always gets some.
     this.maybeCredit(true);
   }
 
   private maybeCredit(wanted = false): void {
-    if (this.receivedSinceCredit === 0) return;
-    if (!wanted && (this.receivedSinceCredit < SENDME_STEP || this.readableLength >= this.readableHighWaterMark))
-      return;
+    if (this.receivedSinceCredit < SENDME_STEP) return;
+    if (!wanted && this.readableLength >= this.readableHighWaterMark) return;
     const credit = this.receivedSinceCredit;
     this.receivedSinceCredit = 0;
     this.unacked -= credit;
@@ -99,24 +110,65 @@ export class CircuitStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.pending = { chunk, offset: 0, callback };
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    this.pendingCallback = callback;
     this.pump();
   }
 
+  /** Everything the writer buffered while we waited: packed into full cells across chunk ends. */
+  override _writev(
+    chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
+    callback: (error?: Error | null) => void,
+  ): void {
+    for (const { chunk } of chunks) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+    }
+    this.pendingCallback = callback;
+    this.pump();
+  }
+
+  /** Sends full DATA cells while credit lasts; the last one carries what is left. */
   private pump(): void {
-    const p = this.pending;
-    if (!p) return;
+    if (!this.pendingCallback) return;
     let writable = true;
-    while (p.offset < p.chunk.length && this.sendWindow > 0) {
-      const end = Math.min(p.chunk.length, p.offset + MAX_RELAY_DATA_BYTES);
-      writable = this.transport.send(RelayCommand.data, this.streamId, [p.chunk.subarray(p.offset, end)]);
-      p.offset = end;
+    while (this.pendingBytes > 0 && this.sendWindow > 0) {
+      const take = Math.min(this.pendingBytes, MAX_RELAY_DATA_BYTES);
+      writable = this.transport.send(RelayCommand.data, this.streamId, this.takePending(take));
       this.sendWindow--;
     }
-    if (p.offset < p.chunk.length) return; // wait for SENDME
-    this.pending = undefined;
-    if (writable) p.callback();
-    else this.transport.whenWritable(() => p.callback());
+    if (this.pendingBytes > 0) return; // wait for SENDME
+    const callback = this.pendingCallback;
+    this.pendingCallback = undefined;
+    if (writable) callback();
+    else this.transport.whenWritable(() => callback());
+  }
+
+  /** The next `bytes` of the pending chunks, as views (no copy: the onion layer copies once). */
+  private takePending(bytes: number): Buffer[] {
+    const parts: Buffer[] = [];
+    let left = bytes;
+    while (left > 0) {
+      const head = this.pending[this.pendingHead] as Buffer;
+      const available = head.length - this.pendingOffset;
+      if (available <= left) {
+        parts.push(this.pendingOffset === 0 ? head : head.subarray(this.pendingOffset));
+        left -= available;
+        this.pending[this.pendingHead++] = EMPTY;
+        this.pendingOffset = 0;
+      } else {
+        parts.push(head.subarray(this.pendingOffset, this.pendingOffset + left));
+        this.pendingOffset += left;
+        left = 0;
+      }
+    }
+    this.pendingBytes -= bytes;
+    if (this.pendingHead === this.pending.length) {
+      this.pending = [];
+      this.pendingHead = 0;
+    }
+    return parts;
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -132,10 +184,12 @@ export class CircuitStream extends Duplex {
         error instanceof StreamOpenError ? error.reason : error ? StreamReason.generalFailure : StreamReason.done;
       this.transport.send(RelayCommand.end, this.streamId, [Buffer.of(reason)]);
     }
-    const p = this.pending;
-    this.pending = undefined;
+    const waiting = this.pendingCallback;
+    this.pendingCallback = undefined;
+    this.pending = [];
+    this.pendingBytes = 0;
     this.transport.release(this.streamId, this.gotEnd);
-    if (p) p.callback(error ?? new Error("stream destroyed"));
+    if (waiting) waiting(error ?? new Error("stream destroyed"));
     callback(error);
   }
 }

@@ -39,6 +39,12 @@ abstract class CellCipherState {
     this.interval = interval;
   }
 
+  /** The next key and nonce as copies (for a seal or open that cannot happen at once). */
+  protected takeNonce(): { key: Buffer; nonce: Buffer } {
+    const nonce = Buffer.from(this.nextNonce());
+    return { key: this.key, nonce };
+  }
+
   /** The next nonce: 4 zero bytes and the big-endian 64-bit cell counter of this key. */
   protected nextNonce(): Buffer {
     if (this.counter === this.interval) {
@@ -54,11 +60,45 @@ abstract class CellCipherState {
 
 export class CellSealer extends CellCipherState {
   /**
+   * Seals `plain` (one contiguous buffer: one `update`, one output allocation) and returns the
+   * ciphertext and the 16-byte tag. `aad`, when given, is authenticated and not encrypted.
+   */
+  sealDetached(plain: Uint8Array, aad?: Uint8Array): [ciphertext: Buffer, tag: Buffer] {
+    const nonce = this.nextNonce(); // may ratchet the key: take the nonce before the key
+    const cipher = createCipheriv("aes-256-gcm", this.key, nonce);
+    if (aad) cipher.setAAD(aad);
+    const ciphertext = cipher.update(plain);
+    cipher.final();
+    return [ciphertext, cipher.getAuthTag()];
+  }
+
+  /**
+   * Seals a pair under two consecutive nonces, the second one first: `second` (no associated
+   * data) under nonce n+1, then `first` under nonce n with `aad(tag of second)`. The opener opens
+   * `first` (nonce n) before it knows whether a second part follows. Returns [first ct, first
+   * tag, second ct, second tag].
+   */
+  sealPair(first: Uint8Array, second: Uint8Array, aad: (secondTag: Buffer) => Uint8Array): Buffer[] {
+    const a = this.takeNonce();
+    const b = this.takeNonce();
+    const c2 = createCipheriv("aes-256-gcm", b.key, b.nonce);
+    const ct2 = c2.update(second);
+    c2.final();
+    const tag2 = c2.getAuthTag();
+    const c1 = createCipheriv("aes-256-gcm", a.key, a.nonce);
+    c1.setAAD(aad(tag2));
+    const ct1 = c1.update(first);
+    c1.final();
+    return [ct1, c1.getAuthTag(), ct2, tag2];
+  }
+
+  /**
    * Encrypts the concatenation of `parts` (not copied together first) and returns the ciphertext
-   * chunks followed by the 16-byte tag: their total length is the input length + 16.
+   * chunks followed by the 16-byte tag: their total length is the input length + 16. For
+   * control messages; the cell path uses `sealDetached` on one buffer.
    */
   seal(parts: readonly Uint8Array[]): Buffer[] {
-    const nonce = this.nextNonce(); // may ratchet the key: take the nonce before the key
+    const nonce = this.nextNonce();
     const cipher = createCipheriv("aes-256-gcm", this.key, nonce);
     const out: Buffer[] = [];
     for (const part of parts) if (part.length > 0) out.push(cipher.update(part));
@@ -69,19 +109,32 @@ export class CellSealer extends CellCipherState {
 }
 
 export class CellOpener extends CellCipherState {
-  /** Decrypts `sealed` (ciphertext || tag). Throws AuthenticationError and consumes the nonce. */
-  open(sealed: Uint8Array): Buffer {
+  /**
+   * Decrypts `ciphertext` against `tag` (and `aad`, if the sealer bound one). Throws
+   * AuthenticationError; the nonce is consumed either way, so nothing after a forgery opens.
+   */
+  openDetached(ciphertext: Uint8Array, tag: Uint8Array, aad?: Uint8Array): Buffer {
     const nonce = this.nextNonce();
-    if (sealed.length < TAG_BYTES) throw new AuthenticationError("cell shorter than its tag");
-    const end = sealed.length - TAG_BYTES;
+    if (tag.length !== TAG_BYTES) throw new AuthenticationError("tag of the wrong size");
     const decipher = createDecipheriv("aes-256-gcm", this.key, nonce);
-    decipher.setAuthTag(sealed.subarray(end));
-    const plain = decipher.update(sealed.subarray(0, end));
+    decipher.setAuthTag(tag);
+    if (aad) decipher.setAAD(aad);
+    const plain = decipher.update(ciphertext);
     try {
       decipher.final();
     } catch (cause) {
       throw new AuthenticationError("cell failed AES-256-GCM authentication", { cause });
     }
     return plain;
+  }
+
+  /** Decrypts `sealed` (ciphertext || tag). Throws AuthenticationError and consumes the nonce. */
+  open(sealed: Uint8Array, aad?: Uint8Array): Buffer {
+    if (sealed.length < TAG_BYTES) {
+      this.nextNonce();
+      throw new AuthenticationError("cell shorter than its tag");
+    }
+    const end = sealed.length - TAG_BYTES;
+    return this.openDetached(sealed.subarray(0, end), sealed.subarray(end), aad);
   }
 }

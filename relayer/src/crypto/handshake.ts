@@ -25,11 +25,13 @@ import {
   MLKEM768_CIPHERTEXT_BYTES,
   MLKEM768_PUBLIC_BYTES,
   X25519_PUBLIC_BYTES,
+  generateMlKem,
   generateX25519,
-  mlkem,
+  mlKemDecapsulate,
+  mlKemEncapsulate,
   x25519,
 } from "./keys.ts";
-import type { RelayPublicKeys, StaticKeys, X25519KeyPair } from "./keys.ts";
+import type { MlKemKeyPair, RelayPublicKeys, StaticKeys, X25519KeyPair } from "./keys.ts";
 
 export const HANDSHAKE_VERSION = 1;
 export const HELLO_BYTES =
@@ -68,13 +70,12 @@ function derive(ikm: Uint8Array[], transcript: Uint8Array[]): { keys: SessionKey
 /** A client's single-use ephemeral keys: an X25519 pair and an ML-KEM-768 pair. */
 interface Ephemeral {
   x25519: X25519KeyPair;
-  ek: Uint8Array;
-  dk: Uint8Array;
+  kem: MlKemKeyPair;
 }
 
 /**
  * Ephemeral key pairs generated ahead of time, off the critical path of a circuit build (the
- * ML-KEM key generation is a third of the client's handshake CPU). Each pair is used once and
+ * key generations are a third of the client's handshake CPU). Each pair is used once and
  * dropped; the pool refills itself when the event loop is idle. Forward secrecy is unchanged:
  * the secrets live in memory only, as they would during a handshake.
  */
@@ -83,8 +84,7 @@ const pool: Ephemeral[] = [];
 let refilling = false;
 
 function freshEphemeral(): Ephemeral {
-  const [ek, dk] = mlkem().generateKeyPair();
-  return { x25519: generateX25519(), ek, dk };
+  return { x25519: generateX25519(), kem: generateMlKem() };
 }
 
 function refill(): void {
@@ -109,11 +109,11 @@ function takeEphemeral(): Ephemeral {
 
 /** Starts a handshake with the relay whose static public keys (checked against its keysHash) are `relay`. */
 export function startClientHandshake(relay: RelayPublicKeys): ClientHandshake {
-  const kem = mlkem();
-  const { x25519: eph, ek: ekE, dk: dkE } = takeEphemeral();
-  const [ctS, kS] = kem.encap(relay.mlkem);
+  const { x25519: eph, kem } = takeEphemeral();
+  // The relay's static key: parsed once per RelayPublicKeys object, not once per handshake.
+  const { ciphertext: ctS, secret: kS } = mlKemEncapsulate(relay.mlkem, true);
   const dhXB = x25519(eph.privateKey, relay.x25519);
-  const hello = Buffer.concat([Buffer.of(HANDSHAKE_VERSION), relay.keysHash, eph.publicKey, ekE, ctS]);
+  const hello = Buffer.concat([Buffer.of(HANDSHAKE_VERSION), relay.keysHash, eph.publicKey, kem.publicKey, ctS]);
   let used = false;
   return {
     hello,
@@ -126,14 +126,14 @@ export function startClientHandshake(relay: RelayPublicKeys): ClientHandshake {
       const ctE = reply.subarray(32, 32 + MLKEM768_CIPHERTEXT_BYTES);
       const auth = reply.subarray(32 + MLKEM768_CIPHERTEXT_BYTES);
       let dhXY: Buffer;
-      let kE: Uint8Array;
+      let kE: Buffer;
       try {
         dhXY = x25519(eph.privateKey, y);
-        kE = kem.decap(ctE, dkE);
+        kE = mlKemDecapsulate(kem.privateKey, ctE);
       } catch (cause) {
         throw new HandshakeError("reply carries an invalid key", { cause });
       }
-      const derived = derive([dhXY, dhXB, Buffer.from(kE), Buffer.from(kS)], [hello, y, ctE]);
+      const derived = derive([dhXY, dhXB, kE, kS], [hello, y, ctE]);
       if (!timingSafeEqual(derived.auth, auth))
         throw new HandshakeError("relay failed to authenticate (AUTH mismatch)");
       return derived.keys;
@@ -156,17 +156,16 @@ export function respondToHandshake(keys: StaticKeys, hello: Uint8Array): { reply
   const ekE = take(MLKEM768_PUBLIC_BYTES);
   const ctS = take(MLKEM768_CIPHERTEXT_BYTES);
   if (!timingSafeEqual(id, keys.keysHash)) throw new HandshakeError("hello is addressed to another relay");
-  const kem = mlkem();
   const eph = generateX25519();
   let ikm: Uint8Array[];
-  let ctE: Uint8Array;
+  let ctE: Buffer;
   try {
     const dhXY = x25519(eph.privateKey, x);
     const dhXB = x25519(keys.x25519.privateKey, x);
-    const kS = kem.decap(ctS, keys.mlkemSecret);
-    let kE: Uint8Array;
-    [ctE, kE] = kem.encap(ekE);
-    ikm = [dhXY, dhXB, Buffer.from(kE), Buffer.from(kS)];
+    const kS = mlKemDecapsulate(keys.mlkemPrivate, ctS);
+    const encapsulated = mlKemEncapsulate(ekE);
+    ctE = encapsulated.ciphertext;
+    ikm = [dhXY, dhXB, encapsulated.secret, kS];
   } catch (cause) {
     throw new HandshakeError("hello carries an invalid key", { cause });
   }

@@ -3,20 +3,21 @@
  * two public keys (sha256(x25519 || ML-KEM-768 encapsulation key)) is the relay's `keysHash` in its
  * on-chain RelayerRegistry record; clients authenticate a relay against it (docs/protocol.md).
  *
- * Only crypto/ imports crypto libraries: X25519, hashes, HKDF and AES-GCM come from node:crypto
- * (OpenSSL); ML-KEM-768 comes from `mlkem` (FIPS 203).
+ * Only crypto/ imports crypto libraries. Everything comes from node:crypto (OpenSSL 3.5 in Node
+ * 24): X25519, hashes, HKDF, AES-GCM and ML-KEM-768 (FIPS 203). The `mlkem` npm package stays in
+ * the tests as an independent implementation to cross-check against.
  */
 import {
   createHash,
   createPrivateKey,
   createPublicKey,
+  decapsulate,
   diffieHellman,
+  encapsulate,
   generateKeyPairSync,
   randomBytes,
 } from "node:crypto";
 import type { KeyObject } from "node:crypto";
-import { createMlKem768 } from "mlkem";
-import type { MlKemInterface } from "mlkem";
 
 export const X25519_PUBLIC_BYTES = 32;
 export const MLKEM768_PUBLIC_BYTES = 1184;
@@ -24,17 +25,79 @@ export const MLKEM768_CIPHERTEXT_BYTES = 1088;
 export const MLKEM_SEED_BYTES = 64;
 export const KEYS_HASH_BYTES = 32;
 
-let kem: MlKemInterface | undefined;
+/**
+ * Kept for callers written when ML-KEM came from an npm package with an async constructor:
+ * node:crypto needs no set-up, so this resolves at once.
+ */
+export async function initCrypto(): Promise<void> {}
 
-/** The ML-KEM-768 instance; `initCrypto()` must have resolved once before any handshake. */
-export function mlkem(): MlKemInterface {
-  if (!kem) throw new Error("crypto not initialised: await initCrypto() first");
-  return kem;
+// A private key is imported as PKCS#8 holding only the 64-byte FIPS 203 seed (d || z). Public
+// keys travel raw: Node 24's "raw-public" format costs ~2 µs where SPKI DER costs ~20 µs.
+const PKCS8_MLKEM768_SEED_PREFIX = Buffer.from("3054020100300b060960864801650304040204428040", "hex");
+
+/** A Buffer view of `bytes` (no copy). */
+function view(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
-/** Loads ML-KEM-768 (its constructor is async once). Idempotent. */
-export async function initCrypto(): Promise<void> {
-  kem ??= await createMlKem768();
+/** An ML-KEM-768 key pair: the private key and the raw 1,184-byte encapsulation key. */
+export interface MlKemKeyPair {
+  privateKey: KeyObject;
+  publicKey: Buffer;
+}
+
+function rawMlKemPublic(key: KeyObject): Buffer {
+  return key.export({ format: "raw-public" });
+}
+
+export function generateMlKem(): MlKemKeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync("ml-kem-768");
+  return { privateKey, publicKey: rawMlKemPublic(publicKey) };
+}
+
+/** FIPS 203 deterministic key generation from the 64-byte seed (what a key file stores). */
+export function mlKemFromSeed(seed: Uint8Array): MlKemKeyPair {
+  if (seed.length !== MLKEM_SEED_BYTES) throw new Error(`ML-KEM seed: expected ${MLKEM_SEED_BYTES} bytes`);
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([PKCS8_MLKEM768_SEED_PREFIX, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
+  return { privateKey, publicKey: rawMlKemPublic(createPublicKey(privateKey)) };
+}
+
+/** Parsed encapsulation keys of relays a client talks to again and again (keyed by the bytes' object). */
+const parsedPublic = new WeakMap<Uint8Array, KeyObject>();
+
+/**
+ * Parses a raw encapsulation key; throws on a malformed one (FIPS 203 modulus check). With
+ * `remember`, the parsed key is kept as long as the `raw` object lives (a relay's static key).
+ */
+export function mlKemPublicKey(raw: Uint8Array, remember = false): KeyObject {
+  let key = parsedPublic.get(raw);
+  if (key) return key;
+  if (raw.length !== MLKEM768_PUBLIC_BYTES) throw new Error("ML-KEM-768 public key: bad length");
+  key = createPublicKey({ key: view(raw), format: "raw-public", asymmetricKeyType: "ml-kem-768" });
+  if (remember) parsedPublic.set(raw, key);
+  return key;
+}
+
+/**
+ * ML-KEM-768 encapsulation to a raw encapsulation key: the ciphertext and the 32-byte secret.
+ * `remember` keeps the parsed key for the next encapsulation to the same key object.
+ */
+export function mlKemEncapsulate(publicKey: Uint8Array, remember = false): { ciphertext: Buffer; secret: Buffer } {
+  const { ciphertext, sharedKey } = encapsulate(mlKemPublicKey(publicKey, remember));
+  return { ciphertext, secret: sharedKey };
+}
+
+/**
+ * ML-KEM-768 decapsulation. A wrong-length ciphertext throws; a well-formed wrong one yields an
+ * unrelated secret (FIPS 203 implicit rejection), which then fails the handshake's AUTH.
+ */
+export function mlKemDecapsulate(privateKey: KeyObject, ciphertext: Uint8Array): Buffer {
+  if (ciphertext.length !== MLKEM768_CIPHERTEXT_BYTES) throw new Error("ML-KEM-768 ciphertext: bad length");
+  return decapsulate(privateKey, ciphertext);
 }
 
 /** An X25519 key pair with the public key as 32 raw bytes. */
@@ -48,25 +111,17 @@ export function generateX25519(): X25519KeyPair {
   return { privateKey, publicKey: rawX25519Public(publicKey) };
 }
 
-// DER wrappers of raw X25519 keys (RFC 8410): OpenSSL takes keys as PKCS#8 / SPKI.
-const PKCS8_X25519_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
-const SPKI_X25519_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
-
 function rawX25519Public(key: KeyObject): Buffer {
-  return key.export({ format: "der", type: "spki" }).subarray(SPKI_X25519_PREFIX.length);
+  return key.export({ format: "raw-public" });
 }
 
 function rawX25519Private(key: KeyObject): Buffer {
-  return key.export({ format: "der", type: "pkcs8" }).subarray(PKCS8_X25519_PREFIX.length);
+  return key.export({ format: "raw-private" });
 }
 
 export function x25519FromPrivate(raw: Buffer): X25519KeyPair {
   if (raw.length !== 32) throw new Error(`X25519 private key: expected 32 bytes, got ${raw.length}`);
-  const privateKey = createPrivateKey({
-    key: Buffer.concat([PKCS8_X25519_PREFIX, raw]),
-    format: "der",
-    type: "pkcs8",
-  });
+  const privateKey = createPrivateKey({ key: raw, format: "raw-private", asymmetricKeyType: "x25519" });
   return { privateKey, publicKey: rawX25519Public(createPublicKey(privateKey)) };
 }
 
@@ -76,19 +131,16 @@ export function x25519FromPrivate(raw: Buffer): X25519KeyPair {
  */
 export function x25519(privateKey: KeyObject, peerPublic: Uint8Array): Buffer {
   if (peerPublic.length !== X25519_PUBLIC_BYTES) throw new Error("X25519 public key: bad length");
-  const publicKey = createPublicKey({
-    key: Buffer.concat([SPKI_X25519_PREFIX, peerPublic]),
-    format: "der",
-    type: "spki",
-  });
+  const publicKey = createPublicKey({ key: view(peerPublic), format: "raw-public", asymmetricKeyType: "x25519" });
   return diffieHellman({ privateKey, publicKey });
 }
 
 /** A relay's static keys. `seed` material is secret; never log or serialise it outside keyfiles. */
 export interface StaticKeys {
   x25519: X25519KeyPair;
-  mlkemPublic: Uint8Array;
-  mlkemSecret: Uint8Array;
+  /** The raw 1,184-byte ML-KEM-768 encapsulation key. */
+  mlkemPublic: Buffer;
+  mlkemPrivate: KeyObject;
   /** sha256(x25519 public || ML-KEM-768 public): the on-chain `keysHash`. */
   keysHash: Buffer;
   /** What a keyfile stores: 32-byte X25519 private key and 64-byte ML-KEM seed. */
@@ -103,12 +155,12 @@ export function keysHashOf(x25519Public: Uint8Array, mlkemPublic: Uint8Array): B
 export function staticKeysFromSecrets(secrets: { x25519: Buffer; mlkemSeed: Buffer }): StaticKeys {
   if (secrets.mlkemSeed.length !== MLKEM_SEED_BYTES) throw new Error("ML-KEM seed: expected 64 bytes");
   const pair = x25519FromPrivate(secrets.x25519);
-  const [mlkemPublic, mlkemSecret] = mlkem().deriveKeyPair(secrets.mlkemSeed);
+  const kem = mlKemFromSeed(secrets.mlkemSeed);
   return {
     x25519: pair,
-    mlkemPublic,
-    mlkemSecret,
-    keysHash: keysHashOf(pair.publicKey, mlkemPublic),
+    mlkemPublic: kem.publicKey,
+    mlkemPrivate: kem.privateKey,
+    keysHash: keysHashOf(pair.publicKey, kem.publicKey),
     secrets: { x25519: Buffer.from(secrets.x25519), mlkemSeed: Buffer.from(secrets.mlkemSeed) },
   };
 }

@@ -1,10 +1,17 @@
 /**
  * A link: one TCP connection between two nodes, keyed by the hybrid handshake against the
- * responder's static keys, then carrying AES-256-GCM sealed cells (docs/protocol.md, "Link").
+ * responder's static keys, then carrying cells whose headers it seals with AES-256-GCM
+ * (docs/protocol.md, "Links"). A RELAY body is already sealed for the hop that removes its onion
+ * layer, so the link does not encrypt it again: the sealed header binds the layer's tag (and the
+ * frame's length) as associated data. Control cells (CREATE, CREATED, DESTROY) are sealed whole.
  * Only link/, socks/ and exit/ touch sockets; everything above sees `Link.send` and `onCell`.
  *
- * A peer's bytes are never trusted: frames are length-checked before buffering, every cell is
- * authenticated, and any failure closes this link only (the owner is told through `onClose`).
+ * The send path is lean: frames are written into a reused slab, and the slab is handed to the
+ * socket once per event-loop turn (one write for every cell of the turn).
+ *
+ * A peer's bytes are never trusted: frames are length-checked before buffering, every header and
+ * control body is authenticated, and any failure closes this link only (the owner is told
+ * through `onClose`).
  */
 import { Socket, connect as netConnect } from "node:net";
 import { AuthenticationError, CellOpener, CellSealer, TAG_BYTES } from "../crypto/cipher.ts";
@@ -16,8 +23,19 @@ import {
   startClientHandshake,
 } from "../crypto/handshake.ts";
 import type { RelayPublicKeys, StaticKeys } from "../crypto/keys.ts";
-import { FrameReader, ProtocolError, decodeCell, encodeCellHeader, encodeFrameHeader } from "../wire/cell.ts";
-import type { Cell, CellCommand } from "../wire/cell.ts";
+import {
+  CELL_HEADER_BYTES,
+  CellCommand,
+  FRAME_HEADER_BYTES,
+  FrameReader,
+  MAX_CELL_BODY_BYTES,
+  MIN_CELL_FRAME_BYTES,
+  ProtocolError,
+  SEALED_CELL_HEADER_BYTES,
+  decodeCellHeader,
+  encodeFrameHeader,
+} from "../wire/cell.ts";
+import type { Cell } from "../wire/cell.ts";
 
 export interface LinkHandler {
   onCell(cell: Cell): void;
@@ -36,6 +54,15 @@ export interface LinkOptions {
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Bytes a link's socket may hold unsent before circuit queues wait (see `congested`). */
 const LINK_BUFFER_BYTES = 256 * 1024;
+/** Output slab: frames of a turn are written here and handed to the socket in one write. */
+const SLAB_BYTES = 256 * 1024;
+/** Slabs kept for reuse per link once the kernel has taken their bytes. */
+const SLAB_POOL = 2;
+/** Largest frame on the wire, with its length prefix. */
+const MAX_WIRE_FRAME = FRAME_HEADER_BYTES + SEALED_CELL_HEADER_BYTES + MAX_CELL_BODY_BYTES + TAG_BYTES;
+
+/** A slab and the writes still holding parts of it. */
+type Slab = { buf: Buffer; used: number; flushed: number; writes: number; retired: boolean };
 
 export class LinkError extends Error {
   override name = "LinkError";
@@ -113,6 +140,13 @@ export class Link {
   /** Circuit queues with cells waiting, in turn order. */
   private active: CellQueue[] = [];
   private flushing = false;
+  /** The slab being filled, slabs free for reuse, and whether a write is scheduled this turn. */
+  private slab: Slab | undefined;
+  private readonly freeSlabs: Slab[] = [];
+  private writeScheduled = false;
+  /** Per-link scratch: a cell header and the associated data that binds it. */
+  private readonly head = Buffer.alloc(CELL_HEADER_BYTES);
+  private readonly aad = Buffer.alloc(FRAME_HEADER_BYTES + TAG_BYTES);
   /** Cells sent and received, for accounting and tests. */
   cellsSent = 0;
   /** Date.now() of the last cell either way (idle sweeps). */
@@ -123,11 +157,7 @@ export class Link {
     this.socket = socket;
     this.remote = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
     socket.setNoDelay(true);
-    socket.on("drain", () => {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const w of waiters) w();
-    });
+    socket.on("drain", () => this.runDrainWaiters());
   }
 
   /** Opens a link to the relay at host:port, authenticating it against `relay` (its keysHash). */
@@ -215,38 +245,134 @@ export class Link {
     return this.closed;
   }
 
-  /**
-   * True when the socket holds LINK_BUFFER_BYTES unsent: circuit queues wait for a drain. Deeper
-   * than the socket's high-water mark on purpose: filling the socket only to its mark on each
-   * drain sent one or two 16 KiB cells per round trip to the kernel, a third of the throughput.
-   */
-  get congested(): boolean {
-    return this.socket.writableLength >= LINK_BUFFER_BYTES;
+  /** Bytes waiting: in the socket and in this turn's slab. */
+  private get unsent(): number {
+    const slab = this.slab;
+    return this.socket.writableLength + (slab ? slab.used - slab.flushed : 0);
   }
 
-  /** True when the socket's buffer is full: wait for `onceDrained` before sending more. */
+  /**
+   * True when LINK_BUFFER_BYTES wait unsent: circuit queues wait for a drain. Deeper than the
+   * socket's high-water mark on purpose: filling the socket only to its mark on each drain sent
+   * one or two 16 KiB cells per round trip to the kernel, a third of the throughput.
+   */
+  get congested(): boolean {
+    return this.unsent >= LINK_BUFFER_BYTES;
+  }
+
+  /** True when too much waits unsent: wait for `onceDrained` before sending more. */
   get needsDrain(): boolean {
-    return this.socket.writableNeedDrain;
+    return this.socket.writableNeedDrain || this.unsent >= LINK_BUFFER_BYTES;
   }
 
   onceDrained(callback: () => void): void {
-    if (!this.socket.writableNeedDrain || this.closed) callback();
+    if (!this.needsDrain || this.closed) callback();
     else this.drainWaiters.push(callback);
   }
 
-  /** Seals and sends one cell; returns false when the socket asks the sender to wait for drain. */
+  /**
+   * Sends one cell; returns false when the sender should wait for `onceDrained`. A RELAY body
+   * must end with its onion layer's 16-byte tag (it is not encrypted again here); any other
+   * body is sealed with the link key.
+   */
   send(circuitId: number, command: CellCommand, body: readonly Buffer[]): boolean {
     if (this.closed || !this.sealer) return false;
-    const sealed = this.sealer.seal([encodeCellHeader(circuitId, command), ...body]);
-    let length = 0;
-    for (const part of sealed) length += part.length;
-    this.socket.cork();
-    this.socket.write(encodeFrameHeader(length));
-    for (const part of sealed) this.socket.write(part);
-    this.socket.uncork();
+    let bodyBytes = 0;
+    for (const part of body) bodyBytes += part.length;
+    if (bodyBytes > MAX_CELL_BODY_BYTES) throw new RangeError(`cell body of ${bodyBytes} bytes`);
+    const relay = command === CellCommand.relay;
+    if (relay && bodyBytes < TAG_BYTES + 1) throw new RangeError("RELAY body shorter than an onion layer");
+    const length = SEALED_CELL_HEADER_BYTES + bodyBytes + (relay ? 0 : TAG_BYTES);
+    const head = this.head;
+    head.writeUInt32BE(circuitId, 0);
+    head[4] = command;
+    const aad = this.aad;
+    aad.writeUInt32BE(length, 0);
+    const slab = this.reserve(FRAME_HEADER_BYTES + length);
+    const buf = slab.buf;
+    let at = slab.used;
+    buf.writeUInt32BE(length, at);
+    at += FRAME_HEADER_BYTES;
+    if (relay) {
+      copyTail(body, bodyBytes, aad, FRAME_HEADER_BYTES);
+      const [ct, tag] = this.sealer.sealDetached(head, aad);
+      at += ct.copy(buf, at);
+      at += tag.copy(buf, at);
+      for (const part of body) at += part.copy(buf, at);
+    } else {
+      const plain = body.length === 1 ? (body[0] as Buffer) : Buffer.concat(body as Buffer[], bodyBytes);
+      const sealed = this.sealer.sealPair(head, plain, (tag) => {
+        tag.copy(aad, FRAME_HEADER_BYTES);
+        return aad;
+      });
+      for (const part of sealed) at += part.copy(buf, at);
+    }
+    slab.used = at;
     this.cellsSent++;
     this.lastActivity = Date.now();
-    return !this.socket.writableNeedDrain;
+    this.scheduleWrite();
+    return !this.needsDrain;
+  }
+
+  /** A slab with room for `bytes`; a full one is handed to the socket first. */
+  private reserve(bytes: number): Slab {
+    const slab = this.slab;
+    if (slab && slab.buf.length - slab.used >= bytes) return slab;
+    if (slab) {
+      this.writeOut();
+      slab.retired = true;
+      this.release(slab);
+    }
+    const next = this.freeSlabs.pop() ?? {
+      buf: Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, MAX_WIRE_FRAME)),
+      used: 0,
+      flushed: 0,
+      writes: 0,
+      retired: false,
+    };
+    next.used = 0;
+    next.flushed = 0;
+    next.retired = false;
+    this.slab = next;
+    return next;
+  }
+
+  /** Back to the pool once it is retired and the kernel has every byte of it. */
+  private release(slab: Slab): void {
+    if (slab.retired && slab.writes === 0 && this.freeSlabs.length < SLAB_POOL && !this.closed)
+      this.freeSlabs.push(slab);
+  }
+
+  private scheduleWrite(): void {
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(this.endOfTurn);
+  }
+
+  /** Every frame of this event-loop turn leaves in one write. */
+  private readonly endOfTurn = (): void => {
+    this.writeScheduled = false;
+    this.writeOut();
+    this.runDrainWaiters();
+  };
+
+  private writeOut(): void {
+    const slab = this.slab;
+    if (!slab || slab.used === slab.flushed || this.closed) return;
+    const chunk = slab.buf.subarray(slab.flushed, slab.used);
+    slab.flushed = slab.used;
+    slab.writes++;
+    this.socket.write(chunk, () => {
+      slab.writes--;
+      this.release(slab);
+    });
+  }
+
+  private runDrainWaiters(): void {
+    if (this.drainWaiters.length === 0 || (this.needsDrain && !this.closed)) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** A queue of cells for one circuit on this link, holding at most `limit` cells. */
@@ -307,6 +433,8 @@ export class Link {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
+    this.slab = undefined;
+    this.freeSlabs.length = 0;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w();
@@ -332,16 +460,55 @@ export class Link {
     }
     for (const frame of frames) {
       if (this.closed) return;
+      let cell: Cell;
       try {
-        if (frame.length < TAG_BYTES + 5) throw new ProtocolError("frame too short for a cell");
-        const cell = decodeCell((this.opener as CellOpener).open(frame));
-        this.cellsReceived++;
-        this.lastActivity = Date.now();
+        cell = this.openFrame(frame);
+      } catch (error) {
+        if (error instanceof ProtocolError || error instanceof AuthenticationError) return this.close(error);
+        throw error;
+      }
+      try {
         this.handler.onCell(cell);
       } catch (error) {
         if (error instanceof ProtocolError || error instanceof AuthenticationError) return this.close(error);
         throw error;
       }
     }
+  }
+
+  /** Authenticates a frame: its header (bound to its length and last 16 bytes), and a control body. */
+  private openFrame(frame: Buffer): Cell {
+    if (frame.length < MIN_CELL_FRAME_BYTES) throw new ProtocolError("frame too short for a cell");
+    const opener = this.opener as CellOpener;
+    const aad = this.aad;
+    aad.writeUInt32BE(frame.length, 0);
+    frame.copy(aad, FRAME_HEADER_BYTES, frame.length - TAG_BYTES);
+    const head = opener.openDetached(
+      frame.subarray(0, CELL_HEADER_BYTES),
+      frame.subarray(CELL_HEADER_BYTES, SEALED_CELL_HEADER_BYTES),
+      aad,
+    );
+    const { circuitId, command } = decodeCellHeader(head);
+    const rest = frame.subarray(SEALED_CELL_HEADER_BYTES);
+    // A RELAY body is the onion layer as sent: its own tag is checked by the hop that opens it.
+    if (command === CellCommand.relay && rest.length <= TAG_BYTES) throw new ProtocolError("RELAY body too short");
+    const body = command === CellCommand.relay ? rest : opener.open(rest);
+    this.cellsReceived++;
+    this.lastActivity = Date.now();
+    return { circuitId, command, body };
+  }
+}
+
+/** Copies the last TAG_BYTES of the concatenation of `parts` (total `bytes`) into `out` at `offset`. */
+function copyTail(parts: readonly Buffer[], bytes: number, out: Buffer, offset: number): void {
+  let skip = bytes - TAG_BYTES;
+  let at = offset;
+  for (const part of parts) {
+    if (skip >= part.length) {
+      skip -= part.length;
+      continue;
+    }
+    at += part.copy(out, at, skip);
+    skip = 0;
   }
 }

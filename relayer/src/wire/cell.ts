@@ -4,7 +4,10 @@
  *
  * Link frame:  length u32 BE | payload (length bytes, at most MAX_FRAME_BYTES)
  *   The first frame each way is the link handshake (HELLO / REPLY) in clear; every later payload
- *   is AES-256-GCM(link key) of a cell.
+ *   is a cell: its 5-byte header sealed with the link key (AES-256-GCM, 21 bytes), then
+ *   - RELAY: the body as it is (the outermost onion layer, already sealed for the hop that
+ *     removes it); the header's associated data is length | the layer's 16-byte tag;
+ *   - any other command: the body sealed with the link key (the next nonce), associated data length.
  * Cell:        circuit id u32 BE | command u8 | body (at most MAX_CELL_BODY_BYTES)
  * RELAY body:  onion layers; once the last layer is removed, a relay message:
  *              command u8 | stream id u16 BE | data
@@ -17,8 +20,12 @@ import { StreamReason, parseStreamReason } from "./reasons.ts";
 export const MAX_CELL_BODY_BYTES = 16_384;
 export const CELL_HEADER_BYTES = 5;
 export const MAX_CELL_BYTES = CELL_HEADER_BYTES + MAX_CELL_BODY_BYTES;
-/** A link frame's payload: a sealed cell, or a handshake message (smaller). */
-export const MAX_FRAME_BYTES = MAX_CELL_BYTES + TAG_BYTES;
+/** A cell header as a link carries it: sealed with the link key. */
+export const SEALED_CELL_HEADER_BYTES = CELL_HEADER_BYTES + TAG_BYTES;
+/** A link frame's payload: a cell (header and, for control cells, body sealed), or a handshake message. */
+export const MAX_FRAME_BYTES = SEALED_CELL_HEADER_BYTES + MAX_CELL_BODY_BYTES + TAG_BYTES;
+/** Smallest cell payload: a sealed header and a sealed empty control body. */
+export const MIN_CELL_FRAME_BYTES = SEALED_CELL_HEADER_BYTES + TAG_BYTES;
 export const FRAME_HEADER_BYTES = 4;
 /** Most hops a circuit may have (1–5; 3 by default). */
 export const MAX_HOPS = 5;
@@ -89,6 +96,14 @@ export function encodeCellHeader(circuitId: number, command: CellCommand): Buffe
   return header;
 }
 
+/** Parses an opened cell header (circuit id, command); the body travels beside it. */
+export function decodeCellHeader(bytes: Buffer): { circuitId: number; command: CellCommand } {
+  if (bytes.length !== CELL_HEADER_BYTES) throw new ProtocolError("cell header of the wrong size");
+  const command = bytes[4] as number;
+  if (!CELL_COMMANDS.has(command)) throw new ProtocolError(`unknown cell command ${command}`);
+  return { circuitId: bytes.readUInt32BE(0), command: command as CellCommand };
+}
+
 export function decodeCell(bytes: Buffer): Cell {
   if (bytes.length < CELL_HEADER_BYTES) throw new ProtocolError("cell shorter than its header");
   if (bytes.length > MAX_CELL_BYTES) throw new ProtocolError(`cell of ${bytes.length} bytes exceeds ${MAX_CELL_BYTES}`);
@@ -124,35 +139,40 @@ export class FrameReader {
     return this.buffered;
   }
 
-  /** Appends `chunk` and returns every frame now complete, in order. Throws ProtocolError. */
+  /**
+   * Appends `chunk` and returns every frame now complete, in order. Throws ProtocolError. A frame
+   * that spans chunks is copied together once (only its own bytes); the rest are views.
+   */
   push(chunk: Buffer): Buffer[] {
     const frames: Buffer[] = [];
-    if (this.buffered === 0) {
-      // Fast path: parse straight out of the chunk.
-      let offset = 0;
-      while (chunk.length - offset >= FRAME_HEADER_BYTES) {
-        const length = this.checkLength(chunk.readUInt32BE(offset));
-        if (chunk.length - offset - FRAME_HEADER_BYTES < length) break;
-        offset += FRAME_HEADER_BYTES;
-        frames.push(chunk.subarray(offset, offset + length));
-        offset += length;
+    let offset = 0;
+    if (this.buffered > 0) {
+      // Complete the pending frame with only the bytes of `chunk` it needs.
+      if (this.buffered < FRAME_HEADER_BYTES) {
+        const take = Math.min(FRAME_HEADER_BYTES - this.buffered, chunk.length);
+        this.keep(chunk.subarray(0, take));
+        offset = take;
+        if (this.buffered < FRAME_HEADER_BYTES) return frames;
       }
-      if (offset < chunk.length) this.keep(chunk.subarray(offset));
-      return frames;
-    }
-    this.keep(chunk);
-    for (let guard = 0; guard < 1_000_000; guard++) {
-      if (this.buffered < FRAME_HEADER_BYTES) break;
-      const head = this.peekHeader();
-      const length = this.checkLength(head);
-      if (this.buffered < FRAME_HEADER_BYTES + length) break;
-      const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.buffered);
-      frames.push(all.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length));
-      const rest = all.subarray(FRAME_HEADER_BYTES + length);
+      const length = this.checkLength(this.peekHeader());
+      const take = Math.min(FRAME_HEADER_BYTES + length - this.buffered, chunk.length - offset);
+      this.keep(chunk.subarray(offset, offset + take));
+      offset += take;
+      if (this.buffered < FRAME_HEADER_BYTES + length) return frames;
+      const all = Buffer.concat(this.chunks, this.buffered);
+      frames.push(all.subarray(FRAME_HEADER_BYTES));
       this.chunks = [];
       this.buffered = 0;
-      if (rest.length > 0) return frames.concat(this.push(rest));
     }
+    // Parse straight out of the chunk.
+    while (chunk.length - offset >= FRAME_HEADER_BYTES) {
+      const length = this.checkLength(chunk.readUInt32BE(offset));
+      if (chunk.length - offset - FRAME_HEADER_BYTES < length) break;
+      offset += FRAME_HEADER_BYTES;
+      frames.push(chunk.subarray(offset, offset + length));
+      offset += length;
+    }
+    if (offset < chunk.length) this.keep(chunk.subarray(offset));
     return frames;
   }
 
