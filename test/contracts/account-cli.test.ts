@@ -10,6 +10,8 @@ import { after, before, describe, it } from "node:test";
 import { getAddress } from "viem";
 import type { AccountClients } from "@x0tta6bl4/relayer/chain/account";
 import { AccountUsageError, readDeployment, runAccountCommand } from "../../relayer/src/cli/account.ts";
+import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
+import { initCrypto } from "../../relayer/src/crypto/keys.ts";
 import { connect, deployProtocol, fund, GB, type Protocol, registerRelayer, X0T } from "../helpers/protocol.js";
 
 describe("x0t account commands", async () => {
@@ -73,6 +75,50 @@ describe("x0t account commands", async () => {
     const claim = await run(operator, "claim");
     assert.deepEqual(claim.epochs, []);
     await assert.rejects(run(operator, "withdraw"), /reverted|StillUnbonding/);
+  });
+
+  it("registers a relay in one transaction (permit + signer consent) and shows a relay's accounting", async () => {
+    await initCrypto();
+    const newcomer = { ...operator, wallet: p.wallets[8] as unknown as AccountClients["wallet"] };
+    await fund(p, p.wallets[8]!.account.address, 2_000n * X0T);
+    const keys = join(dir, "relay.key");
+    const signerKey = join(dir, "signer.key");
+    const registered = await run(
+      newcomer,
+      ...["register", "--keys", keys, "--signer-key", signerKey, "--endpoint", "Relay.Example.org:9001"],
+      ...["--region", "NL", "--amount", "1000"],
+    );
+    assert.equal((await stat(signerKey)).mode & 0o777, 0o600);
+    const node = await p.registry.read.getNode([p.wallets[8]!.account.address]);
+    assert.equal(node.signer, registered.signer);
+    assert.equal(node.keysHash, registered.keysHash);
+    assert.equal(node.endpoint, "relay.example.org:9001", "endpoints are kept lowercase (unique)");
+    assert.equal(node.stake, 1_000n * X0T);
+    await assert.rejects(
+      run(newcomer, "register", "--keys", keys, "--signer-key", signerKey, "--endpoint", "x:1", "--region", "nl"),
+      /--region: expected two capital letters/,
+    );
+
+    // A relay's store with one receipt of this epoch and one batch left open by a crash.
+    const db = join(dir, "relay.db");
+    const store = new AccountingStore(db);
+    const epoch = await p.rewards.read.currentEpoch();
+    const zero = `0x${"00".repeat(32)}` as const;
+    store.saveReceipt(epoch, { key: p.wallets[9]!.account.address, cells: 1_234n, bytes_: 5_000n, r: zero, vs: zero });
+    store.beginBatch(epoch, [p.wallets[9]!.account.address]);
+    store.close();
+    const status = await run(operator, "status", "--accounting", db);
+    assert.deepEqual(status.accounting, {
+      payersThisEpoch: 1,
+      cellsThisEpoch: "1234",
+      queuedEpochs: [],
+      queued: 0,
+      unfinishedBatches: 1,
+    });
+    await assert.rejects(
+      run(operator, "status", "--accounting", join(dir, "none.db")),
+      /--accounting: .* does not exist/,
+    );
   });
 
   it("names the flag or file that is wrong", async () => {

@@ -135,6 +135,21 @@ export class AccountingStore {
     return { cells: BigInt(`0x${row.cells}`), bytes: BigInt(`0x${row.bytes}`) };
   }
 
+  /** What `x0t status` shows of a relay's accounting in `epoch` (the current one). */
+  summary(epoch: bigint) {
+    const rows = this.#db.prepare(`SELECT cells FROM receipts WHERE epoch = ?`).all(Number(epoch)) as {
+      cells: string;
+    }[];
+    const queuedEpochs = this.queuedEpochs();
+    return {
+      payersThisEpoch: rows.length,
+      cellsThisEpoch: rows.reduce((sum, r) => sum + BigInt(`0x${r.cells}`), 0n),
+      queuedEpochs,
+      queued: queuedEpochs.reduce((sum, e) => sum + this.queued(e).length, 0),
+      unfinishedBatches: this.unfinishedBatches().length,
+    };
+  }
+
   /** The receipts of `epoch` that no batch carries yet, or whose last outcome asks for a retry. */
   queued(epoch: bigint): StoredReceipt[] {
     const rows = this.#db

@@ -10,7 +10,7 @@
  *                                                    the signer key file is created if missing)
  *   x0t stake --amount 10000 | x0t unbond --amount 10000 | x0t withdraw
  *   x0t claim [--relayer 0xOperator] [--epochs 3,4,5]    (default: every final epoch with rewards)
- *   x0t status [--relayer 0xOperator]
+ *   x0t status [--relayer 0xOperator] [--accounting relay.db]   (the relay's receipts and batches)
  *
  * Common: --deployment FILE (default .x0t/deployment.json, written by `npm start`; or a committed
  * deployments/<chainId>.json), --rpc URL (default: the deployment's rpcUrl), --json. The wallet's
@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { type Address, createPublicClient, createWalletClient, type Hex, http, isAddress, parseUnits } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { loadEvmKey } from "../node/evmkey.ts";
+import { AccountingStore } from "../accounting/store.ts";
 import { loadOrCreateKeys } from "../node/keyfile.ts";
 import {
   type AccountClients,
@@ -74,6 +75,7 @@ const OPTIONS = {
   "signer-key": { type: "string" },
   endpoint: { type: "string" },
   region: { type: "string" },
+  accounting: { type: "string" },
 } as const;
 
 function decimal(flag: string, value: string | undefined, decimals: number): bigint {
@@ -256,7 +258,20 @@ export async function runAccountCommand(
           `relayer ${status.relayer.address}: stake ${status.relayer.stake}, unbonding ${status.relayer.unbonding}, ` +
             `${status.relayer.active ? "active" : "inactive"}, claimable epochs [${status.relayer.claimableEpochs.join(", ")}]`,
         );
-      print(lines.join("\n"), status);
+      let accounting: ReturnType<AccountingStore["summary"]> | undefined;
+      if (values.accounting) {
+        if (!existsSync(values.accounting))
+          throw new AccountUsageError(`--accounting: ${values.accounting} does not exist (the relay's SQLite file)`);
+        const store = new AccountingStore(values.accounting);
+        accounting = store.summary(status.currentEpoch);
+        store.close();
+        lines.push(
+          `accounting: ${accounting.payersThisEpoch} payers, ${accounting.cellsThisEpoch} cells receipted this epoch; ` +
+            `${accounting.queued} receipts waiting in epochs [${accounting.queuedEpochs.join(", ")}], ` +
+            `${accounting.unfinishedBatches} batches unfinished`,
+        );
+      }
+      print(lines.join("\n"), { ...status, accounting });
       return 0;
     }
     default:
