@@ -72,9 +72,18 @@ describe("npm start", async () => {
       X0T_STATE_DIR: stateDir,
     },
     stdio: ["ignore", "pipe", "pipe"],
+    // Its own process group: if the test fails half way, after() kills the chain, the relays and
+    // the entry with it (they would otherwise outlive the test and keep the runner waiting).
+    detached: true,
   });
+  let blob: Awaited<ReturnType<typeof startBlobServer>> | undefined;
   after(async () => {
-    if (child.exitCode === null) child.kill("SIGKILL");
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // the group is gone already
+    }
+    await blob?.close();
     await rm(stateDir, { recursive: true, force: true });
   });
 
@@ -120,7 +129,7 @@ describe("npm start", async () => {
 
     // Pay, relay, prove, mint: a download through the entry's 3 paid hops, the epoch ends, the
     // relays submit their receipts and claim; every figure is checked against the chain's events.
-    const blob = await startBlobServer();
+    blob = await startBlobServer();
     const size = 6 * 1024 * 1024;
     const download = await promisify(execFile)(
       "sh",
@@ -128,6 +137,7 @@ describe("npm start", async () => {
       { encoding: "utf8" },
     );
     await blob.close();
+    blob = undefined;
     assert.equal(download.stdout.split(" ")[0], expectedSha256(size), "the download arrived whole");
     const epoch = await rewards.read.currentEpoch();
     // The entry sends each hop its last receipt within receiptEverySeconds (10 s) of the last cell.
