@@ -144,6 +144,30 @@ describe("relay settlement (SQLite store + EpochRewards)", async () => {
     store.close();
   });
 
+  it("sends again a batch a reorg took out of the chain, and pays it once", async () => {
+    const store = openStore();
+    const [, , c] = payers;
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, c!.wallet, relayer, 5n * GB, epoch);
+    store.saveReceipt(epoch, await receipt(c!.key, epoch, 1n));
+    await warpToEpoch(connection, p, epoch + 1n);
+    // The chain as it was before the batch: a reorg will bring it back.
+    const fork = await connection.networkHelpers.takeSnapshot();
+    const first = await settleOnce(store, clients, relayer);
+    assert.equal(first.submitted[0]?.paid, 1);
+    assert.equal((await p.credit.read.channelOf([c!.key.address, relayer])).bytesPaid, GB);
+    await fork.restore(); // the reorg: the batch's block is gone, the chain never saw the transaction
+    assert.equal((await p.credit.read.channelOf([c!.key.address, relayer])).bytesPaid, 0n);
+    const again = await settleOnce(store, clients, relayer);
+    assert.equal(again.reorged, 1, "the confirmed batch is found missing");
+    assert.equal(again.submitted[0]?.paid, 1, "and its receipt is sent again");
+    assert.equal((await p.credit.read.channelOf([c!.key.address, relayer])).bytesPaid, GB, "paid once");
+    const quiet = await settleOnce(store, clients, relayer);
+    assert.equal(quiet.reorged, 0);
+    assert.deepEqual(quiet.submitted, [], "nothing left to send");
+    store.close();
+  });
+
   it("refuses to send a batch the chain would revert, and gives up on an epoch whose window closed", async () => {
     const store = openStore();
     const [a] = payers;

@@ -76,10 +76,14 @@ export class AccountingStore {
         tx_hash   TEXT,
         error     TEXT,
         created   INTEGER NOT NULL,
-        updated   INTEGER NOT NULL
+        updated   INTEGER NOT NULL,
+        block     INTEGER
       );
       CREATE INDEX IF NOT EXISTS receipts_queue ON receipts (epoch, batch_id);
     `);
+    // Stores written before batches knew their block get the column now (reorg checks need it).
+    const columns = this.#db.prepare("PRAGMA table_info(batches)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "block")) this.#db.exec("ALTER TABLE batches ADD COLUMN block INTEGER");
   }
 
   close(): void {
@@ -197,10 +201,12 @@ export class AccountingStore {
       .run(txHash, Date.now(), batchId);
   }
 
-  /** The chain mined the batch; `outcomes` says what became of each key's receipt. */
-  markConfirmed(batchId: number, outcomes: ReadonlyMap<string, ReceiptOutcome>): void {
+  /** The chain mined the batch in `block`; `outcomes` says what became of each key's receipt. */
+  markConfirmed(batchId: number, outcomes: ReadonlyMap<string, ReceiptOutcome>, block?: bigint): void {
     this.#transaction(() => {
-      this.#db.prepare("UPDATE batches SET status = 'confirmed', updated = ? WHERE id = ?").run(Date.now(), batchId);
+      this.#db
+        .prepare("UPDATE batches SET status = 'confirmed', updated = ?, block = ? WHERE id = ?")
+        .run(Date.now(), block === undefined ? null : Number(block), batchId);
       const set = this.#db.prepare("UPDATE receipts SET outcome = ? WHERE batch_id = ? AND key = ?");
       for (const [key, outcome] of outcomes) {
         const text = "reason" in outcome ? `${outcome.kind}: ${outcome.reason}` : outcome.kind;
@@ -214,6 +220,25 @@ export class AccountingStore {
     this.#db
       .prepare("UPDATE batches SET status = 'failed', error = ?, updated = ? WHERE id = ?")
       .run(error, Date.now(), batchId);
+  }
+
+  /**
+   * A reorg took the confirmed batch's transaction out of the chain: the batch failed after all and
+   * its receipts' outcomes are forgotten, so that they are queued and sent again.
+   */
+  markReorged(batchId: number, error: string): void {
+    this.#transaction(() => {
+      this.markFailed(batchId, error);
+      this.#db.prepare("UPDATE receipts SET outcome = NULL WHERE batch_id = ?").run(batchId);
+    });
+  }
+
+  /** Confirmed batches mined at or after `block` (the ones a reorg could still take out). */
+  confirmedSince(block: bigint): Batch[] {
+    const rows = this.#db
+      .prepare("SELECT * FROM batches WHERE status = 'confirmed' AND block >= ? ORDER BY id")
+      .all(Number(block));
+    return rows.map((row) => this.#toBatch(row));
   }
 
   /** Gives up on `epoch`'s queued receipts (its submission window closed); returns how many. */

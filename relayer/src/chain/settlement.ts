@@ -84,8 +84,41 @@ async function confirm(store: AccountingStore, clients: SettlementClients, batch
   }
   const logs = parseEventLogs({ abi: epochRewardsAbi, logs: receipt.logs, eventName: "ReceiptRejected" });
   const outcomes = outcomesOf(store.batch(batchId).keys, logs);
-  store.markConfirmed(batchId, outcomes);
+  store.markConfirmed(batchId, outcomes, receipt.blockNumber);
   return outcomes;
+}
+
+/** How many blocks back a confirmed batch is checked again for a reorg (Base: a few seconds). */
+export const REORG_DEPTH = 64n;
+
+/**
+ * Checks the batches confirmed in the last `depth` blocks against the chain: one that a reorg took
+ * out (its transaction is unknown now) goes back to the queue, and its receipts are sent again
+ * (paid once: the contract pays only what is new on each channel). One mined again in another
+ * block is recorded with that block's outcome. Returns how many were re-queued.
+ */
+export async function recheckRecent(
+  store: AccountingStore,
+  clients: SettlementClients,
+  depth = REORG_DEPTH,
+): Promise<number> {
+  const head = await clients.public.getBlockNumber();
+  let requeued = 0;
+  for (const batch of store.confirmedSince(head > depth ? head - depth : 0n)) {
+    if (batch.txHash === null) continue;
+    const receipt = await clients.public.getTransactionReceipt({ hash: batch.txHash }).catch(() => null);
+    if (receipt === null) {
+      store.markReorged(batch.id, `reorged out: ${batch.txHash} is no longer in the chain`);
+      requeued++;
+    } else if (receipt.status !== "success") {
+      store.markReorged(batch.id, `transaction ${batch.txHash} reverted when mined again`);
+      requeued++;
+    } else {
+      const logs = parseEventLogs({ abi: epochRewardsAbi, logs: receipt.logs, eventName: "ReceiptRejected" });
+      store.markConfirmed(batch.id, outcomesOf(batch.keys, logs), receipt.blockNumber);
+    }
+  }
+  return requeued;
 }
 
 /**
@@ -206,12 +239,14 @@ export function revertName(error: unknown): string {
 export interface SettleReport {
   currentEpoch: bigint;
   recovered: number;
+  /** Confirmed batches a reorg took out, queued again. */
+  reorged: number;
   submitted: EpochSettlement[];
   abandoned: { epoch: bigint; receipts: number }[];
 }
 
 /**
- * One round of a relay's settlement: finish batches a crash left, submit every epoch that has
+ * One round of a relay's settlement: re-queue batches a reorg took out, finish batches a crash left, submit every epoch that has
  * queued receipts and is still inside its window, and give up (with a reason in the store) on the
  * ones whose window closed. Safe to run at any time and as often as wanted; a relay runs it at
  * each epoch start and again a few times within the window.
@@ -222,13 +257,14 @@ export async function settleOnce(
   relayer: Address,
   onStep?: OnSettlementStep,
 ): Promise<SettleReport> {
+  const reorged = await recheckRecent(store, clients);
   const recovered = await recoverBatches(store, clients);
   const currentEpoch = await clients.public.readContract({
     address: clients.rewards,
     abi: epochRewardsAbi,
     functionName: "currentEpoch",
   });
-  const report: SettleReport = { currentEpoch, recovered, submitted: [], abandoned: [] };
+  const report: SettleReport = { currentEpoch, recovered, reorged, submitted: [], abandoned: [] };
   for (const epoch of store.queuedEpochs()) {
     if (epoch >= currentEpoch) continue; // still running
     const [closed] = await clients.public.readContract({
