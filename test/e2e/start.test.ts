@@ -12,7 +12,9 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { after, describe, it } from "node:test";
-import { type Address, createPublicClient, getContract, http, parseEventLogs } from "viem";
+import { DatabaseSync } from "node:sqlite";
+import { type Address, createPublicClient, getAddress, getContract, type Hex, http, parseEventLogs } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { CELL_PRICE_BYTES } from "../../relayer/src/accounting/gate.ts";
 import { expectedSha256, startBlobServer } from "../relayer/helpers.ts";
 
@@ -139,9 +141,18 @@ describe("npm start", async () => {
     await blob.close();
     blob = undefined;
     assert.equal(download.stdout.split(" ")[0], expectedSha256(size), "the download arrived whole");
-    const epoch = await rewards.read.currentEpoch();
     // The entry sends each hop its last receipt within receiptEverySeconds (10 s) of the last cell.
     await new Promise((r) => setTimeout(r, 12_000));
+    // What the payer's node signed (its own SQLite file, read beside it: WAL lets a reader in).
+    const clientKey = privateKeyToAccount((await readFile(join(stateDir, "keys", "client.key"), "utf8")).trim() as Hex);
+    const payerDb = new DatabaseSync(join(stateDir, "data", "payer.db"), { readOnly: true });
+    const signed = new Map(
+      (payerDb.prepare("SELECT relayer, bytes FROM channels").all() as { relayer: string; bytes: string }[]).map(
+        (r) => [getAddress(r.relayer), BigInt(`0x${r.bytes}`)],
+      ),
+    );
+    payerDb.close();
+    const epoch = await rewards.read.currentEpoch(); // the latest any of those receipts can be dated
     const operators = [4, 5, 6].map((i) => HARDHAT_ACCOUNTS[i]!);
     const rpc = (method: string, params: unknown[] = []) =>
       client.request({ method: method as never, params: params as never });
@@ -152,11 +163,16 @@ describe("npm start", async () => {
       await rpc("evm_mine");
       assert.ok((await rewards.read.currentEpoch()) >= target);
     };
-    const eventsOf = async (abiName: "BandwidthCredit" | "EpochRewards", address: Address, eventName: string) =>
+    const eventsOf = async (
+      abiName: "BandwidthCredit" | "EpochRewards",
+      address: Address,
+      eventName: string,
+      toBlock?: bigint,
+    ) =>
       parseEventLogs({
         abi: (await artifacts.readArtifact(abiName)).abi,
         eventName: eventName as never,
-        logs: await client.getLogs({ address, fromBlock: 0n }),
+        logs: await client.getLogs({ address, fromBlock: 0n, toBlock }),
       }) as unknown as { args: Record<string, bigint | string> }[];
     /** Polls (bounded) until `check` is true; the relays act on their own settlement timers (5 s). */
     const until = async (what: string, check: () => Promise<boolean>) => {
@@ -166,56 +182,91 @@ describe("npm start", async () => {
       }
       assert.fail(`timed out waiting: ${what}`);
     };
+    for (const o of operators) assert.ok((signed.get(o) ?? 0n) >= BigInt(size) / 3n, `the payer signed ${o} its third`);
     await warpPast(epoch + 1n);
-    await until("all three relays submit their receipts of the download's epoch", async () => {
-      const submitted = await eventsOf("EpochRewards", deployment.contracts.EpochRewards, "ReceiptsSubmitted");
-      return operators.every((o) => submitted.some((e) => e.args.epoch === epoch && e.args.relayer === o));
+    await until("the chain paid each relay everything the payer signed it", async () => {
+      for (const o of operators)
+        if ((await credit.read.channelOf([clientKey.address, o])).bytesPaid < signed.get(o)!) return false;
+      return true;
     });
     await warpPast(epoch + 2n);
-    await until("all three relays claim the epoch", async () => {
+    const paidEpochs = async () =>
+      (await eventsOf("BandwidthCredit", deployment.contracts.BandwidthCredit, "CreditConsumed")).filter(
+        (e) => (e.args.epoch as bigint) <= epoch,
+      );
+    await until("every relay claims every epoch it was paid for", async () => {
       const claimed = await eventsOf("EpochRewards", deployment.contracts.EpochRewards, "RewardClaimed");
-      return operators.every((o) => claimed.some((e) => e.args.epoch === epoch && e.args.relayer === o));
+      return (await paidEpochs()).every((c) =>
+        claimed.some((e) => e.args.epoch === c.args.epoch && e.args.relayer === c.args.relayer),
+      );
     });
-    const consumed = await eventsOf("BandwidthCredit", deployment.contracts.BandwidthCredit, "CreditConsumed");
-    const settledBatches = await eventsOf("BandwidthCredit", deployment.contracts.BandwidthCredit, "CreditSettled");
-    const claimed = await eventsOf("EpochRewards", deployment.contracts.EpochRewards, "RewardClaimed");
-    const params = (await rewards.read.epochInfo([epoch]))[0].params;
-    let minted = 0n;
-    let released = 0n;
+    // One view of the chain at one block: the relays keep settling (a late receipt dated the next
+    // epoch, say) while the test reads, so every event and balance below is read at `at`.
+    const viewBlock = await client.getBlockNumber();
+    const view = { blockNumber: viewBlock };
+    const consumed = await eventsOf(
+      "BandwidthCredit",
+      deployment.contracts.BandwidthCredit,
+      "CreditConsumed",
+      viewBlock,
+    );
+    const settledBatches = await eventsOf(
+      "BandwidthCredit",
+      deployment.contracts.BandwidthCredit,
+      "CreditSettled",
+      viewBlock,
+    );
+    const claimed = await eventsOf("EpochRewards", deployment.contracts.EpochRewards, "RewardClaimed", viewBlock);
+    const sum = (events: { args: Record<string, bigint | string> }[], field: string) =>
+      events.reduce((total, e) => total + (e.args[field] as bigint), 0n);
     for (const o of operators) {
-      const mine = consumed.filter((e) => e.args.relayer === o && e.args.epoch === epoch);
+      const mine = consumed.filter((e) => e.args.relayer === o && (e.args.epoch as bigint) <= epoch);
       assert.ok(mine.length >= 1, `${o} was paid from the payer's lock`);
-      const bytes = mine.reduce((sum, e) => sum + (e.args.bytesUsed as bigint), 0n);
-      const cells = mine.reduce((sum, e) => sum + (e.args.cells as bigint), 0n);
       // Both ends count every cell at a third of a full cell: what the chain paid is what was counted.
-      assert.equal(bytes, cells * CELL_PRICE_BYTES, "bytes paid = cells x CELL_PRICE_BYTES");
-      assert.ok(bytes >= BigInt(size) / 3n, `each hop carried its third of the download (${bytes} bytes paid)`);
-      // docs/economics.md: base = min(cells x rewardPerCell, value x relayShare) per receipt.
-      const expected = mine.reduce((sum, e) => {
-        const byCells = (e.args.cells as bigint) * params.rewardPerCell;
-        const byValue = ((e.args.value as bigint) * BigInt(params.relayShareBps)) / 10_000n;
-        return sum + (byCells < byValue ? byCells : byValue);
-      }, 0n);
-      const got = claimed.filter((e) => e.args.relayer === o && e.args.epoch === epoch);
-      assert.equal(got.length, 1);
-      assert.equal(got[0]!.args.amount, expected, `${o}: 90% of the value its receipts released, to the wei`);
-      assert.equal(await token.read.balanceOf([o]), 10_200n * X0T - (10_200n * X0T) / 100n - STAKE + expected);
-      minted += expected;
-      released += mine.reduce((sum, e) => sum + (e.args.value as bigint), 0n);
+      assert.equal(
+        sum(mine, "bytesUsed"),
+        sum(mine, "cells") * CELL_PRICE_BYTES,
+        "bytes paid = cells x CELL_PRICE_BYTES",
+      );
+      for (const paidEpoch of new Set(mine.map((e) => e.args.epoch as bigint))) {
+        const params = (await rewards.read.epochInfo([paidEpoch]))[0].params;
+        // docs/economics.md: base = min(cells x rewardPerCell, value x relayShare) per receipt.
+        const expected = mine
+          .filter((e) => e.args.epoch === paidEpoch)
+          .reduce((total, e) => {
+            const byCells = (e.args.cells as bigint) * params.rewardPerCell;
+            const byValue = ((e.args.value as bigint) * BigInt(params.relayShareBps)) / 10_000n;
+            return total + (byCells < byValue ? byCells : byValue);
+          }, 0n);
+        const got = claimed.filter((e) => e.args.relayer === o && e.args.epoch === paidEpoch);
+        assert.equal(got.length, 1);
+        assert.equal(got[0]!.args.amount, expected, `${o}, epoch ${paidEpoch}: 90% of what its receipts released`);
+      }
+      const allClaims = sum(
+        claimed.filter((e) => e.args.relayer === o),
+        "amount",
+      );
+      assert.equal(await token.read.balanceOf([o], view), 10_200n * X0T - (10_200n * X0T) / 100n - STAKE + allClaims);
     }
-    // 1% of each batch's released value to the treasury, the rest burned.
-    const toTreasury = settledBatches.reduce((sum, e) => sum + (e.args.toTreasury as bigint), 0n);
-    const burned = settledBatches.reduce((sum, e) => sum + (e.args.burned as bigint), 0n);
+    // 1% of each batch's released value to the treasury, the rest burned; over every epoch so far.
+    const released = sum(consumed, "value");
+    const minted = sum(claimed, "amount");
+    const toTreasury = sum(settledBatches, "toTreasury");
+    const burned = sum(settledBatches, "burned");
     assert.equal(burned + toTreasury, released, "every released X0T is burned or sent to the treasury");
     assert.ok(toTreasury > 0n && toTreasury <= released / 100n);
-    assert.equal(await token.read.balanceOf([deployment.contracts.TreasurySafe]), treasuryAtStart + toTreasury);
-    assert.equal(await token.read.totalSupply(), supplyAtStart - burned + minted, "supply: minus burned, plus minted");
+    assert.equal(await token.read.balanceOf([deployment.contracts.TreasurySafe], view), treasuryAtStart + toTreasury);
+    assert.equal(
+      await token.read.totalSupply(view),
+      supplyAtStart - burned + minted,
+      "supply: minus burned, plus minted",
+    );
     assert.ok(minted <= burned, "no receipt adds to supply");
     // The payer: its 1 X0T of credit is what is still free, still locked and what was released.
     const payer = HARDHAT_ACCOUNTS[7]!;
-    const [freeBytes, freeEscrow] = await credit.read.creditOf([payer]);
+    const [freeBytes, freeEscrow] = await credit.read.creditOf([payer], view);
     let lockedEscrow = 0n;
-    for (const o of operators) lockedEscrow += (await credit.read.lockOf([payer, o])).escrow;
+    for (const o of operators) lockedEscrow += (await credit.read.lockOf([payer, o], view)).escrow;
     assert.equal(freeEscrow + lockedEscrow + released, X0T, "the payer's 1 X0T: free + locked + released");
     assert.ok(freeBytes < 1_000_000_000n);
     console.log(
