@@ -39,7 +39,7 @@ export async function deployProtocol(connection: Connection, parameters: Record<
   const [deployer, treasury] = wallets;
   if (!deployer || !treasury) throw new Error("the test network needs at least two funded accounts");
   const deployed = await ignition.deploy(ProtocolModule, {
-    parameters: { Protocol: { ...TEST_PARAMETERS, ...parameters } },
+    parameters: { Protocol: { ...TEST_PARAMETERS, treasury: treasury.account.address, ...parameters } },
   });
   const token = await viem.getContractAt("X0T", deployed.token.address);
   const registry = await viem.getContractAt("RelayerRegistry", deployed.registry.address);
