@@ -46,7 +46,7 @@ export async function deployProtocol(
   const deployed = await ignition.deploy(ProtocolModule, {
     deploymentId,
     displayUi: false,
-    parameters: { Protocol: { ...TEST_PARAMETERS, ...parameters } },
+    parameters: { Protocol: { ...TEST_PARAMETERS, treasury: treasury.account.address, ...parameters } },
   });
   const token = await viem.getContractAt("X0T", deployed.token.address);
   const registry = await viem.getContractAt("RelayerRegistry", deployed.registry.address);

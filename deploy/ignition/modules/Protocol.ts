@@ -16,7 +16,9 @@ const X0T = 10n ** 18n;
  */
 export default buildModule("Protocol", (m) => {
   const admin = m.getAccount(0);
-  const treasury = m.getParameter("treasury", m.getAccount(1));
+  // No default: a default of m.getAccount(1) is validated even when the parameter is given, and a
+  // public deployment has one account (the deployer), so Ignition refused the whole run.
+  const treasury = m.getParameter<string>("treasury");
   const distributor = m.getParameter("distributor", m.getAccount(0));
 
   const token = m.contract("X0T", [
