@@ -59,6 +59,7 @@ describe("payment gate of a relay", async () => {
         store,
         verify: (epoch, r) => verifyReceipt(p.receiptDomain, relayer, epoch, r),
         allowanceBytes: 10n * PER_CELL,
+        preHelloCells: 10n,
         slackCells: 64n,
         slackBytes: 64n * PER_CELL,
       }),
@@ -82,21 +83,37 @@ describe("payment gate of a relay", async () => {
     const epoch = await p.rewards.read.currentEpoch();
     await lockFor(p, payer, relayer, 100n * PER_CELL, epoch + 1n);
     g.open(7);
-    assert.deepEqual(carry(g, 7, 5), { serve: true }); // before the hello: on the allowance
+    assert.deepEqual(carry(g, 7, 5), { serve: true }); // before the hello: the build's few cells
     assert.deepEqual(await g.hello(7, key.address), { serve: true });
-    assert.deepEqual(carry(g, 7, 95), { serve: true });
-    const counted = g.counted(key.address);
-    assert.equal(counted.cells, 100n);
-    const good = await signReceipt(key, p.receiptDomain, {
-      relayer,
-      epoch,
-      cells: counted.cells,
-      bytes: counted.bytes,
-    });
-    assert.deepEqual(await g.receipt(7, epoch, good), { serve: true });
-    assert.equal(store.queued(epoch).length, 1, "kept for settlement");
+    const receiptNow = async () => {
+      const counted = g.counted(key.address);
+      return signReceipt(key, p.receiptDomain, { relayer, epoch, cells: counted.cells, bytes: counted.bytes });
+    };
+    assert.deepEqual(carry(g, 7, 45), { serve: true });
+    assert.deepEqual(await g.receipt(7, epoch, await receiptNow()), { serve: true });
+    assert.deepEqual(carry(g, 7, 50), { serve: true });
+    assert.equal(g.counted(key.address).cells, 100n);
+    assert.deepEqual(await g.receipt(7, epoch, await receiptNow()), { serve: true });
+    assert.equal(store.queued(epoch).length, 1, "the newest receipt kept for settlement");
     assert.deepEqual(carry(g, 7, 10), { serve: true }); // the allowance beyond the lock
     assert.deepEqual(g.cell(7), { serve: false, reason: PayStopReason.lockShort });
+  });
+
+  it("stops a payer whose receipts do not keep up: one receipt interval (the slack) past the last, no more", async () => {
+    const { gate: g } = gate();
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, payer, relayer, 1_000n * PER_CELL, epoch + 1n);
+    g.open(3);
+    await g.hello(3, key.address);
+    assert.deepEqual(carry(g, 3, 64), { serve: true }, "a lock alone is no payment: 64 cells of slack");
+    assert.deepEqual(g.cell(3), { serve: false, reason: PayStopReason.noPayment });
+    // A receipt that catches up mends it, on a new circuit.
+    const c = g.counted(key.address);
+    g.open(4);
+    await g.hello(4, key.address);
+    const good = await signReceipt(key, p.receiptDomain, { relayer, epoch, cells: c.cells, bytes: c.bytes });
+    assert.deepEqual(await g.receipt(4, epoch, good), { serve: true });
+    assert.deepEqual(carry(g, 4, 60), { serve: true });
   });
 
   it("stops a payer whose receipt under-states, over-claims, is forged, misdated or from an unknown key", async () => {
@@ -105,10 +122,13 @@ describe("payment gate of a relay", async () => {
     await lockFor(p, payer, relayer, 1_000n * PER_CELL, epoch + 1n);
     g.open(1);
     await g.hello(1, key.address);
-    carry(g, 1, 200);
-    const c = g.counted(key.address);
     const sign = (cells: bigint, bytes: bigint, at = epoch, by = key) =>
       signReceipt(by, p.receiptDomain, { relayer, epoch: at, cells, bytes });
+    carry(g, 1, 60);
+    const first = g.counted(key.address);
+    assert.deepEqual(await g.receipt(1, epoch, await sign(first.cells, first.bytes)), { serve: true });
+    assert.deepEqual(carry(g, 1, 60), { serve: true });
+    const c = g.counted(key.address); // 120 cells, 60 of them receipted
     assert.deepEqual(await g.receipt(1, epoch, await sign(c.cells - 100n, c.bytes)), {
       serve: false,
       reason: PayStopReason.badReceipt,

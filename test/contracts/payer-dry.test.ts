@@ -121,13 +121,24 @@ describe("a payer whose credit runs out mid-download", async () => {
     const got = Number(run.stdout.toString());
     assert.ok(got > 0 && got < size, `the stream stopped part way (${got} of ${size} bytes)`);
 
-    // The next request fails at once with the documented reply code.
-    const reply = await rawExchange(entry.socks.address.port, [
-      Buffer.from([5, 1, 0]),
-      Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, blob.port >> 8, blob.port & 0xff]),
-    ]);
-    assert.equal(reply.data[1], 0x00, "no authentication");
-    assert.equal(reply.data[3], 0x02, "REP 0x02: connection not allowed (payment)");
+    // The hop that stopped it is avoided; once a second relay has stopped the payer too, the entry
+    // refuses every new request at once with the documented reply code.
+    const request = async () =>
+      (
+        await rawExchange(
+          entry.socks.address.port,
+          [Buffer.from([5, 1, 0]), Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, blob.port >> 8, blob.port & 0xff])],
+          10_000,
+        )
+      ).data[3];
+    let reply: number | undefined;
+    for (let attempt = 0; attempt < 4 && reply !== 0x02; attempt++) {
+      // A request that gets through runs on what is left of the allowance: download to use it up.
+      reply = await request();
+      if (reply !== 0x02) await curl(["-x", proxy, "-o", "/dev/null", `http://127.0.0.1:${blob.port}/blob/${size}`]);
+    }
+    assert.equal(reply, 0x02, `REP 0x02: connection not allowed (payment); last reply ${reply}`);
+    assert.equal(await request(), 0x02, "and the next one too, at once");
 
     // The payment guarantee's bound: each relay carried at most what the payer paid or locked for
     // it, plus its allowance and one receipt interval.
@@ -145,5 +156,23 @@ describe("a payer whose credit runs out mid-download", async () => {
         `r${i + 1} exposure ${exposure} within the bound`,
       );
     }
+  });
+
+  it("refuses malformed lock requests (r = 0, a point off the curve) without harm to the relay", async () => {
+    const zero = `0x${"00".repeat(32)}` as const;
+    const offCurve = `0x${"ff".repeat(32)}` as const;
+    const epoch = await p.rewards.read.currentEpoch();
+    for (const r of [zero, offCurve])
+      duties[0]!.requestLock({ key: key.address, bytes: MiB, expiresEpoch: epoch + 1n, nonce: 7n, r, vs: zero });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await duties[0]!.flushLocks(); // nothing was queued: the signatures never verified
+    const lock = await p.credit.read.lockOf([p.wallets[6]!.account.address, getAddress(operators[0]!.account.address)]);
+    const before = lock.bytesLeft;
+    await duties[0]!.flushLocks();
+    const after = await p.credit.read.lockOf([
+      p.wallets[6]!.account.address,
+      getAddress(operators[0]!.account.address),
+    ]);
+    assert.equal(after.bytesLeft, before, "no lock landed from a forged request");
   });
 });

@@ -47,8 +47,14 @@ export interface GateOptions {
   store: Pick<AccountingStore, "saveReceipt"> & Partial<Pick<AccountingStore, "latestCounts">>;
   /** Checks a receipt's signature for `epoch` (EIP-712, EpochRewards' domain, this relay). */
   verify: (epoch: bigint, receipt: SignedReceipt) => Promise<boolean>;
-  /** Credit the relay extends to a payer beyond its landed lock, in bytes owed (and before HELLO). */
+  /** Credit the relay extends to a payer beyond its landed lock, in bytes owed. */
   allowanceBytes: bigint;
+  /**
+   * Relay cells a circuit may carry before its PAY_HELLO (default 32: the build's EXTENDs and the
+   * hello itself). A circuit that never says who pays is stopped there, so that building circuit
+   * after circuit gets nothing for free.
+   */
+  preHelloCells?: bigint;
   /** How far a receipt may lag the relay's count (one receipt interval). */
   slackCells: bigint;
   slackBytes: bigint;
@@ -57,8 +63,13 @@ export interface GateOptions {
 interface KeyState {
   /** Bytes owed the relay may carry for this key before a new receipt or chain read: paid + lock + allowance. */
   coveredUntil: bigint;
+  /** Bytes owed by the last receipt accepted (the relay's count may run ahead of it by slackBytes). */
+  receipted: bigint;
   stopped: PayStopReason | null;
 }
+
+const recoverable = (reason: PayStopReason | null | undefined) =>
+  reason === PayStopReason.lockShort || reason === PayStopReason.noPayment || reason === PayStopReason.lockExpired;
 
 export class PaymentGate {
   readonly #options: GateOptions;
@@ -115,7 +126,7 @@ export class PaymentGate {
     if (circuit.key === null) {
       circuit.unpaidCells += 1n;
       circuit.unpaidBytes += CELL_PRICE_BYTES;
-      return circuit.unpaidBytes > this.#options.allowanceBytes
+      return circuit.unpaidCells > (this.#options.preHelloCells ?? 32n)
         ? { serve: false, reason: PayStopReason.noPayment }
         : SERVE;
     }
@@ -127,6 +138,12 @@ export class PaymentGate {
       state.stopped = PayStopReason.lockShort;
       return { serve: false, reason: state.stopped };
     }
+    // Receipts must keep up: a payer that stops signing is carried one receipt interval, no more
+    // (the lock alone pays nothing: only receipts are settled, and an unused lock goes back).
+    if (count.bytes > state.receipted + this.#options.slackBytes) {
+      state.stopped = PayStopReason.noPayment;
+      return { serve: false, reason: state.stopped };
+    }
     return SERVE;
   }
 
@@ -135,7 +152,16 @@ export class PaymentGate {
     const circuit = this.#circuits.get(circuitId);
     const id = receipt.key.toLowerCase();
     if (!circuit || circuit.key !== id) return { serve: false, reason: PayStopReason.badReceipt };
-    if (!(await this.#options.verify(epoch, receipt))) return this.#stop(id, PayStopReason.badReceipt);
+    // An unknown key gets no more work (signature checks, chain reads) until a new hello re-reads it.
+    if (this.#keys.get(id)?.stopped === PayStopReason.unknownKey)
+      return { serve: false, reason: PayStopReason.unknownKey };
+    let valid: boolean;
+    try {
+      valid = await this.#options.verify(epoch, receipt);
+    } catch {
+      valid = false; // a malformed signature (r = 0, a point off the curve) is a bad receipt
+    }
+    if (!valid) return this.#stop(id, PayStopReason.badReceipt);
     let current = await this.#options.chain.currentEpoch();
     // The payer's clock may have seen the new epoch before this relay's cached read did.
     if (epoch === current + 1n) current = await this.#options.chain.currentEpoch({ fresh: true });
@@ -169,8 +195,9 @@ export class PaymentGate {
     }
     this.#options.store.saveReceipt(epoch, receipt);
     this.#resumed.delete(id);
-    const state = this.#keys.get(id) ?? { coveredUntil: 0n, stopped: null };
-    state.coveredUntil = chain.bytesPaid + chain.bytesLeft + this.#options.allowanceBytes;
+    const state = this.#keys.get(id) ?? { coveredUntil: 0n, receipted: 0n, stopped: null };
+    state.coveredUntil = this.#coveredUntil(chain, current);
+    if (receipt.bytes_ > state.receipted) state.receipted = receipt.bytes_;
     state.stopped = null;
     this.#keys.set(id, state);
     return SERVE;
@@ -191,18 +218,30 @@ export class PaymentGate {
     this.#resumed.add(id);
   }
 
+  /** What a channel covers: paid + what the lock holds (nothing new once it expired) + the allowance. */
+  #coveredUntil(chain: ChannelOnChain, epoch: bigint): bigint {
+    const left = epoch > chain.expiresEpoch ? 0n : chain.bytesLeft;
+    return chain.bytesPaid + left + this.#options.allowanceBytes;
+  }
+
   async #refresh(id: string, key: Address): Promise<KeyState> {
     let state = this.#keys.get(id);
+    // Until its first receipt, a key is carried one receipt interval past what it already paid.
+    const receipted = state?.receipted ?? this.#meter.get(id).bytes;
     try {
-      const chain = await this.#options.chain.channel(key);
+      const [chain, epoch] = await Promise.all([this.#options.chain.channel(key), this.#options.chain.currentEpoch()]);
       if (/^0x0{40}$/i.test(chain.account)) {
-        state = { coveredUntil: 0n, stopped: PayStopReason.unknownKey };
+        state = { coveredUntil: 0n, receipted, stopped: PayStopReason.unknownKey };
       } else {
-        const coveredUntil = chain.bytesPaid + chain.bytesLeft + this.#options.allowanceBytes;
-        state = { coveredUntil, stopped: state?.stopped === PayStopReason.lockShort ? null : (state?.stopped ?? null) };
+        state = {
+          coveredUntil: this.#coveredUntil(chain, epoch),
+          receipted,
+          // A short lock or a late receipt may have been mended since (a top-up, a receipt).
+          stopped: recoverable(state?.stopped) ? null : (state?.stopped ?? null),
+        };
       }
     } catch {
-      state = state ?? { coveredUntil: this.#options.allowanceBytes, stopped: null };
+      state = state ?? { coveredUntil: this.#options.allowanceBytes, receipted, stopped: null };
     }
     this.#keys.set(id, state);
     return state;
@@ -215,7 +254,7 @@ export class PaymentGate {
   }
 
   #stop(id: string, reason: PayStopReason): GateVerdict {
-    const state = this.#keys.get(id) ?? { coveredUntil: 0n, stopped: null };
+    const state = this.#keys.get(id) ?? { coveredUntil: 0n, receipted: 0n, stopped: null };
     state.stopped = reason;
     this.#keys.set(id, state);
     return { serve: false, reason };

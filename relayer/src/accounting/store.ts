@@ -51,9 +51,13 @@ function fixed(value: bigint, digits: number): string {
 export class AccountingStore {
   readonly #db: DatabaseSync;
 
-  /** Opens (creating if needed) the store at `path` (":memory:" for a throwaway one). */
-  constructor(path: string) {
-    this.#db = new DatabaseSync(path);
+  /**
+   * Opens (creating if needed) the store at `path` (":memory:" for a throwaway one). `readOnly`
+   * opens an existing store beside the running relay (`x0t status`) without writing anything.
+   */
+  constructor(path: string, options: { readOnly?: boolean } = {}) {
+    this.#db = new DatabaseSync(path, { readOnly: options.readOnly ?? false });
+    if (options.readOnly) return;
     this.#db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = FULL;

@@ -15,6 +15,7 @@ import {
   type Hex,
   parseEventLogs,
   type PublicClient,
+  TransactionReceiptNotFoundError,
   type Transport,
   type WalletClient,
 } from "viem";
@@ -106,7 +107,11 @@ export async function recheckRecent(
   let requeued = 0;
   for (const batch of store.confirmedSince(head > depth ? head - depth : 0n)) {
     if (batch.txHash === null) continue;
-    const receipt = await clients.public.getTransactionReceipt({ hash: batch.txHash }).catch(() => null);
+    // Only "no such receipt" means the reorg took it; any other RPC error ends the round (retried).
+    const receipt = await clients.public.getTransactionReceipt({ hash: batch.txHash }).catch((error: unknown) => {
+      if (error instanceof TransactionReceiptNotFoundError) return null;
+      throw error;
+    });
     if (receipt === null) {
       store.markReorged(batch.id, `reorged out: ${batch.txHash} is no longer in the chain`);
       requeued++;

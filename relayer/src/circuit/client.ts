@@ -143,7 +143,11 @@ export class ClientCircuit implements CircuitEndpoint {
         for (let i = 0; i < circuit.hops.length; i++) {
           if (!options.payer.operators[i]) continue;
           circuit.sendTo(i, RelayCommand.payHello, 0, [hello]);
-          circuit.sendLockIfDue(i);
+          // The hop carries a key only one receipt interval past its last receipt: bring it up to
+          // date at once (earlier circuits may have left cells unreceipted).
+          const operator = options.payer.operators[i]!;
+          if (options.payer.channels.unsigned(operator)) circuit.sendReceipt(i, operator);
+          else circuit.sendLockIfDue(i);
         }
         circuit.receiptTimer = setInterval(() => circuit.sendIdleReceipts(), options.payer.channels.intervalMs);
         circuit.receiptTimer.unref();

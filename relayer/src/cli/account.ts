@@ -262,7 +262,7 @@ export async function runAccountCommand(
       if (values.accounting) {
         if (!existsSync(values.accounting))
           throw new AccountUsageError(`--accounting: ${values.accounting} does not exist (the relay's SQLite file)`);
-        const store = new AccountingStore(values.accounting);
+        const store = new AccountingStore(values.accounting, { readOnly: true });
         accounting = store.summary(status.currentEpoch);
         store.close();
         lines.push(

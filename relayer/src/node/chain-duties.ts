@@ -39,7 +39,7 @@ export interface ChainDutiesOptions {
   claimAboveWei?: bigint | null;
   /** How far back a claim looks for unclaimed epochs (default 48). */
   claimLookback?: bigint;
-  /** Lock requests waiting to land, at most (default 256): more are dropped with a log line. */
+  /** Keys with a lock request waiting to land, at most (default 256): more are dropped with a log line. */
   maxPendingLocks?: number;
   logger: Logger;
   onStep?: OnSettlementStep;
@@ -60,8 +60,9 @@ const LOCK_BATCH = 32;
 export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
   const log = o.logger;
   const maxPending = o.maxPendingLocks ?? 256;
-  const pending: PayLock[] = [];
-  const seen = new Set<string>(); // (key, nonce) already queued or landed by this process
+  /** The newest checked request of each key, waiting to land (one slot per key). */
+  const pending = new Map<string, PayLock>();
+  const seen = new Set<string>(); // (key, nonce) of checked requests already queued or landed
   let flushing: Promise<void> | undefined;
   let settling: Promise<void> | undefined;
   let closed = false;
@@ -69,10 +70,6 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
   const land = async (batch: PayLock[]) => {
     const checked: PayLock[] = [];
     for (const lock of batch) {
-      if (!(await verifyLockRequest(o.creditDomain, o.relayer, lock))) {
-        log.warn("lock request refused: bad signature", { key: lock.key });
-        continue;
-      }
       try {
         const channel = await o.reader.channel(lock.key);
         if (/^0x0{40}$/i.test(channel.account)) {
@@ -81,7 +78,7 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
         }
       } catch (error) {
         log.warn("lock request kept for later: chain unavailable", { key: lock.key, error: (error as Error).message });
-        pending.push(lock);
+        if (!pending.has(lock.key.toLowerCase())) pending.set(lock.key.toLowerCase(), lock);
         continue;
       }
       checked.push(lock);
@@ -117,9 +114,16 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
 
   const flushLocks = async () => {
     while (flushing) await flushing;
-    if (pending.length === 0) return;
-    const batch = pending.splice(0, LOCK_BATCH);
-    flushing = land(batch).finally(() => (flushing = undefined));
+    if (pending.size === 0) return;
+    const batch: PayLock[] = [];
+    for (const [id, lock] of pending) {
+      if (batch.length >= LOCK_BATCH) break;
+      batch.push(lock);
+      pending.delete(id);
+    }
+    flushing = land(batch)
+      .catch((error: Error) => log.warn("lock landing failed", { error: error.message }))
+      .finally(() => (flushing = undefined));
     await flushing;
   };
 
@@ -175,7 +179,10 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
   };
 
   const settleTimer = setInterval(() => void settle(), o.settleEveryMs ?? 30_000);
-  const lockTimer = setInterval(() => void flushLocks(), 500);
+  const lockTimer = setInterval(
+    () => void flushLocks().catch((error: Error) => log.warn("lock landing failed", { error: error.message })),
+    500,
+  );
   settleTimer.unref();
   lockTimer.unref();
 
@@ -184,13 +191,19 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
       if (closed) return;
       const id = `${lock.key.toLowerCase()}:${lock.nonce}`;
       if (seen.has(id)) return;
-      if (pending.length >= maxPending) {
-        log.warn("lock request dropped: queue full", { key: lock.key });
-        return;
-      }
-      if (seen.size > 100_000) seen.clear(); // a replay after this is refused on-chain (NonceUsed)
-      seen.add(id);
-      pending.push(lock);
+      // The signature is checked before anything is queued or remembered: a forged request can
+      // neither take a queue slot nor poison the (key, nonce) of a real one.
+      verifyLockRequest(o.creditDomain, o.relayer, lock)
+        .catch(() => false) // a malformed signature (r = 0, a point off the curve) throws
+        .then((valid) => {
+          if (!valid) return log.warn("lock request refused: bad signature", { key: lock.key });
+          const key = lock.key.toLowerCase();
+          if (!pending.has(key) && pending.size >= maxPending)
+            return log.warn("lock request dropped: queue full", { key: lock.key });
+          if (seen.size > 100_000) seen.clear(); // a replay after this is refused on-chain (NonceUsed)
+          seen.add(id);
+          pending.set(key, lock); // the newest request of a key replaces one still waiting
+        });
     },
     settle,
     flushLocks,

@@ -42,9 +42,10 @@ export interface EntryOptions {
   suspectMs?: number;
   socksAuth?: { verify(username: string, password: string): boolean };
   /**
-   * Pay every hop that names an operator in-band with this client key (docs/settlement.md). When a
-   * hop stops serving the payer, new SOCKS requests fail at once with REP 0x02 ("not allowed")
-   * for `paymentBackoffMs` (default 10 s), then circuits are tried again (after a top-up).
+   * Pay every hop that names an operator in-band with this client key (docs/settlement.md). A relay
+   * that stops serving the payer is avoided by new paths; once two different relays have stopped
+   * it, new SOCKS requests fail at once with REP 0x02 ("not allowed") for `paymentBackoffMs`
+   * (default 10 s), then circuits are tried again (after a top-up).
    */
   payer?: PayerChannels;
   paymentBackoffMs?: number;
@@ -109,8 +110,9 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const paymentBackoffMs = options.paymentBackoffMs ?? 10_000;
   /** Why and until when new streams are refused after a hop stopped serving this payer. */
   let paymentStop: { message: string; until: number } | undefined;
-  /** How each closed circuit ended (a payment stop makes its failed opens final). */
-  const closedWith = new WeakMap<ClientCircuit, CircuitError>();
+  /** When relays stopped this payer within the back-off (at most a few: older ones are dropped). */
+  const paymentStops: number[] = [];
+
   /** Relay name → Date.now() until which new paths avoid it (bounded by the directory's size). */
   const suspects = new Map<string, number>();
   const pathNames = new WeakMap<ClientCircuit, string[]>();
@@ -178,13 +180,23 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     open.add(circuit);
     circuit.onClose((error) => {
       open.delete(circuit);
-      closedWith.set(circuit, error);
       if (error.reason === DestroyReason.payment && !closing) {
-        paymentStop = { message: error.message, until: Date.now() + paymentBackoffMs };
-        log.error("a relay stopped serving this payer: new streams are refused for a while", {
-          error: error.message,
-          ms: paymentBackoffMs,
-        });
+        // One relay's stop makes new paths avoid that relay (it may be hostile, or our lock with it
+        // short); a second stop within the back-off — another relay, or the same one when no path
+        // avoids it — means this payer cannot pay: then every new stream is refused for a while.
+        const relay = error.hop === undefined ? undefined : pathNames.get(circuit)?.[error.hop];
+        const now = Date.now();
+        while (paymentStops.length > 0 && now - paymentStops[0]! > paymentBackoffMs) paymentStops.shift();
+        paymentStops.push(now);
+        if (paymentStops.length > 16) paymentStops.shift();
+        if (relay !== undefined) suspect(relay, error.message);
+        if (paymentStops.length >= 2 || relay === undefined) {
+          paymentStop = { message: error.message, until: now + paymentBackoffMs };
+          log.error("relays stopped serving this payer: new streams are refused for a while", {
+            error: error.message,
+            ms: paymentBackoffMs,
+          });
+        } else log.warn("a relay stopped serving this payer: new paths avoid it", { relay, error: error.message });
       } else if (!closing) log.info("circuit closed", { reason: error.reason, error: error.message });
     });
     log.info("circuit built", {
@@ -264,10 +276,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       return await openOn(circuit, target, signal);
     } catch (error) {
       // The exit's verdict (refused, unreachable, not allowed) is final; a dead circuit is not,
-      // unless a hop killed it because this payer did not pay.
-      const ended = closedWith.get(circuit);
-      if (ended?.reason === DestroyReason.payment)
-        throw new StreamOpenError(StreamReason.notAllowed, `payment: ${ended.message}`, { cause: ended });
+      // unless relays stopped serving this payer (checkPayment below then refuses at once).
       if (!circuit.closed || signal?.aborted) throw error;
       log.info("stream failed on a dying circuit: retrying on a fresh one");
       checkPayment();

@@ -1,5 +1,5 @@
 /** A relay's static keys on disk: JSON with the X25519 private key and the ML-KEM seed, mode 0600. */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { generateStaticKeys, staticKeysFromSecrets } from "../crypto/keys.ts";
 import type { StaticKeys } from "../crypto/keys.ts";
 
@@ -14,6 +14,7 @@ export function loadOrCreateKeys(path: string): { keys: StaticKeys; created: boo
     writeFileSync(path, JSON.stringify(body, null, 2) + "\n", { mode: 0o600, flag: "wx" });
     return { keys, created: true };
   }
+  if ((statSync(path).mode & 0o077) !== 0) throw new Error(`${path}: readable by others (chmod 600 ${path})`);
   const raw = JSON.parse(readFileSync(path, "utf8")) as { version?: unknown; x25519?: unknown; mlkemSeed?: unknown };
   if (raw.version !== 1 || typeof raw.x25519 !== "string" || typeof raw.mlkemSeed !== "string") {
     throw new Error(`${path}: expected {"version":1,"x25519":<64 hex>,"mlkemSeed":<128 hex>}`);

@@ -63,16 +63,18 @@ async function connectChain(chain: NonNullable<NodeConfig["chain"]>): Promise<Ch
   }
   const rpcUrl = chain.rpcUrl ?? deployment.rpcUrl;
   if (!rpcUrl) throw new ConfigError("chain.rpcUrl: required (the deployment file names no rpcUrl)");
+  // Errors show the RPC's origin only: a provider's API key often sits in the path or the query.
+  const shown = URL.canParse(rpcUrl) ? new URL(rpcUrl).origin : "(unparseable URL)";
   const client = createPublicClient({ transport: http(rpcUrl, { retryCount: 2 }) }) as PublicClient;
   let chainId: number;
   try {
     chainId = await client.getChainId();
-  } catch (error) {
-    throw new ConfigError(`chain.rpcUrl: ${rpcUrl} does not answer (${(error as Error).message.split("\n")[0]})`);
+  } catch {
+    throw new ConfigError(`chain.rpcUrl: ${shown} does not answer`);
   }
   if (chainId !== deployment.chainId)
     throw new ConfigError(
-      `chain.rpcUrl: ${rpcUrl} is chain ${chainId}, the deployment is for chain ${deployment.chainId}`,
+      `chain.rpcUrl: ${shown} is chain ${chainId}, the deployment is for chain ${deployment.chainId}`,
     );
   return { chainId, rpcUrl, contracts: deployment.contracts, client };
 }
@@ -117,7 +119,9 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     const p = r.payments;
     const chain = await connectChain(config.chain!);
     operator = getAddress(p.operator);
-    const signer = loadEvmKey(p.signerKey, "relay.payments.signerKey");
+    // One signer sends submissions, lock landings and claims concurrently: viem's nonce manager
+    // hands each its own nonce (two sends would otherwise race for the same one).
+    const signer = loadEvmKey(p.signerKey, "relay.payments.signerKey", { nonceManager: true });
     const [registeredSigner, active] = await chain.client.readContract({
       address: chain.contracts.RelayerRegistry,
       abi: relayerRegistryAbi,
