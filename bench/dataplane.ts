@@ -10,14 +10,28 @@
  * X0T_BENCH_MIB (default 256) sets the size of each throughput download, X0T_BENCH_ROUNDS (default
  * 3) the paired rounds. `--json` adds one JSON object with every figure, baseline and ratio as the
  * last line of the output.
+ *
+ * `npm run bench` is this script alone: it first runs bench/settlement.ts (`hardhat run`, output
+ * shown as it comes) with X0T_BENCH_SETTLEMENT_OUT pointing into its temporary folder, reads the
+ * figures that file holds and puts them under "settlement" in its JSON line; with both in hand it
+ * adds the share of a middle relay's CPU that payment takes (`receiptShareOfRelayCpu`).
+ * `--no-settlement` skips that step.
+ *
+ * Node flags of the x0t processes: X0T_BENCH_NODE_FLAGS (space-separated, default none) is given
+ * to every relay and entry this bench spawns; they run with X0T_NO_REEXEC=1, so that the process
+ * measured is the one spawned with exactly these flags. `--gc-ab` runs only a paired comparison of
+ * 3-hop circuits whose processes run without and with a V8 flag (X0T_BENCH_GC_FLAG, default
+ * `--max-semi-space-size=1`; X0T_BENCH_GC_RELAYS_ONLY=1: only the relays get it), X0T_BENCH_ROUNDS
+ * (default 5) interleaved rounds.
  */
 import { execFile, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import type { Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { SocksClient } from "socks";
 import { ClientCircuit } from "../relayer/src/circuit/client.ts";
@@ -33,6 +47,8 @@ const run = promisify(execFile);
 const MIB = Number(process.env.X0T_BENCH_MIB ?? 256);
 const ROUNDS = Math.max(1, Math.min(10, Number(process.env.X0T_BENCH_ROUNDS ?? 3)));
 const JSON_OUT = process.argv.includes("--json");
+const GC_AB = process.argv.includes("--gc-ab");
+const NODE_FLAGS = (process.env.X0T_BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 const children: ChildProcess[] = [];
 const state = mkdtempSync(join(tmpdir(), "x0t-bench-"));
 process.on("exit", () => {
@@ -65,11 +81,15 @@ function cpuSeconds(pid: number): number {
 }
 
 /** Starts a helper process and resolves with the port it printed ("ready <port>"). */
-function startProcess(args: string[], ready: RegExp): Promise<{ child: ChildProcess; port: number }> {
+function startProcess(
+  args: string[],
+  ready: RegExp,
+  nodeFlags: string[] = [],
+): Promise<{ child: ChildProcess; port: number }> {
   return new Promise((resolvePort, reject) => {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(process.execPath, [...nodeFlags, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, X0T_LOG_LEVEL: "info" },
+      env: { ...process.env, X0T_LOG_LEVEL: "info", X0T_NO_REEXEC: "1" },
     });
     children.push(child);
     let out = "";
@@ -177,12 +197,149 @@ function cellPathMBps(cellBody: number, totalBytes: number): number {
   return (cells * payload) / ((performance.now() - t) / 1000) / 1e6;
 }
 
+/**
+ * bench/settlement.ts under `hardhat run` (it deploys the protocol on the in-process EVM), its
+ * output shown as it comes; resolves with the figures it wrote to a file in this run's folder.
+ */
+async function runSettlementBench(): Promise<{ figures: Record<string, Record<string, unknown>> }> {
+  const out = join(state, "settlement.json");
+  const hardhat = join(dirname(createRequire(import.meta.url).resolve("hardhat")), "cli.js");
+  const child = spawn(process.execPath, [hardhat, "run", "bench/settlement.ts"], {
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, X0T_BENCH_SETTLEMENT_OUT: out },
+  });
+  children.push(child);
+  const code = await new Promise<number | null>((done) => child.once("exit", done));
+  if (code !== 0) throw new Error(`bench/settlement.ts exited with ${code}`);
+  return JSON.parse(readFileSync(out, "utf8")) as { figures: Record<string, Record<string, unknown>> };
+}
+
+/**
+ * Three relays (r1, r2, r3; r3 the exit) with descriptors in `state/<folder>`, and a 1-hop and a
+ * 3-hop entry over them, every process started with `nodeFlags`.
+ */
+async function startNetwork(cli: string, folder: string, nodeFlags: string[], entryFlags = nodeFlags) {
+  const relayDir = join(state, folder);
+  const relays = [];
+  for (let i = 1; i <= 3; i++) {
+    const exit = i === 3 ? ["--exit", "--allow-private-targets"] : [];
+    // r2 also hosts the memory test's 2,000 circuits: lift its CREATE rate limit.
+    const rate = i === 2 ? ["--creates-per-second", "100000"] : [];
+    relays.push(
+      await startProcess(
+        [
+          cli,
+          "relay",
+          "--listen",
+          "127.0.0.1:0",
+          "--name",
+          `r${i}`,
+          "--keys",
+          join(state, `${folder}-r${i}.key`),
+          "--descriptor-out",
+          join(relayDir, `r${i}.json`),
+          ...exit,
+          ...rate,
+        ],
+        /relay listening|EXIT POLICY/,
+        nodeFlags,
+      ),
+    );
+  }
+  for (let i = 1; i <= 3; i++)
+    for (let w = 0; w < 300 && !existsSync(join(relayDir, `r${i}.json`)); w++)
+      await new Promise((r) => setTimeout(r, 100));
+  const entry = (hops: number) =>
+    startProcess(
+      [cli, "entry", "--socks", "127.0.0.1:0", "--directory", relayDir, "--hops", String(hops)],
+      /"SOCKS5 entry listening".*"port":(\d+)/,
+      entryFlags,
+    );
+  const entry1 = await entry(1);
+  const entry3 = await entry(3);
+  return { relayDir, relays, entry1, entry3 };
+}
+
+/**
+ * `--gc-ab`: the same 3-hop download through two networks, one whose processes run without
+ * `flag` and one with it, alternating (which goes first alternates too); per round the middle
+ * relay's CPU seconds per GB (r2, from /proc), the entry's, and MB/s. Medians of paired ratios.
+ */
+async function gcAb(cli: string, servers: string): Promise<void> {
+  const flag = process.env.X0T_BENCH_GC_FLAG ?? "--max-semi-space-size=1";
+  const rounds = Math.max(3, Math.min(12, Number(process.env.X0T_BENCH_ROUNDS ?? 5)));
+  const blob = await startProcess([servers, "blob", "0"], /ready (\d+)/);
+  const a = await startNetwork(cli, "plain", []);
+  // X0T_BENCH_GC_RELAYS_ONLY=1: B's entry runs without the flag too (only its relays differ).
+  const relaysOnly = process.env.X0T_BENCH_GC_RELAYS_ONLY === "1";
+  const b = await startNetwork(cli, "flag", [flag], relaysOnly ? [] : [flag]);
+  const url = `http://127.0.0.1:${blob.port}/blob/${MIB * 1024 * 1024}`;
+  const gb = (MIB * 1024 * 1024) / 1e9;
+  const one = async (net: typeof a) => {
+    const pids = [net.relays[1]!.child.pid!, net.entry3.child.pid!];
+    const before = pids.map(cpuSeconds);
+    const mbps = await curlSpeed(url, `socks5h://127.0.0.1:${net.entry3.port}`);
+    const [relay, entry] = pids.map((p, i) => (cpuSeconds(p) - before[i]!) / gb);
+    return { mbps, relay: relay!, entry: entry! };
+  };
+  await one(a);
+  await one(b); // warm-up
+  const loadStart = loadavg()[0]!;
+  const rows: Array<{ a: Awaited<ReturnType<typeof one>>; b: Awaited<ReturnType<typeof one>> }> = [];
+  for (let round = 0; round < rounds; round++) {
+    if (round % 2 === 0) {
+      const ra = await one(a);
+      rows.push({ a: ra, b: await one(b) });
+    } else {
+      const rb = await one(b);
+      rows.push({ a: await one(a), b: rb });
+    }
+  }
+  const loadEnd = loadavg()[0]!;
+  console.log(
+    `\nGC flag A/B: 3-hop circuits, ${MIB} MiB per download, ${rounds} interleaved rounds; ${relaysOnly ? "the relays of B (not its entry)" : "every relay and the entry of B"} run with ${flag}; load average ${f(loadStart)} → ${f(loadEnd)} on ${cpus().length} cores.\n`,
+  );
+  console.log("| round | MB/s without / with | middle relay CPU s/GB without / with | entry CPU s/GB without / with |");
+  console.log("| --- | ---: | ---: | ---: |");
+  for (const [i, r] of rows.entries())
+    console.log(
+      `| ${i + 1} | ${f(r.a.mbps, 0)} / ${f(r.b.mbps, 0)} | ${f(r.a.relay)} / ${f(r.b.relay)} | ${f(r.a.entry)} / ${f(r.b.entry)} |`,
+    );
+  const ratio = (k: "mbps" | "relay" | "entry") => median(rows.map((r) => r.b[k] / r.a[k]));
+  const med = (side: "a" | "b", k: "mbps" | "relay" | "entry") => median(rows.map((r) => r[side][k]));
+  console.log(
+    `| median | ${f(med("a", "mbps"), 0)} / ${f(med("b", "mbps"), 0)} (paired ratio ${f(ratio("mbps"))}) | ${f(med("a", "relay"))} / ${f(med("b", "relay"))} (paired ratio ${f(ratio("relay"))}) | ${f(med("a", "entry"))} / ${f(med("b", "entry"))} (paired ratio ${f(ratio("entry"))}) |`,
+  );
+  record("gcFlagAB", {
+    flag,
+    relaysOnly,
+    rounds,
+    mbpsWithout: med("a", "mbps"),
+    mbpsWith: med("b", "mbps"),
+    mbpsRatio: ratio("mbps"),
+    middleRelayCpuSecondsPerGBWithout: med("a", "relay"),
+    middleRelayCpuSecondsPerGBWith: med("b", "relay"),
+    middleRelayCpuRatio: ratio("relay"),
+    entryCpuSecondsPerGBWithout: med("a", "entry"),
+    entryCpuSecondsPerGBWith: med("b", "entry"),
+    entryCpuRatio: ratio("entry"),
+    loadStart,
+    loadEnd,
+  });
+}
+
 async function main() {
   await initCrypto();
   const cli = resolve("relayer/src/cli.ts");
   const servers = resolve("bench/servers.ts");
+  if (GC_AB) {
+    await gcAb(cli, servers);
+    if (JSON_OUT) console.log(JSON.stringify({ node: process.version, mib: MIB, figures }));
+    process.exit(0);
+  }
+  const settlement = process.argv.includes("--no-settlement") ? undefined : await runSettlementBench();
   console.log(
-    `x0tta6bl4 data-plane benchmark — node ${process.version}, downloads of ${MIB} MiB, ${ROUNDS} paired rounds, loopback\n`,
+    `\nx0tta6bl4 data-plane benchmark — node ${process.version}, downloads of ${MIB} MiB, ${ROUNDS} paired rounds, loopback\n`,
   );
   console.log("| figure | x0tta6bl4 | baseline (same run) | ratio | goal |");
   console.log("| --- | ---: | ---: | ---: | --- |");
@@ -240,43 +397,7 @@ async function main() {
 
   // Processes: blob server, 3 relays (last one exit), two entries (1 and 3 hops), baselines.
   const blob = await startProcess([servers, "blob", "0"], /ready (\d+)/);
-  const relayDir = join(state, "relays");
-  const relays = [];
-  for (let i = 1; i <= 3; i++) {
-    const exit = i === 3 ? ["--exit", "--allow-private-targets"] : [];
-    // r2 also hosts the memory test's 2,000 circuits: lift its CREATE rate limit.
-    const rate = i === 2 ? ["--creates-per-second", "100000"] : [];
-    relays.push(
-      await startProcess(
-        [
-          cli,
-          "relay",
-          "--listen",
-          "127.0.0.1:0",
-          "--name",
-          `r${i}`,
-          "--keys",
-          join(state, `r${i}.key`),
-          "--descriptor-out",
-          join(relayDir, `r${i}.json`),
-          ...exit,
-          ...rate,
-        ],
-        /relay listening|EXIT POLICY/,
-      ),
-    );
-  }
-  for (let i = 1; i <= 3; i++)
-    for (let w = 0; w < 300 && !existsSync(join(relayDir, `r${i}.json`)); w++)
-      await new Promise((r) => setTimeout(r, 100));
-  const entry1 = await startProcess(
-    [cli, "entry", "--socks", "127.0.0.1:0", "--directory", relayDir, "--hops", "1"],
-    /"SOCKS5 entry listening".*"port":(\d+)/,
-  );
-  const entry3 = await startProcess(
-    [cli, "entry", "--socks", "127.0.0.1:0", "--directory", relayDir, "--hops", "3"],
-    /"SOCKS5 entry listening".*"port":(\d+)/,
-  );
+  const { relayDir, relays, entry1, entry3 } = await startNetwork(cli, "relays", NODE_FLAGS);
   const socksDirect = await startProcess([servers, "socks-direct", "0"], /ready (\d+)/);
   // The plain chain: pipe1 → blob, pipe2 → pipe1, … A client of pipe2 crosses 2 forwarding
   // processes (as entry + 1 relay), a client of pipe4 crosses 4 (entry + 3 relays).
@@ -522,7 +643,39 @@ async function main() {
   );
   record("openStreamKiB", { value: perStream / 1024, goal: 128, met: perStream / 1024 <= 128 });
   for (const s of held) s.destroy();
-  if (JSON_OUT) console.log(JSON.stringify({ node: process.version, mib: MIB, rounds: ROUNDS, figures }));
+  // Payment's share of a paid middle relay's CPU: the relay work per GB measured by the settlement
+  // bench (receipts judged + every cell counted) over the same plus this run's middle relay CPU/GB.
+  const work = settlement?.figures["relayPaymentWork"];
+  if (work) {
+    for (const every of [256, 1024]) {
+      const pay = Number(work[`relayCpuSecondsPerGB${every}`]);
+      const share = (100 * pay) / (pay + cpuR);
+      row(
+        `payment's share of a middle relay's CPU, receipt every ${every} cells, %`,
+        f(share),
+        `${f(pay, 3)} s/GB payment (settlement bench) vs ${f(cpuR)} s/GB relaying`,
+        "",
+        `<= 2%: ${met(share <= 2)}`,
+      );
+      record(`receiptShareOfRelayCpu${every}`, {
+        value: share,
+        paymentCpuSecondsPerGB: pay,
+        relayCpuSecondsPerGB: cpuR,
+        goal: 2,
+        met: share <= 2,
+      });
+    }
+  }
+  if (JSON_OUT)
+    console.log(
+      JSON.stringify({
+        node: process.version,
+        mib: MIB,
+        rounds: ROUNDS,
+        figures,
+        settlement: settlement?.figures ?? null,
+      }),
+    );
   process.exit(0);
 }
 
