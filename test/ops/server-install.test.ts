@@ -147,7 +147,8 @@ describe("deploy/node: systemd unit and install.sh", () => {
       "deploy/node/entrypoint.ts",
       "relayer/src/cli.ts",
       "node_modules/viem/package.json",
-      "node_modules/mlkem/package.json",
+      "node_modules/zod/package.json",
+      "node_modules/prom-client/package.json",
     ])
       assert.ok(existsSync(join(root, "opt/x0t", file)), file);
     assert.ok(
