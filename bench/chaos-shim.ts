@@ -25,30 +25,46 @@ const shims = JSON.parse(process.argv[2] ?? "[]") as { name: string; listen: num
 const impairments = new Map<string, Impairment>();
 for (const s of shims) impairments.set(s.name, { delayMs: 0, lossRate: 0, stallMs: 0 });
 
-/** Copies `from` to `to` under `name`'s impairment, in order, with back-pressure. */
+/**
+ * Copies `from` to `to` under `name`'s impairment, in order, with back-pressure. Delayed chunks wait
+ * in one FIFO drained by one timer: separate timers per chunk could fire out of order and corrupt
+ * the byte stream (which the link's AEAD would then report as an attack).
+ */
 function forward(name: string, from: Socket, to: Socket): void {
+  const queue: { at: number; chunk: Buffer }[] = [];
   let queued = 0;
-  let releaseAt = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const drain = () => {
+    timer = undefined;
+    const now = Date.now();
+    while (queue.length > 0 && (queue[0] as { at: number }).at <= now) {
+      const { chunk } = queue.shift() as { at: number; chunk: Buffer };
+      queued -= chunk.length;
+      if (!to.destroyed && !to.write(chunk)) from.pause();
+    }
+    if (queue.length > 0) timer = setTimeout(drain, (queue[0] as { at: number }).at - now);
+    if (queued <= MAX_QUEUED && to.writableLength === 0) from.resume();
+  };
   from.on("data", (chunk: Buffer) => {
     const imp = impairments.get(name) as Impairment;
-    if (imp.delayMs === 0 && imp.lossRate === 0 && queued === 0) {
+    if (imp.delayMs === 0 && imp.lossRate === 0 && queue.length === 0) {
       if (!to.write(chunk)) from.pause();
       return;
     }
     const now = Date.now();
     const stall = imp.lossRate > 0 && Math.random() < imp.lossRate ? imp.stallMs : 0;
-    releaseAt = Math.max(releaseAt, now + imp.delayMs + stall);
+    // Never earlier than the chunk before it: TCP delivers in order, a "lost" segment holds the rest.
+    const at = Math.max(queue.at(-1)?.at ?? 0, now + imp.delayMs + stall);
+    queue.push({ at, chunk });
     queued += chunk.length;
     if (queued > MAX_QUEUED) from.pause();
-    setTimeout(() => {
-      queued -= chunk.length;
-      if (to.destroyed) return;
-      if (!to.write(chunk) || queued > MAX_QUEUED) from.pause();
-      else from.resume();
-    }, releaseAt - now);
+    if (timer === undefined) timer = setTimeout(drain, at - now);
   });
   to.on("drain", () => {
     if (queued <= MAX_QUEUED) from.resume();
+  });
+  to.on("close", () => {
+    if (timer) clearTimeout(timer);
   });
 }
 
