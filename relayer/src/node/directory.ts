@@ -3,6 +3,10 @@
  * listens, its static public keys, whether it is an exit); a client accepts a descriptor only if
  * its keys hash to the keysHash it expects (the one in the relay's registry record, or in the
  * descriptor itself for a local directory whose files the operator controls).
+ *
+ * Two ways in: `readDirectory` reads unsigned descriptors from a folder the operator controls (tests,
+ * `npm start`); the mesh (mesh/descriptor.ts) turns signed descriptors that a trust anchor vouched
+ * for into the same `DirectoryEntry`, with the fields route choice needs (bandwidth, validity).
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -32,6 +36,10 @@ export interface DirectoryEntry extends HopInfo {
   region: string | undefined;
   /** The operator's address, lowercase 0x-hex, when the descriptor names one (paid circuits need it). */
   operator?: `0x${string}`;
+  /** Advertised bandwidth, bytes per second (signed descriptors only). */
+  bandwidth?: number;
+  /** Unix seconds after which the descriptor that produced this entry is no longer valid. */
+  notAfter?: number;
 }
 
 export class DescriptorError extends Error {

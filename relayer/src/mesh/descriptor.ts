@@ -1,0 +1,326 @@
+/**
+ * Signed node descriptors: what a relay says about itself (where it listens, its static public
+ * keys, whether it exits and under which policy, its bandwidth, its operator) for a bounded time,
+ * signed with its node signer key as EIP-712 typed data in the RelayerRegistry's domain (so a
+ * descriptor is bound to one chain and one registry and cannot be replayed as any other message).
+ *
+ * A descriptor is self-authenticating: whoever carries it (a bootstrap node, a peer, a file) needs
+ * no trust. It is accepted only if a trust anchor vouches for the signer (docs/self-healing.md):
+ * the on-chain registry record of `operator` (same signer, same keys hash, same endpoint and region,
+ * stake active), or, offline, a bootstrap configuration that lists the signer. Everything else is
+ * dropped with a `DropReason`.
+ */
+import {
+  type Address,
+  getAddress,
+  type Hex,
+  isAddress,
+  type LocalAccount,
+  recoverTypedDataAddress,
+  stringToHex,
+} from "viem";
+import { type DirectoryEntry, DescriptorError, parseDescriptor } from "../node/directory.ts";
+import { relayerRegistryDomain } from "../chain/registry.ts";
+
+export type DescriptorDomain = ReturnType<typeof relayerRegistryDomain>;
+export { relayerRegistryDomain as descriptorDomain };
+
+/** Field names and types of the signed message; changing them is a new `version`. */
+export const NODE_DESCRIPTOR_TYPES = {
+  NodeDescriptor: [
+    { name: "operator", type: "address" },
+    { name: "nickname", type: "string" },
+    { name: "endpoint", type: "string" },
+    { name: "region", type: "bytes2" },
+    { name: "keysHash", type: "bytes32" },
+    { name: "exit", type: "bool" },
+    { name: "exitPolicy", type: "string" },
+    { name: "bandwidth", type: "uint64" },
+    { name: "notBefore", type: "uint64" },
+    { name: "notAfter", type: "uint64" },
+  ],
+} as const;
+
+export const DESCRIPTOR_VERSION = 1;
+/** Longest validity a descriptor may claim: a relay re-signs at least this often. */
+export const MAX_VALIDITY_S = 7 * 24 * 3600;
+/** Clock difference tolerated between signer and verifier. */
+export const CLOCK_SKEW_S = 60;
+const MAX_NICKNAME = 32;
+const MAX_ENDPOINT = 128; // RelayerRegistry.MAX_ENDPOINT_LENGTH
+const MAX_EXIT_POLICY = 256;
+
+/** A descriptor as it travels (JSON): every field but `version` and the keys is signed. */
+export interface SignedNodeDescriptor {
+  version: typeof DESCRIPTOR_VERSION;
+  operator: Address;
+  /** A display label (logs, the chaos harness); identity is the operator. */
+  nickname: string;
+  /** "host:port" or "[v6]:port", byte for byte as in the registry record. */
+  endpoint: string;
+  /** ISO 3166-1 alpha-2, upper case. */
+  region: string;
+  /** 32-byte X25519 public key, hex. */
+  x25519: string;
+  /** 1,184-byte ML-KEM-768 encapsulation key, base64. */
+  mlkem: string;
+  /** 0x + sha256(x25519 || mlkem): binds the two keys above into the signature. */
+  keysHash: Hex;
+  exit: boolean;
+  /** A summary such as "reject private; accept *:80,443" (informative, <= 256 bytes). */
+  exitPolicy: string;
+  /** Advertised bandwidth, bytes per second. */
+  bandwidth: number;
+  /** Validity, unix seconds. */
+  notBefore: number;
+  notAfter: number;
+  signature: Hex;
+}
+
+export type DescriptorFields = Omit<SignedNodeDescriptor, "version" | "signature">;
+
+/** Why a descriptor was dropped; each value is a log field and a counter name. */
+export const DropReason = {
+  malformed: "malformed",
+  badKeys: "bad-keys",
+  notYetValid: "not-yet-valid",
+  expired: "expired",
+  validityTooLong: "validity-too-long",
+  badSignature: "bad-signature",
+  unregistered: "unregistered",
+  wrongSigner: "wrong-signer",
+  keysMismatch: "keys-mismatch",
+  endpointMismatch: "endpoint-mismatch",
+  regionMismatch: "region-mismatch",
+  unstaked: "unstaked",
+  unknownSigner: "unknown-signer",
+  trustUnavailable: "trust-unavailable",
+  stale: "stale",
+} as const;
+export type DropReason = (typeof DropReason)[keyof typeof DropReason];
+
+/** What a trust anchor knows of an operator's node. Absent fields are not checked. */
+export interface NodeRecord {
+  operator: Address;
+  signer: Address;
+  keysHash?: Hex;
+  endpoint?: string;
+  region?: string;
+  /** Stake at or above the minimum now. */
+  active: boolean;
+}
+
+export type Lookup =
+  | { kind: "record"; record: NodeRecord }
+  /** The anchor is sure the operator has no node. */
+  | { kind: "none" }
+  /** The anchor cannot say (not synced yet, RPC down with nothing cached). */
+  | { kind: "unavailable" };
+
+/** A source of trust: the registry (registry-source.ts) or a bootstrap configuration. */
+export interface TrustAnchor {
+  readonly kind: "registry" | "bootstrap";
+  /** What the anchor knows of `operator`'s node, whose descriptor `signer` signed. */
+  lookup(operator: Address, signer: Address): Lookup | Promise<Lookup>;
+}
+
+/**
+ * The offline anchor: a descriptor signed by a signer the bootstrap configuration lists (and, if
+ * the entry pins one, for that operator) is trusted. Keys, endpoint and stake cannot be checked
+ * without the chain; an unlisted signer is "unavailable" here, so a registry anchor after it may
+ * still answer.
+ */
+export function bootstrapAnchor(trusted: readonly { signer: Address; operator?: Address }[]): TrustAnchor {
+  const bySigner = new Map(trusted.map((t) => [t.signer.toLowerCase(), t]));
+  return {
+    kind: "bootstrap",
+    lookup: (operator, signer) => {
+      const t = bySigner.get(signer.toLowerCase());
+      if (!t || (t.operator !== undefined && t.operator.toLowerCase() !== operator.toLowerCase()))
+        return { kind: "unavailable" };
+      return { kind: "record", record: { operator, signer: t.signer, active: true } };
+    },
+  };
+}
+
+/** The node a verified descriptor describes. */
+export interface VerifiedNode {
+  descriptor: SignedNodeDescriptor;
+  entry: DirectoryEntry;
+  signer: Address;
+  /** Which anchor vouched for it. */
+  anchor: TrustAnchor["kind"];
+}
+
+export type Verdict = { ok: true; node: VerifiedNode } | { ok: false; reason: DropReason; detail: string };
+
+/** "host:port" / "[v6]:port" → parts, or undefined. */
+export function splitEndpoint(endpoint: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(endpoint);
+  const port = Number(m?.[3]);
+  if (!m || !(port > 0 && port < 65536)) return undefined;
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+function typedMessage(d: DescriptorFields) {
+  return {
+    operator: d.operator,
+    nickname: d.nickname,
+    endpoint: d.endpoint,
+    region: stringToHex(d.region, { size: 2 }),
+    keysHash: d.keysHash,
+    exit: d.exit,
+    exitPolicy: d.exitPolicy,
+    bandwidth: BigInt(d.bandwidth),
+    notBefore: BigInt(d.notBefore),
+    notAfter: BigInt(d.notAfter),
+  };
+}
+
+/** Signs `fields` with the node's signer key. */
+export async function signNodeDescriptor(
+  signer: LocalAccount,
+  domain: DescriptorDomain,
+  fields: DescriptorFields,
+): Promise<SignedNodeDescriptor> {
+  const checked = checkFields({ ...fields, version: DESCRIPTOR_VERSION, signature: "0x" });
+  const signature = await signer.signTypedData({
+    domain,
+    types: NODE_DESCRIPTOR_TYPES,
+    primaryType: "NodeDescriptor",
+    message: typedMessage(checked),
+  });
+  return { ...checked, signature };
+}
+
+class Malformed extends Error {}
+
+/** Shape and bounds of an untrusted descriptor; throws Malformed naming the field. */
+function checkFields(value: unknown): SignedNodeDescriptor {
+  const fail = (field: string, expected: string): never => {
+    throw new Malformed(`"${field}" must be ${expected}`);
+  };
+  if (typeof value !== "object" || value === null) return fail("(root)", "an object");
+  const d = value as Record<string, unknown>;
+  const str = (k: string, max: number) =>
+    typeof d[k] === "string" && (d[k] as string).length <= max ? (d[k] as string) : fail(k, `a string <= ${max}`);
+  const int = (k: string) =>
+    typeof d[k] === "number" && Number.isSafeInteger(d[k]) && (d[k] as number) >= 0
+      ? (d[k] as number)
+      : fail(k, "a non-negative integer");
+  if (d.version !== DESCRIPTOR_VERSION) fail("version", String(DESCRIPTOR_VERSION));
+  const operator = str("operator", 42);
+  if (!isAddress(operator, { strict: false })) fail("operator", "an address");
+  const endpoint = str("endpoint", MAX_ENDPOINT);
+  if (!splitEndpoint(endpoint) || /[A-Z]/.test(endpoint)) fail("endpoint", "host:port in lower case");
+  const region = str("region", 2);
+  if (!/^[A-Z]{2}$/.test(region)) fail("region", "two capital letters");
+  const keysHash = str("keysHash", 66);
+  if (!/^0x[0-9a-f]{64}$/.test(keysHash)) fail("keysHash", "0x and 64 lower-case hex digits");
+  const signature = str("signature", 200);
+  if (!/^0x([0-9a-f]{2})*$/i.test(signature)) fail("signature", "hex");
+  if (typeof d.exit !== "boolean") fail("exit", "true or false");
+  const out: SignedNodeDescriptor = {
+    version: DESCRIPTOR_VERSION,
+    operator: getAddress(operator),
+    nickname: str("nickname", MAX_NICKNAME),
+    endpoint,
+    region,
+    x25519: str("x25519", 64),
+    mlkem: str("mlkem", 2048),
+    keysHash: keysHash as Hex,
+    exit: d.exit as boolean,
+    exitPolicy: str("exitPolicy", MAX_EXIT_POLICY),
+    bandwidth: int("bandwidth"),
+    notBefore: int("notBefore"),
+    notAfter: int("notAfter"),
+    signature: signature as Hex,
+  };
+  if (out.notAfter <= out.notBefore) fail("notAfter", "after notBefore");
+  return out;
+}
+
+/** The directory entry of a descriptor (keys checked against its keys hash). */
+function entryOf(d: SignedNodeDescriptor): DirectoryEntry {
+  const at = splitEndpoint(d.endpoint) as { host: string; port: number };
+  const entry = parseDescriptor(
+    {
+      name: d.nickname || d.operator.toLowerCase(),
+      host: at.host,
+      port: at.port,
+      x25519: d.x25519,
+      mlkem: d.mlkem,
+      keysHash: d.keysHash,
+      exit: d.exit,
+      region: d.region,
+      operator: d.operator,
+    },
+    `descriptor of ${d.operator}`,
+  );
+  return { ...entry, bandwidth: d.bandwidth, notAfter: d.notAfter };
+}
+
+export interface VerifyContext {
+  domain: DescriptorDomain;
+  /** Consulted in order; the first that can answer decides (registry before bootstrap). */
+  anchors: readonly TrustAnchor[];
+  /** Now, unix seconds. */
+  now: number;
+  maxValiditySeconds?: number;
+}
+
+const drop = (reason: DropReason, detail: string): Verdict => ({ ok: false, reason, detail });
+
+/** Checks a descriptor from an untrusted source: shape, keys, validity, signature, trust. */
+export async function verifyDescriptor(value: unknown, ctx: VerifyContext): Promise<Verdict> {
+  let d: SignedNodeDescriptor;
+  try {
+    d = checkFields(value);
+  } catch (error) {
+    if (error instanceof Malformed) return drop(DropReason.malformed, error.message);
+    throw error;
+  }
+  let entry: DirectoryEntry;
+  try {
+    entry = entryOf(d);
+  } catch (error) {
+    if (error instanceof DescriptorError) return drop(DropReason.badKeys, error.message);
+    throw error;
+  }
+  if (d.notBefore > ctx.now + CLOCK_SKEW_S) return drop(DropReason.notYetValid, `notBefore ${d.notBefore}`);
+  if (d.notAfter < ctx.now - CLOCK_SKEW_S) return drop(DropReason.expired, `notAfter ${d.notAfter}`);
+  const maxValidity = ctx.maxValiditySeconds ?? MAX_VALIDITY_S;
+  if (d.notAfter - d.notBefore > maxValidity)
+    return drop(DropReason.validityTooLong, `${d.notAfter - d.notBefore} s > ${maxValidity} s`);
+  let signer: Address;
+  try {
+    signer = await recoverTypedDataAddress({
+      domain: ctx.domain,
+      types: NODE_DESCRIPTOR_TYPES,
+      primaryType: "NodeDescriptor",
+      message: typedMessage(d),
+      signature: d.signature,
+    });
+  } catch (error) {
+    return drop(DropReason.badSignature, (error as Error).message.split("\n")[0] ?? "unrecoverable");
+  }
+  for (const anchor of ctx.anchors) {
+    const found = await anchor.lookup(d.operator, signer);
+    if (found.kind === "unavailable") continue;
+    if (found.kind === "none") return drop(DropReason.unregistered, `operator ${d.operator}`);
+    const r = found.record;
+    if (r.signer.toLowerCase() !== signer.toLowerCase())
+      return drop(DropReason.wrongSigner, `signed by ${signer}, ${anchor.kind} says ${r.signer}`);
+    if (r.keysHash !== undefined && r.keysHash.toLowerCase() !== d.keysHash)
+      return drop(DropReason.keysMismatch, `registry keysHash ${r.keysHash}`);
+    if (r.endpoint !== undefined && r.endpoint !== d.endpoint)
+      return drop(DropReason.endpointMismatch, `registry endpoint ${r.endpoint}`);
+    if (r.region !== undefined && r.region !== d.region)
+      return drop(DropReason.regionMismatch, `registry region ${r.region}`);
+    if (!r.active) return drop(DropReason.unstaked, `operator ${d.operator} below the minimum stake`);
+    return { ok: true, node: { descriptor: d, entry, signer, anchor: anchor.kind } };
+  }
+  if (ctx.anchors.some((a) => a.kind === "registry"))
+    return drop(DropReason.trustUnavailable, `the registry cannot be read yet and no bootstrap entry lists ${signer}`);
+  return drop(DropReason.unknownSigner, `signer ${signer} is not listed by the bootstrap configuration`);
+}

@@ -1,0 +1,115 @@
+/** Analyze (mesh/analyze.ts): dead, frozen, loss and spike from observation sequences with explicit clocks. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  analyzeHop,
+  type Baseline,
+  frozenThresholdMs,
+  type HopObservation,
+  keepRecent,
+} from "../../relayer/src/mesh/analyze.ts";
+
+const baseline: Baseline = { rttMs: 20, jitterMs: 2, loss: 0 };
+
+/** Beacons every 500 ms from t=0; `rtt(i)` is the round trip of beacon i (undefined: no echo). */
+function beacons(n: number, rtt: (i: number) => number | undefined): HopObservation[] {
+  const out: HopObservation[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({ kind: "beacon", seq: i + 1, at: i * 500 });
+    const r = rtt(i);
+    if (r !== undefined) out.push({ kind: "echo", seq: i + 1, at: i * 500 + r });
+  }
+  return out.sort((a, b) => a.at - b.at);
+}
+
+describe("mesh analyze", () => {
+  it("a healthy hop is ok", () => {
+    const v = analyzeHop(
+      beacons(20, () => 20),
+      baseline,
+      20 * 500,
+    );
+    assert.equal(v.state, "ok");
+    assert.equal(v.rttMs, 20);
+  });
+
+  it("a closed socket or a failed cell is a dead hop at once", () => {
+    const obs = [...beacons(5, () => 20), { kind: "closed" as const, at: 2_345 }];
+    assert.deepEqual(analyzeHop(obs, baseline, 2_346).state, "dead");
+    assert.equal(analyzeHop(obs, baseline, 2_346).since, 2_345);
+    const bad = [...beacons(5, () => 20), { kind: "cell-error" as const, at: 2_400 }];
+    assert.equal(analyzeHop(bad, baseline, 2_401).state, "dead");
+  });
+
+  it("a hop that stops echoing is frozen past the threshold, then dead after N missed beacons", () => {
+    // Answers until beacon 10 (t = 4.5 s), silent from beacon 11 (t = 5.0 s) on.
+    const obs = beacons(30, (i) => (i < 10 ? 20 : undefined));
+    const threshold = frozenThresholdMs(baseline);
+    assert.equal(threshold, 250, "4 x (20 + 4 x 2) = 112 ms, raised to the 250 ms floor");
+    const at = (now: number) =>
+      analyzeHop(
+        obs.filter((o) => o.at <= now),
+        baseline,
+        now,
+      );
+    assert.equal(at(5_000 + threshold - 1).state, "ok", "not yet overdue");
+    const frozen = at(5_000 + threshold + 1);
+    assert.equal(frozen.state, "frozen");
+    assert.equal(frozen.since, 5_000, "since the first unanswered beacon");
+    // Six beacons overdue: 5.0 … 7.5 s sent, the last overdue at 7.5 s + threshold.
+    assert.equal(at(7_500 + threshold - 1).state, "frozen");
+    assert.equal(at(7_500 + threshold + 1).state, "dead");
+  });
+
+  it("the frozen threshold follows the hop's own RTT within its bounds", () => {
+    assert.equal(frozenThresholdMs({ rttMs: 100, jitterMs: 10, loss: 0 }), 560);
+    assert.equal(frozenThresholdMs({ rttMs: 400, jitterMs: 50, loss: 0 }), 1_000, "capped");
+    assert.equal(frozenThresholdMs({ rttMs: undefined, jitterMs: 0, loss: 0 }), 250, "unknown: the floor");
+  });
+
+  it("a latency spike against the node's own baseline is seen; the same RTT on a slow node is not", () => {
+    const spiking = beacons(20, (i) => (i < 17 ? 20 : 120));
+    const v = analyzeHop(spiking, baseline, 20 * 500);
+    assert.equal(v.state, "spike");
+    assert.equal(v.rttMs, 120);
+    assert.equal(analyzeHop(spiking, { rttMs: 110, jitterMs: 5, loss: 0 }, 20 * 500).state, "ok");
+    assert.equal(
+      analyzeHop(
+        beacons(20, (i) => (i < 17 ? 20 : 45)),
+        baseline,
+        20 * 500,
+      ).state,
+      "ok",
+      "25 ms more than the baseline is below spikeMinMs",
+    );
+  });
+
+  it("loss shows as late echoes (TCP retransmits) above the baseline's own loss", () => {
+    // Every third beacon comes back 400 ms late (past the 250 ms threshold), the rest on time.
+    const lossy = beacons(20, (i) => (i % 3 === 0 ? 400 : 20));
+    const v = analyzeHop(lossy, baseline, 20 * 500);
+    assert.equal(v.state, "loss");
+    assert.ok(v.loss! > 0.3 && v.loss! < 0.4, `loss ${v.loss}`);
+    assert.equal(
+      analyzeHop(lossy, { ...baseline, loss: 0.3 }, 20 * 500).state,
+      "ok",
+      "a node that is always this lossy",
+    );
+    assert.equal(
+      analyzeHop(
+        beacons(20, (i) => (i === 5 ? 400 : 20)),
+        baseline,
+        20 * 500,
+      ).state,
+      "ok",
+      "one late echo",
+    );
+  });
+
+  it("keeps a bounded window of observations", () => {
+    const obs = beacons(200, () => 20);
+    const kept = keepRecent(obs, 64);
+    assert.equal(kept.length, 64);
+    assert.deepEqual(kept.at(-1), obs.at(-1));
+  });
+});

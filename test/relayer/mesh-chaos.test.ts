@@ -1,0 +1,65 @@
+/**
+ * A short run of the chaos harness (bench/chaos.ts): 12 relay processes, one crash and one freeze
+ * under steady traffic. It asserts behaviour, not timings: the harness says which mode ran, the
+ * crash is detected, connections keep succeeding, and no process it started is left behind.
+ */
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const CHAOS = fileURLToPath(new URL("../../bench/chaos.ts", import.meta.url));
+
+interface KindReport {
+  n: number;
+  detected: number;
+  new_conn_success: number | null;
+  new_conns: number;
+  mttd_ms: { p50: number | null; p99: number | null };
+}
+
+describe("chaos harness (short)", () => {
+  it("crashes and freezes relays under traffic and reports per fault kind", { timeout: 180_000 }, async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        CHAOS,
+        "--relays",
+        "12",
+        "--faults",
+        "1",
+        "--kinds",
+        "crash,freeze",
+        "--rate",
+        "10",
+        "--downloads",
+        "2",
+        "--json",
+      ],
+      { timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },
+    );
+    const last = stdout.trim().split("\n").at(-1) as string;
+    const report = JSON.parse(last) as { mode: string; faults: Record<string, KindReport> };
+    assert.match(report.mode, /^(netns|loopback\+shim)$/);
+    assert.deepEqual(Object.keys(report.faults), ["crash", "freeze"]);
+    const crash = report.faults.crash as KindReport;
+    assert.equal(crash.n, 1);
+    assert.equal(crash.detected, 1, "a crashed relay on a circuit is noticed (its sockets close)");
+    assert.ok(crash.mttd_ms.p50 !== null);
+    for (const kind of ["crash", "freeze"]) {
+      const k = report.faults[kind] as KindReport;
+      assert.ok(k.new_conns > 0, `${kind}: connections were attempted during the fault`);
+      assert.ok((k.new_conn_success ?? 0) > 0.5, `${kind}: most new connections succeeded (${k.new_conn_success})`);
+    }
+    assert.match(stdout, /\| crash \| 1 \|/, "the table is printed");
+    // Every relay, shim, entry and traffic process the harness started is gone.
+    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+      .split("\n")
+      .filter(
+        (l) => l.includes("bench/chaos-") || (l.includes("relayer/src/cli.ts relay") && l.includes("x0t-chaos-")),
+      );
+    assert.deepEqual(left, []);
+  });
+});

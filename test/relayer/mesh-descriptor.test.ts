@@ -1,0 +1,207 @@
+/**
+ * Signed descriptors under the offline trust model (bootstrap configuration lists the signers),
+ * and bootstrap nodes gossiping them over HTTP on loopback. The registry-backed checks run on the
+ * in-process EVM in test/contracts/mesh-registry.test.ts.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  bootstrapAnchor,
+  descriptorDomain,
+  DropReason,
+  type SignedNodeDescriptor,
+  type TrustAnchor,
+  verifyDescriptor,
+} from "../../relayer/src/mesh/descriptor.ts";
+import {
+  DescriptorStore,
+  type GossipNode,
+  pullDescriptors,
+  pushDescriptors,
+  startGossipNode,
+} from "../../relayer/src/mesh/gossip.ts";
+import { parseDescriptor } from "../../relayer/src/node/directory.ts";
+import { identity, type Identity, sign, TEST_DOMAIN } from "./mesh-fixtures.ts";
+
+const NOW = 1_800_000_000;
+
+describe("mesh descriptors (bootstrap trust)", () => {
+  let a: Identity;
+  let b: Identity;
+  let anchors: TrustAnchor[];
+  before(async () => {
+    a = await identity();
+    b = await identity();
+    anchors = [bootstrapAnchor([{ signer: a.signer.address }, { signer: b.signer.address, operator: b.operator }])];
+  });
+  const verify = (value: unknown, now = NOW) => verifyDescriptor(value, { domain: TEST_DOMAIN, anchors, now });
+
+  it("accepts a descriptor signed by a listed signer and produces the directory entry", async () => {
+    const d = await sign(a, NOW, { nickname: "alpha", endpoint: "[2001:db8::7]:443", region: "FR" });
+    const v = await verify(d);
+    assert.ok(v.ok, v.ok ? "" : `${v.reason}: ${v.detail}`);
+    assert.equal(v.node.anchor, "bootstrap");
+    assert.equal(v.node.signer, a.signer.address);
+    const e = v.node.entry;
+    assert.deepEqual(
+      [e.name, e.host, e.port, e.region, e.exit, e.operator],
+      ["alpha", "2001:db8::7", 443, "FR", true, a.operator.toLowerCase()],
+    );
+    assert.ok(Buffer.from(e.keys.keysHash).equals(a.keys.keysHash));
+    assert.equal(e.bandwidth, 10_000_000);
+    // The same entry as the local-folder path makes from an unsigned descriptor.
+    const local = parseDescriptor(
+      {
+        name: "alpha",
+        host: e.host,
+        port: 443,
+        x25519: d.x25519,
+        mlkem: d.mlkem,
+        keysHash: d.keysHash,
+        exit: true,
+        region: "FR",
+        operator: a.operator,
+      },
+      "local",
+    );
+    Object.assign(local, { bandwidth: undefined, notAfter: undefined });
+    assert.deepEqual({ ...local, keys: null }, { ...e, keys: null, bandwidth: undefined, notAfter: undefined });
+    assert.equal(e.notAfter, NOW + 3600);
+  });
+
+  it("refuses forged, tampered, expired, premature, unlisted, mis-keyed and malformed descriptors, naming why", async () => {
+    const good = await sign(a, NOW);
+    const cases: [string, unknown, DropReason, number?][] = [
+      // Signed by a key that is not a's signer, claiming a's operator.
+      ["forged", { ...(await sign({ ...b, operator: a.operator }, NOW)) }, DropReason.unknownSigner],
+      ["tampered endpoint", { ...good, endpoint: "127.0.0.1:9999" }, DropReason.unknownSigner],
+      ["exit flag flipped", { ...good, exit: false }, DropReason.unknownSigner],
+      [
+        "other chain",
+        await sign(a, NOW, {}, descriptorDomain(1, TEST_DOMAIN.verifyingContract)),
+        DropReason.unknownSigner,
+      ],
+      ["expired", await sign(a, NOW - 7_200, { notAfter: NOW - 3_600 }), DropReason.expired],
+      ["not yet valid", await sign(a, NOW, { notBefore: NOW + 3_600, notAfter: NOW + 7_200 }), DropReason.notYetValid],
+      ["too long", await sign(a, NOW, { notAfter: NOW + 30 * 86_400 }), DropReason.validityTooLong],
+      ["b for another operator", await sign({ ...b, operator: a.operator }, NOW), DropReason.unknownSigner],
+      ["keys that do not hash", { ...good, x25519: b.keys.x25519.publicKey.toString("hex") }, DropReason.badKeys],
+      ["garbage signature", { ...good, signature: "0x1234" }, DropReason.badSignature],
+      ["no signature field", { ...good, signature: undefined }, DropReason.malformed],
+      ["upper-case endpoint", { ...good, endpoint: "Relay.example:1" }, DropReason.malformed],
+      ["not an object", "hello", DropReason.malformed],
+    ];
+    for (const [name, value, reason] of cases) {
+      const v = await verify(value);
+      assert.equal(v.ok, false, `${name} must be refused`);
+      if (!v.ok) assert.equal(v.reason, reason, `${name}: ${v.detail}`);
+    }
+    assert.equal((await verify(good)).ok, true, "the untouched original still verifies");
+    assert.equal((await verify(good, NOW + 3_600 + 61)).ok, false, "and expires");
+  });
+
+  it("with no anchor able to answer and a registry configured, the reason is trust-unavailable", async () => {
+    const registryDown: TrustAnchor = { kind: "registry", lookup: () => ({ kind: "unavailable" }) };
+    const v = await verifyDescriptor(await sign(b, NOW), { domain: TEST_DOMAIN, anchors: [registryDown], now: NOW });
+    assert.equal(!v.ok && v.reason, DropReason.trustUnavailable);
+    const both = await verifyDescriptor(await sign(a, NOW), {
+      domain: TEST_DOMAIN,
+      anchors: [registryDown, ...anchors],
+      now: NOW,
+    });
+    assert.ok(both.ok && both.node.anchor === "bootstrap", "the bootstrap list answers while the registry cannot");
+  });
+});
+
+describe("mesh gossip (bootstrap nodes on loopback)", () => {
+  const ids: Identity[] = [];
+  const descriptors: SignedNodeDescriptor[] = [];
+  let nodes: GossipNode[] = [];
+  const now = () => NOW * 1000;
+  const store = (anchors: TrustAnchor[]) =>
+    new DescriptorStore({ now, context: (t) => ({ domain: TEST_DOMAIN, anchors, now: t }) });
+  before(async () => {
+    for (let i = 0; i < 4; i++) ids.push(await identity());
+    for (const [i, id] of ids.entries())
+      descriptors.push(await sign(id, NOW, { nickname: `g${i}`, endpoint: `10.${i}.0.1:9001` }));
+  });
+  after(async () => {
+    for (const n of nodes) await n.close();
+  });
+
+  it("a relay publishes to one bootstrap node, gossip carries it to the other, an entry pulls it; forgeries go nowhere", async () => {
+    // The first three signers are listed; the fourth is not.
+    const anchors = [bootstrapAnchor(ids.slice(0, 3).map((id) => ({ signer: id.signer.address })))];
+    const first = await startGossipNode({ host: "127.0.0.1", port: 0, store: store(anchors), intervalMs: 0 });
+    const second = await startGossipNode({
+      host: "127.0.0.1",
+      port: 0,
+      store: store(anchors),
+      peers: [first.url],
+      intervalMs: 0,
+    });
+    nodes = [first, second];
+    const pushed = await pushDescriptors(first.url, [
+      descriptors[0]!,
+      descriptors[1]!,
+      descriptors[3]!, // unlisted signer
+      { ...descriptors[2]!, endpoint: "10.9.9.9:9001" }, // tampered in transit
+    ]);
+    assert.equal(pushed.accepted, 2);
+    assert.deepEqual(pushed.dropped, { "unknown-signer": 2 });
+    await pushDescriptors(second.url, [descriptors[2]!]);
+    assert.deepEqual(await second.gossipOnce(), { ok: 1, failed: 0 });
+    for (const n of nodes)
+      assert.deepEqual(
+        n.store
+          .entries()
+          .map((e) => e.name)
+          .sort(),
+        ["g0", "g1", "g2"],
+        `${n.url} holds every good descriptor`,
+      );
+    // An entry (its own store and anchors) pulls from a bootstrap node.
+    const entryStore = store(anchors);
+    const pulled = await pullDescriptors(entryStore, first.url);
+    assert.equal(pulled.accepted, 3);
+    assert.deepEqual(
+      entryStore
+        .entries()
+        .map((e) => e.host)
+        .sort(),
+      ["10.0.0.1", "10.1.0.1", "10.2.0.1"],
+    );
+    assert.equal(first.store.dropped["unknown-signer"], 2, "drops are counted by reason");
+  });
+
+  it("keeps the newest descriptor of an operator and withdraws expired ones on revalidation", async () => {
+    const anchors = [bootstrapAnchor([{ signer: ids[0]!.signer.address }])];
+    let t = NOW * 1000;
+    const s = new DescriptorStore({ now: () => t, context: (sec) => ({ domain: TEST_DOMAIN, anchors, now: sec }) });
+    const older = await sign(ids[0]!, NOW, { endpoint: "10.0.0.1:1", notBefore: NOW - 100, notAfter: NOW + 100 });
+    const newer = await sign(ids[0]!, NOW, { endpoint: "10.0.0.1:2", notBefore: NOW - 50, notAfter: NOW + 100 });
+    await s.offer(newer, "test");
+    await s.offer(older, "test");
+    assert.deepEqual(
+      s.entries().map((e) => e.port),
+      [2],
+    );
+    assert.equal(s.dropped.stale, 1);
+    t = (NOW + 200) * 1000;
+    assert.equal(s.entries().length, 0, "an expired descriptor is not served");
+    assert.equal(await s.revalidate(), 1);
+    assert.equal(s.size, 0);
+  });
+
+  it("refuses an oversized or malformed body without harm", async () => {
+    const [first] = nodes;
+    const res = await fetch(new URL("/v1/descriptors", first!.url), { method: "POST", body: "{not json" });
+    assert.equal(res.status, 400);
+    const big = await fetch(new URL("/v1/descriptors", first!.url), {
+      method: "POST",
+      body: "[" + "1,".repeat(3_000_000) + "1]",
+    }).catch(() => undefined);
+    assert.ok(!big || big.status === 400);
+    assert.equal((await fetch(new URL("/v1/descriptors", first!.url))).status, 200, "still serving");
+  });
+});

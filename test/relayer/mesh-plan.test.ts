@@ -1,0 +1,188 @@
+/** Route choice (mesh/plan.ts): diversity by region, network prefix and operator; weighted spread; standbys. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  type Candidate,
+  conflict,
+  networkPrefix,
+  PlanError,
+  planPath,
+  planStandbys,
+} from "../../relayer/src/mesh/plan.ts";
+import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
+import { relayEntry } from "./mesh-fixtures.ts";
+
+/** A deterministic uniform generator (mulberry32), so that failures replay. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ok = (entry: DirectoryEntry, rttMs = 20, health = 1): Candidate => ({ entry, rttMs, health, state: "ok" });
+
+function assertDiverse(path: DirectoryEntry[]) {
+  for (let i = 0; i < path.length; i++)
+    for (let j = i + 1; j < path.length; j++) {
+      const a = path[i] as DirectoryEntry;
+      const b = path[j] as DirectoryEntry;
+      assert.notEqual(a.name, b.name);
+      if (a.region) assert.notEqual(a.region, b.region, `${a.name} and ${b.name} share region ${a.region}`);
+      assert.notEqual(networkPrefix(a.host), networkPrefix(b.host), `${a.name} and ${b.name} share a prefix`);
+      if (a.operator) assert.notEqual(a.operator, b.operator, `${a.name} and ${b.name} share an operator`);
+    }
+}
+
+describe("mesh plan: network prefixes", () => {
+  it("groups IPv4 by /16 and IPv6 by /32, mapped IPv4 as IPv4, names by name", () => {
+    assert.equal(networkPrefix("10.1.2.3"), networkPrefix("10.1.200.9"));
+    assert.notEqual(networkPrefix("10.1.2.3"), networkPrefix("10.2.2.3"));
+    assert.equal(networkPrefix("2001:db8:1::1"), networkPrefix("2001:db8:ffff::2"));
+    assert.equal(networkPrefix("[2001:0db8::1]"), networkPrefix("2001:db8:abcd::1"));
+    assert.notEqual(networkPrefix("2001:db8::1"), networkPrefix("2001:db9::1"));
+    assert.equal(networkPrefix("::ffff:192.168.7.7"), networkPrefix("192.168.1.1"));
+    assert.equal(networkPrefix("Relay.Example"), networkPrefix("relay.example"));
+    assert.notEqual(networkPrefix("a.example"), networkPrefix("b.example"));
+  });
+
+  it("names the conflict between two relays", () => {
+    const rules = { region: true, prefix: true, operator: true };
+    assert.equal(
+      conflict(relayEntry("a", "10.0.0.1", { region: "DE" }), relayEntry("b", "11.0.0.1", { region: "DE" }), rules),
+      "region",
+    );
+    assert.equal(conflict(relayEntry("a", "10.0.0.1"), relayEntry("b", "10.0.9.9"), rules), "prefix");
+    assert.equal(
+      conflict(relayEntry("a", "2001:db8::1"), relayEntry("b", "2001:db8:1::1"), rules),
+      "prefix",
+      "IPv6 addresses in one /32",
+    );
+    const op = "0x00000000000000000000000000000000000000aa" as const;
+    assert.equal(
+      conflict(relayEntry("a", "10.0.0.1", { operator: op }), relayEntry("b", "11.0.0.1", { operator: op }), rules),
+      "operator",
+    );
+    assert.equal(
+      conflict(relayEntry("a", "10.0.0.1", { region: "DE" }), relayEntry("b", "11.0.0.1", { region: "FR" }), rules),
+      undefined,
+    );
+  });
+});
+
+describe("mesh plan: paths", () => {
+  it("never puts two hops in one region, /16, /32 or operator (1,000 draws over a crowded directory)", () => {
+    const opA = "0x00000000000000000000000000000000000000aa" as const;
+    const opB = "0x00000000000000000000000000000000000000bb" as const;
+    const relays = [
+      // Same /16 as each other, different regions.
+      relayEntry("v4-a", "10.1.0.1", { region: "DE" }),
+      relayEntry("v4-b", "10.1.77.1", { region: "FR", exit: true }),
+      // Same /32 (IPv6), different regions.
+      relayEntry("v6-a", "2001:db8:1::1", { region: "NL" }),
+      relayEntry("v6-b", "2001:db8:2::1", { region: "SE", exit: true }),
+      // Same region, different networks.
+      relayEntry("de-1", "20.0.0.1", { region: "DE" }),
+      relayEntry("de-2", "21.0.0.1", { region: "DE", exit: true }),
+      // Same operator, different regions and networks.
+      relayEntry("op-1", "30.0.0.1", { region: "US", operator: opA }),
+      relayEntry("op-2", "31.0.0.1", { region: "CA", operator: opA, exit: true }),
+      relayEntry("op-3", "32.0.0.1", { region: "JP", operator: opB }),
+      relayEntry("lone", "40.0.0.1", { region: "BR" }),
+    ].map((e) => ok(e));
+    const random = seeded(1);
+    const seen = new Set<string>();
+    for (let i = 0; i < 1_000; i++) {
+      const path = planPath(relays, { hops: 3, random });
+      assert.equal(path.length, 3);
+      assert.equal(path[2]!.exit, true, "the last hop is an exit");
+      assertDiverse(path);
+      for (const r of path) seen.add(r.name);
+    }
+    assert.ok(seen.size >= 9, `load spreads over the relays (used ${seen.size} of 10)`);
+  });
+
+  it("refuses a path that cannot be diverse instead of relaxing the rules", () => {
+    const relays = [
+      relayEntry("a", "10.1.0.1", { region: "DE" }),
+      relayEntry("b", "10.1.0.2", { region: "FR" }),
+      relayEntry("c", "10.1.0.3", { region: "NL", exit: true }),
+    ].map((e) => ok(e));
+    assert.throws(() => planPath(relays, { hops: 3, random: seeded(2) }), PlanError);
+    // With the prefix rule off (a local test network on one host), the same relays make a path.
+    const path = planPath(relays, { hops: 3, random: seeded(2), diversity: { prefix: false } });
+    assert.deepEqual(new Set(path.map((r) => r.name)), new Set(["a", "b", "c"]));
+  });
+
+  it("never chooses a dead, frozen or avoided relay, and prefers fast healthy ones", () => {
+    const fast = ok(relayEntry("fast", "10.0.0.1", { region: "DE" }), 10);
+    const slow = ok(relayEntry("slow", "11.0.0.1", { region: "FR" }), 400);
+    const sick = ok(relayEntry("sick", "12.0.0.1", { region: "NL" }), 10, 0.1);
+    const dead: Candidate = { ...ok(relayEntry("dead", "13.0.0.1", { region: "SE" }), 5), state: "dead" };
+    const frozen: Candidate = { ...ok(relayEntry("frozen", "14.0.0.1", { region: "PL" }), 5), state: "frozen" };
+    const avoided = ok(relayEntry("avoided", "15.0.0.1", { region: "IT" }), 5);
+    const exit = ok(relayEntry("exit", "16.0.0.1", { region: "US", exit: true }), 10);
+    const random = seeded(3);
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 500; i++) {
+      const [first] = planPath([fast, slow, sick, dead, frozen, avoided, exit], {
+        hops: 2,
+        random,
+        avoid: new Set(["avoided"]),
+      });
+      counts.set(first!.name, (counts.get(first!.name) ?? 0) + 1);
+    }
+    for (const never of ["dead", "frozen", "avoided"]) assert.equal(counts.get(never) ?? 0, 0, never);
+    assert.ok((counts.get("fast") ?? 0) > 400, `fast chosen ${counts.get("fast")} / 500`);
+    assert.equal(counts.get("slow") ?? 0, 0, "a relay far below the best score is not among the good ones");
+    assert.equal(counts.get("sick") ?? 0, 0, "low health scores low");
+  });
+
+  it("needs an exit", () => {
+    assert.throws(
+      () => planPath([ok(relayEntry("a", "10.0.0.1"))], { hops: 1, random: Math.random }),
+      /no usable exit/,
+    );
+  });
+});
+
+describe("mesh plan: standby circuits", () => {
+  it("keeps one standby per active class, disjoint from its active circuit, none for idle classes", () => {
+    const now = 1_000_000;
+    const actions = planStandbys(
+      [
+        { isolation: "a", lastUsed: now - 1_000, active: ["r1", "r2", "r3"] },
+        {
+          isolation: "b",
+          lastUsed: now - 1_000,
+          active: ["r4", "r5", "r6"],
+          standby: { path: ["r7", "r8", "r9"], ready: true },
+        },
+        {
+          isolation: "c",
+          lastUsed: now - 1_000,
+          active: ["r1", "r5", "r9"],
+          standby: { path: ["r9", "r2", "r3"], ready: true },
+        },
+        { isolation: "idle", lastUsed: now - 3_600_000, active: ["r1"], standby: { path: ["r2"], ready: true } },
+      ],
+      now,
+      { suspects: new Set(["r8x"]) },
+    );
+    const of = (iso: string) => actions.filter((a) => a.isolation === iso).map((a) => a.kind);
+    assert.deepEqual(of("a"), ["build-standby"]);
+    const buildA = actions.find((a) => a.isolation === "a" && a.kind === "build-standby");
+    assert.ok(buildA && buildA.kind === "build-standby" && ["r1", "r2", "r3", "r8x"].every((n) => buildA.avoid.has(n)));
+    assert.deepEqual(of("b"), [], "a good standby is kept");
+    assert.deepEqual(
+      of("c"),
+      ["drop-standby", "build-standby"],
+      "a standby sharing r9 with the active circuit is replaced",
+    );
+    assert.deepEqual(of("idle"), ["drop-standby"]);
+  });
+});
