@@ -21,7 +21,8 @@
  *    was (then in the background, its URL printed once it answers); X0T_WEB=off leaves it out.
  *
  * Ctrl-C stops everything. X0T_CHAIN_PORT (default 8545), X0T_SOCKS_PORT (10809) and
- * X0T_DEMO_PORT (18080) change the ports; X0T_STATE_DIR (default .x0t) where state goes;
+ * X0T_DEMO_PORT (18080) and X0T_METRICS_BASE_PORT (9464: the entry's /metrics, relay i on 9464 + i)
+ * change the ports; X0T_STATE_DIR (default .x0t) where state goes;
  * X0T_LOG_LEVEL (default warn here) how much the relays and the entry log.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -55,6 +56,8 @@ function portFromEnv(name: string, fallback: number): number {
 const socksPort = portFromEnv("X0T_SOCKS_PORT", 10809);
 const demoPort = portFromEnv("X0T_DEMO_PORT", 18080);
 const webPort = portFromEnv("X0T_WEB_PORT", 3000);
+/** Prometheus /metrics: the entry on this port, relay i on port + i (deploy/prometheus/). */
+const metricsBase = portFromEnv("X0T_METRICS_BASE_PORT", 9464);
 const RELAYS = 3;
 const stateDir = resolve(process.env.X0T_STATE_DIR ?? ".x0t");
 const children: ChildProcess[] = [];
@@ -162,6 +165,10 @@ async function main() {
     `SOCKS5 entry on 127.0.0.1:${socksPort}, ${RELAYS} relays on loopback (3-hop circuits), demo site on 127.0.0.1:${demoPort}`,
   );
   console.log(`try:  curl -x socks5h://127.0.0.1:${socksPort} http://127.0.0.1:${demoPort}/`);
+  console.log(
+    `metrics: http://127.0.0.1:${metricsBase}/metrics (entry), ports ${metricsBase + 1}-${metricsBase + RELAYS} (relays); ` +
+      "Prometheus scrape config and Grafana dashboard in deploy/prometheus/ and deploy/grafana/",
+  );
   const web = process.env.X0T_WEB === "off" ? undefined : startWeb(join(stateDir, "deployment.json"));
   // A built app answers within seconds; a first build goes on in the background after "ready".
   const webUp = await Promise.race([web, new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000))]);
@@ -372,6 +379,7 @@ async function startDataPlane(relays: LocalRelay[]): Promise<void> {
     const config = {
       role: exit ? "exit" : "relay",
       chain: { deployment: deploymentFile },
+      metrics: `127.0.0.1:${metricsBase + i + 1}`,
       relay: {
         listen: `127.0.0.1:${relay.port}`,
         keys: relay.keys,
@@ -402,6 +410,7 @@ async function startDataPlane(relays: LocalRelay[]): Promise<void> {
   const entry = {
     role: "entry",
     chain: { deployment: deploymentFile },
+    metrics: `127.0.0.1:${metricsBase}`,
     entry: {
       socks: `127.0.0.1:${socksPort}`,
       directory: relayDir,

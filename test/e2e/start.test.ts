@@ -62,6 +62,7 @@ describe("npm start", async () => {
   const port = await freePort();
   const socksPort = await freePort();
   const demoPort = await freePort();
+  const metricsBase = await freePort(); // the entry's /metrics; relay i on metricsBase + i
   const stateDir = await mkdtemp(join(tmpdir(), "x0t-start-"));
   // What `npm start` runs once installed (npm itself only relays the signal and the exit code).
   const hardhatCli = join(dirname(createRequire(import.meta.url).resolve("hardhat")), "cli.js");
@@ -71,6 +72,7 @@ describe("npm start", async () => {
       X0T_CHAIN_PORT: String(port),
       X0T_SOCKS_PORT: String(socksPort),
       X0T_DEMO_PORT: String(demoPort),
+      X0T_METRICS_BASE_PORT: String(metricsBase),
       X0T_STATE_DIR: stateDir,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -141,6 +143,22 @@ describe("npm start", async () => {
     await blob.close();
     blob = undefined;
     assert.equal(download.stdout.split(" ")[0], expectedSha256(size), "the download arrived whole");
+    // Every node's Prometheus endpoint counts what just happened.
+    const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (text: string, series: string) =>
+      Number(new RegExp(`^${series.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+    assert.match(output, new RegExp(`metrics: http://127\\.0\\.0\\.1:${metricsBase}/metrics`));
+    const entryMetrics = await scrape(metricsBase);
+    assert.ok(
+      value(entryMetrics, 'x0t_circuit_build_duration_seconds_count{hops="3"}') >= 1,
+      "the entry timed its circuit builds",
+    );
+    assert.ok(value(entryMetrics, "x0t_streams_opened_total") >= 2, "and counted its SOCKS streams");
+    for (let i = 1; i <= 3; i++) {
+      const relay = await scrape(metricsBase + i);
+      assert.ok(value(relay, 'x0t_cells_relayed_total{direction="backward"}') > 100, `relay ${i} counted its cells`);
+      assert.ok(value(relay, 'x0t_receipts_total{outcome="accepted"}') >= 1, `relay ${i} counted accepted receipts`);
+    }
     // The entry sends each hop its last receipt within receiptEverySeconds (10 s) of the last cell.
     await new Promise((r) => setTimeout(r, 12_000));
     // What the payer's node signed (its own SQLite file, read beside it: WAL lets a reader in).

@@ -9,6 +9,7 @@
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { HELLO_BYTES, REPLY_BYTES, respondToHandshake } from "../crypto/handshake.ts";
+import type { NodeMetrics } from "../metrics/index.ts";
 import { AuthenticationError, TAG_BYTES } from "../crypto/cipher.ts";
 import { MLKEM768_PUBLIC_BYTES, X25519_PUBLIC_BYTES, keysHashOf } from "../crypto/keys.ts";
 import type { RelayPublicKeys, StaticKeys } from "../crypto/keys.ts";
@@ -92,6 +93,8 @@ export interface RelayCoreOptions {
    * gate, which decides whether the circuit's payer is still served. Without it, relaying is free.
    */
   payments?: PaymentGate;
+  /** Prometheus metrics of this node (relayer/src/metrics): cells, circuits, handshakes, errors. */
+  metrics?: NodeMetrics;
   /** A payer's signed lock request for this relay arrived (PAY_LOCK): land it with openLocks. */
   onLockRequest?: (lock: PayLock) => void;
 }
@@ -222,9 +225,12 @@ export class RelayCore {
         bucket.tokens -= 1;
         if (cell.body.length !== HELLO_BYTES) throw new ProtocolError("CREATE body size");
         let answer;
+        const timed = this.options.metrics?.timeHandshake("responder");
         try {
           answer = respondToHandshake(this.options.keys, cell.body);
+          timed?.();
         } catch (error) {
+          this.options.metrics?.error("handshake");
           this.log.info("circuit handshake refused", { error: (error as Error).message });
           link.send(cell.circuitId, CellCommand.destroy, [Buffer.of(DestroyReason.protocol)]);
           return;
@@ -239,12 +245,14 @@ export class RelayCore {
           () => {
             circuits.delete(cell.circuitId);
             this.circuits--;
+            this.options.metrics?.circuitsClosed.inc();
             this.options.payments?.close(payId);
           },
           payId,
         );
         circuits.set(cell.circuitId, circuit);
         this.circuits++;
+        this.options.metrics?.circuitsOpened.inc();
         link.send(cell.circuitId, CellCommand.created, [answer.reply]);
         return;
       }
@@ -320,8 +328,9 @@ class RelayCircuit {
   }
 
   /** Counts one relay cell with the payment gate; false (and the payer stopped) if it refuses. */
-  private charge(): boolean {
+  private charge(direction: "forward" | "backward", bytes: number): boolean {
     if (this.unpaid) return false;
+    this.core.options.metrics?.cell(direction, bytes);
     const gate = this.core.options.payments;
     if (!gate) return true;
     const verdict = gate.cell(this.payId);
@@ -359,7 +368,7 @@ class RelayCircuit {
   }
 
   fromPrev(body: Buffer): void {
-    if (this.dead || !this.charge()) return;
+    if (this.dead || !this.charge("forward", body.length)) return;
     let plain: Buffer;
     try {
       plain = this.hop.openForward.open(body);
@@ -399,7 +408,7 @@ class RelayCircuit {
   private fromNext(cell: Cell): void {
     if (this.dead) return;
     if (cell.command === CellCommand.relay) {
-      if (!this.charge()) return;
+      if (!this.charge("backward", cell.body.length)) return;
       const sealed = sealLayer(this.hop.sealBackward, LAYER_PASS, [cell.body]);
       if (!this.prevQueue.push(this.prevId, CellCommand.relay, sealed)) this.overflow("prev");
     } else if (cell.command === CellCommand.destroy) {
@@ -411,7 +420,14 @@ class RelayCircuit {
 
   /** Sends a relay message that this hop originates, back towards the client. */
   sendBackward(command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
-    if (this.dead || !this.charge()) return false;
+    if (
+      this.dead ||
+      !this.charge(
+        "backward",
+        data.reduce((n, d) => n + d.length, 0),
+      )
+    )
+      return false;
     const sealed = sealLayer(this.hop.sealBackward, LAYER_MINE, [encodeRelayHeader(command, streamId), ...data]);
     // Through the same queue as cells passed on: both are sealed with this hop's backward key in
     // sequence, so they must leave in that order. Our own streams are bounded by their windows.
@@ -448,7 +464,12 @@ class RelayCircuit {
         const gate = this.core.options.payments;
         if (gate)
           this.afterPayment(
-            gate.receipt(this.payId, r.epoch, { key: r.key, cells: r.cells, bytes_: r.bytes, r: r.r, vs: r.vs }),
+            gate
+              .receipt(this.payId, r.epoch, { key: r.key, cells: r.cells, bytes_: r.bytes, r: r.r, vs: r.vs })
+              .then((verdict) => {
+                this.core.options.metrics?.receipt(verdict.serve ? "accepted" : "refused");
+                return verdict;
+              }),
           );
         return;
       }

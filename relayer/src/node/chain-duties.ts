@@ -25,6 +25,7 @@ import {
 } from "../chain/settlement.ts";
 import type { Logger } from "../log.ts";
 import type { PayLock } from "../wire/payment.ts";
+import type { NodeMetrics } from "../metrics/index.ts";
 
 export interface ChainDutiesOptions {
   store: AccountingStore;
@@ -43,6 +44,8 @@ export interface ChainDutiesOptions {
   maxPendingLocks?: number;
   logger: Logger;
   onStep?: OnSettlementStep;
+  /** Prometheus metrics: batches and submitted receipts, chain errors. */
+  metrics?: NodeMetrics;
 }
 
 export interface ChainDuties {
@@ -132,6 +135,10 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
     settling = (async () => {
       try {
         const report = await settleOnce(o.store, o.clients, o.relayer, o.onStep);
+        for (const s of report.submitted) {
+          for (let i = 0; i < s.batches; i++) o.metrics?.batch("confirmed");
+          for (let i = 0; i < s.paid + s.settled; i++) o.metrics?.receipt("submitted");
+        }
         for (const s of report.submitted)
           log.info("epoch settled", {
             epoch: s.epoch,
@@ -145,6 +152,7 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
           log.warn("epoch abandoned: submission window closed", { epoch: a.epoch, receipts: a.receipts });
         if (o.claimAboveWei !== null && o.claimAboveWei !== undefined) await claimIfDue(report.currentEpoch);
       } catch (error) {
+        o.metrics?.error("chain");
         log.warn("settlement round failed; next round retries", { error: revertName(error) });
       }
     })().finally(() => (settling = undefined));

@@ -79,17 +79,23 @@ const entry = z.strictObject({
 });
 
 const log = z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).optional();
+const metrics = z
+  .string()
+  .regex(/^(off|\d{1,5}|(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5})$/, 'expected "port", "host:port" or "off"')
+  .optional()
+  .describe("Prometheus /metrics: port (on 127.0.0.1), host:port, or off (default)");
 
 export const nodeConfigSchema = z.discriminatedUnion("role", [
-  z.strictObject({ role: z.literal("relay"), chain: chain.optional(), relay, log }),
+  z.strictObject({ role: z.literal("relay"), chain: chain.optional(), relay, log, metrics }),
   z.strictObject({
     role: z.literal("exit"),
     chain: chain.optional(),
     relay,
     exit: exitPolicy.default({ allowPrivateTargets: false, allowLoopbackTargets: false }),
     log,
+    metrics,
   }),
-  z.strictObject({ role: z.literal("entry"), chain: chain.optional(), entry, log }),
+  z.strictObject({ role: z.literal("entry"), chain: chain.optional(), entry, log, metrics }),
 ]);
 
 export type NodeConfig = z.infer<typeof nodeConfigSchema>;

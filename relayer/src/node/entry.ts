@@ -17,6 +17,7 @@ import type { Target } from "../wire/cell.ts";
 import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
 import type { DirectoryEntry } from "./directory.ts";
 import type { PayerChannels } from "../accounting/payer.ts";
+import type { NodeMetrics } from "../metrics/index.ts";
 import { DestroyReason } from "../wire/cell.ts";
 
 export interface EntryOptions {
@@ -49,6 +50,8 @@ export interface EntryOptions {
    */
   payer?: PayerChannels;
   paymentBackoffMs?: number;
+  /** Prometheus metrics (relayer/src/metrics): circuit builds, failovers, streams, errors. */
+  metrics?: NodeMetrics;
   logger?: Logger;
 }
 
@@ -120,6 +123,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const suspect = (name: string | undefined, why: string) => {
     if (name === undefined) return;
     suspects.set(name, Date.now() + suspectMs);
+    options.metrics?.failover(why.startsWith("circuit build") ? "build_failed" : "probe_silent");
     log.warn("relay suspected: new circuits avoid it", { relay: name, why, ms: suspectMs });
   };
   /** `avoid` plus the relays suspected now; forgets expired suspicions. */
@@ -160,6 +164,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       path = choosePath(relays, hops, avoid);
     }
     const started = performance.now();
+    const timed = options.metrics?.timeCircuitBuild();
     let circuit: ClientCircuit;
     try {
       const mux = await muxTo(path[0] as DirectoryEntry);
@@ -169,10 +174,12 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       });
     } catch (error) {
       // The hop that did not answer or could not be reached (a link to hop 1 that failed: hop 0).
+      options.metrics?.error("circuit_build");
       const hop = error instanceof CircuitError ? error.hop : 0;
       if (hop !== undefined) suspect(path[hop]?.name, `circuit build: ${(error as Error).message}`);
       throw error;
     }
+    timed?.(path.length);
     pathNames.set(
       circuit,
       path.map((r) => r.name),
@@ -279,15 +286,28 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       // unless relays stopped serving this payer (checkPayment below then refuses at once).
       if (!circuit.closed || signal?.aborted) throw error;
       log.info("stream failed on a dying circuit: retrying on a fresh one");
+      options.metrics?.failover("stream_retry");
       checkPayment();
       const fresh = await circuitFor(isolation);
       return openOn(fresh, target, signal);
     }
   };
 
-  const socksOpen: OpenStream = async (request, signal) => ({
-    stream: await openStream(request.target, isolationKey(request.username, request.password), signal),
-  });
+  const socksOpen: OpenStream = async (request, signal) => {
+    let stream;
+    try {
+      stream = await openStream(request.target, isolationKey(request.username, request.password), signal);
+    } catch (error) {
+      options.metrics?.error("stream_open");
+      throw error;
+    }
+    const metrics = options.metrics;
+    if (metrics) {
+      metrics.streamsOpened.inc();
+      stream.once("close", () => metrics.streamsClosed.inc());
+    }
+    return { stream };
+  };
   const socks = await startSocksServer({
     host: options.socksHost ?? "127.0.0.1",
     port: options.socksPort ?? 10809,

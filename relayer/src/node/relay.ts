@@ -29,6 +29,7 @@ export interface RelayNodeOptions {
   /** In-band payment: the gate that counts and judges every payer (docs/settlement.md). */
   payments?: RelayCoreOptions["payments"];
   onLockRequest?: RelayCoreOptions["onLockRequest"];
+  metrics?: RelayCoreOptions["metrics"];
 }
 
 export interface RelayNode {
@@ -51,6 +52,7 @@ export async function startRelay(options: RelayNodeOptions): Promise<RelayNode> 
     tamperForward: options.tamperForward,
     payments: options.payments,
     onLockRequest: options.onLockRequest,
+    metrics: options.metrics,
     connectLink: (host, port, relay) => Link.connect(host, port, relay, { rekeyInterval: options.rekeyInterval }),
   });
   const listener = await listenForLinks({

@@ -35,12 +35,21 @@ import { descriptorOf, readDirectory } from "./directory.ts";
 import { type EntryNode, startEntry } from "./entry.ts";
 import { loadEvmKey } from "./evmkey.ts";
 import { loadOrCreateKeys } from "./keyfile.ts";
+import {
+  createMetrics,
+  type MetricsServer,
+  metricsListen,
+  type NodeMetrics,
+  startMetricsServer,
+} from "../metrics/index.ts";
 import { type RelayNode, startRelay } from "./relay.ts";
 
 export interface RunningNode {
   relay?: RelayNode;
   entry?: EntryNode;
   duties?: ChainDuties;
+  /** The Prometheus endpoint, when `metrics` is configured. */
+  metrics?: MetricsServer;
   close(): Promise<void>;
 }
 
@@ -111,6 +120,14 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
         })
       : undefined;
 
+  const metrics =
+    config.metrics === undefined || config.metrics === "off"
+      ? undefined
+      : createMetrics({
+          nodeId: name,
+          role: config.role,
+          circuitsOpen: () => node.core.circuits, // read at scrape time, once the relay runs
+        });
   let gate: PaymentGate | undefined;
   let duties: ChainDuties | undefined;
   let store: AccountingStore | undefined;
@@ -170,6 +187,7 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
       settleEveryMs: p.settleEverySeconds * 1000,
       claimAboveWei: p.claimAboveX0T === null ? null : parseUnits(p.claimAboveX0T, 18),
       logger: rlog,
+      metrics,
     });
     rlog.info("payments on", { operator, signer: signer.address, accounting: p.accounting });
   }
@@ -184,7 +202,9 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     openTarget: policy ? (target, signal) => connectTarget(target, policy, { signal, logger: rlog }) : undefined,
     payments: gate,
     onLockRequest: duties ? (lock) => duties.requestLock(lock) : undefined,
+    metrics,
   });
+  const server = metrics ? await serveMetrics(metrics, config.metrics!, rlog) : undefined;
   if (r.descriptorOut) {
     mkdirSync(dirname(r.descriptorOut), { recursive: true });
     const descriptor = descriptorOf({
@@ -207,9 +227,11 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
   return {
     relay: node,
     duties,
+    metrics: server,
     close: async () => {
       await node.close();
       await duties?.close();
+      await server?.close();
       store?.close();
     },
   } satisfies RunningNode;
@@ -255,22 +277,46 @@ async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, lo
   }
   const [socksHost, socksPort] = splitEndpoint(e.socks);
   const dir = e.directory;
+  const metrics =
+    config.metrics === undefined || config.metrics === "off"
+      ? undefined
+      : createMetrics({ nodeId: "entry", role: "entry" });
   const node = await startEntry({
     socksHost,
     socksPort,
     hops: e.hops,
     directory: () => readDirectory(dir),
     payer,
+    metrics,
     logger: log.child({ entry: "socks" }),
   });
+  const server = metrics ? await serveMetrics(metrics, config.metrics!, log) : undefined;
   return {
     entry: node,
+    metrics: server,
     close: async () => {
       stop();
       await node.close();
+      await server?.close();
       payerStore?.close();
     },
   };
+}
+
+/**
+ * Serves `metrics` where the config says ("port" means 127.0.0.1:port). Metrics are secondary: a
+ * port that cannot be bound is an error in the log, not a node that does not start.
+ */
+async function serveMetrics(metrics: NodeMetrics, where: string, log: Logger): Promise<MetricsServer | undefined> {
+  const listen = metricsListen(where, "metrics")!;
+  try {
+    const server = await startMetricsServer(metrics.registry, listen);
+    log.info("metrics served", { url: server.url });
+    return server;
+  } catch (error) {
+    log.error("metrics not served", { listen: `${listen.host}:${listen.port}`, error: (error as Error).message });
+    return undefined;
+  }
 }
 
 function splitEndpoint(value: string): [string, number] {
