@@ -11,9 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { type Address, getAddress, type LocalAccount } from "viem";
 import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
 import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
-import { verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
-import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
 import { claimRewards, type SettlementClients, settleOnce } from "@x0tta6bl4/relayer/chain/settlement";
 import { ClientCircuit, CircuitError } from "../../relayer/src/circuit/client.ts";
 import { CircuitMux } from "../../relayer/src/circuit/mux.ts";
@@ -27,6 +25,7 @@ import {
   deployProtocol,
   GB,
   lockFor,
+  paymentGateFor,
   type Protocol,
   registerRelayer,
   type Wallet,
@@ -77,19 +76,9 @@ describe("in-band payment through a 3-hop circuit", async () => {
     relays = [];
     for (const o of operators) {
       const relayer = getAddress(o.account.address);
-      const store = new AccountingStore(":memory:");
-      const reader = new ChannelReader(
-        p.publicClient as never,
-        { credit: p.credit.address, rewards: p.rewards.address, relayer },
-        { ttlMs: 0 },
-      );
-      const gate = new PaymentGate({
-        chain: reader,
-        store,
-        verify: (epoch, r) => verifyReceipt(p.receiptDomain, relayer, epoch, r),
+      const { store, gate } = paymentGateFor(p, relayer, {
         allowanceBytes: 256n * CELL_PRICE_BYTES,
         slackCells: 1_024n,
-        slackBytes: 1_024n * CELL_PRICE_BYTES,
       });
       gates.push(gate);
       stores.push(store);

@@ -10,9 +10,6 @@ import { after, before, describe, it } from "node:test";
 import { getAddress, type LocalAccount } from "viem";
 import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
 import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
-import { verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
-import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
-import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
 import { startChainDuties, type ChainDuties } from "../../relayer/src/node/chain-duties.ts";
 import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
 import { type EntryNode, startEntry } from "../../relayer/src/node/entry.ts";
@@ -20,7 +17,7 @@ import type { RelayNode } from "../../relayer/src/node/relay.ts";
 import { silentLogger } from "../../relayer/src/log.ts";
 import { curl, rawExchange } from "../helpers/net.ts";
 import { startBlobServer, startRelays } from "../relayer/helpers.ts";
-import { buyCredit, connect, deployProtocol, registerRelayer, X0T } from "../helpers/protocol.js";
+import { buyCredit, connect, deployProtocol, paymentGateFor, registerRelayer, X0T } from "../helpers/protocol.js";
 
 const MiB = 1n << 20n;
 const ALLOWANCE = 2n * MiB;
@@ -43,19 +40,9 @@ describe("a payer whose credit runs out mid-download", async () => {
     key = await buyCredit(p, p.wallets[6]!, (6n * MiB * X0T) / 1_000_000_000n);
     for (const o of operators) {
       const relayer = getAddress(o.account.address);
-      const store = new AccountingStore(":memory:");
-      const reader = new ChannelReader(
-        p.publicClient as never,
-        { credit: p.credit.address, rewards: p.rewards.address, relayer },
-        { ttlMs: 0 },
-      );
-      const gate = new PaymentGate({
-        chain: reader,
-        store,
-        verify: (epoch, r) => verifyReceipt(p.receiptDomain, relayer, epoch, r),
+      const { store, reader, gate } = paymentGateFor(p, relayer, {
         allowanceBytes: ALLOWANCE,
         slackCells: SLACK_CELLS,
-        slackBytes: SLACK_CELLS * CELL_PRICE_BYTES,
       });
       const d = startChainDuties({
         store,

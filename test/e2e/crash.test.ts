@@ -7,19 +7,19 @@
  * CreditConsumed per receipt) and every batch ends confirmed or failed, none left open.
  */
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { network } from "hardhat";
-import { createPublicClient, getAddress, http, parseEventLogs } from "viem";
+import { getAddress, parseEventLogs } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { signReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { buyCredit, deployProtocol, GB, lockFor, registerRelayer, X0T } from "../helpers/protocol.js";
 import { freePort } from "../helpers/net.ts";
+import { startChain } from "../ops/chain.ts";
 
 const child = join(import.meta.dirname, "fixtures", "settle-child.ts");
 
@@ -40,29 +40,15 @@ function settleProcess(args: string[]): Promise<{ code: number | null; signal: s
 
 describe("a relay killed during settlement", async () => {
   const port = await freePort();
-  const rpc = `http://127.0.0.1:${port}`;
-  const hardhatCli = join(dirname(createRequire(import.meta.url).resolve("hardhat")), "cli.js");
-  const chain = spawn(process.execPath, [hardhatCli, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
-    stdio: "ignore",
-  });
+  const chain = await startChain(31337, port);
+  const rpc = chain.url;
   const dir = await mkdtemp(join(tmpdir(), "x0t-crash-"));
   const deploymentId = `e2e-crash-${port}`;
   after(async () => {
-    chain.kill("SIGKILL");
+    await chain.stop();
     await rm(dir, { recursive: true, force: true });
     await rm(join("deploy", "ignition", "deployments", deploymentId), { recursive: true, force: true });
   });
-  const probe = createPublicClient({ transport: http(rpc, { retryCount: 0 }) });
-  for (let i = 0; i < 150; i++) {
-    if (
-      await probe.getChainId().then(
-        () => true,
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
   const connection = await network.create({ network: "localhost", override: { url: rpc } });
 
   it("pays every receipt exactly once whatever point the relay died at", async () => {

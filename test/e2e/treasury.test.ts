@@ -4,11 +4,9 @@
  * threshold of signatures, and never administers the Safe.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { network } from "hardhat";
 import { type Address, createPublicClient, erc20Abi, http } from "viem";
@@ -17,6 +15,7 @@ import { runTreasuryCommand } from "../../relayer/src/cli/treasury.ts";
 import GovernanceModule from "../../deploy/ignition/modules/Governance.js";
 import TreasuryModule from "../../deploy/ignition/modules/Treasury.js";
 import { freePort } from "../helpers/net.ts";
+import { startChain } from "../ops/chain.ts";
 
 const MNEMONIC = "test test test test test test test test test test test junk"; // Hardhat's public test accounts
 const keyOf = (i: number) =>
@@ -24,30 +23,17 @@ const keyOf = (i: number) =>
 
 describe("x0t treasury", async () => {
   const port = await freePort();
-  const rpc = `http://127.0.0.1:${port}`;
-  const hardhatCli = join(dirname(createRequire(import.meta.url).resolve("hardhat")), "cli.js");
-  const chain = spawn(process.execPath, [hardhatCli, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
-    stdio: "ignore",
-  });
+  const chain = await startChain(31337, port);
+  const rpc = chain.url;
   const dir = await mkdtemp(join(tmpdir(), "x0t-treasury-"));
   // Its own Ignition journal, so that it never meets npm start's (chain-31337) or another test's.
   const deploymentId = `e2e-treasury-${port}`;
   after(async () => {
-    chain.kill("SIGKILL");
+    await chain.stop();
     await rm(dir, { recursive: true, force: true });
     await rm(join("deploy", "ignition", "deployments", deploymentId), { recursive: true, force: true });
   });
   const client = createPublicClient({ transport: http(rpc, { retryCount: 0 }) });
-  for (let i = 0; i < 150; i++) {
-    if (
-      await client.getChainId().then(
-        () => true,
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
   const connection = await network.create({ network: "localhost", override: { url: rpc } });
   const council = [1, 2, 3].map((i) => mnemonicToAccount(MNEMONIC, { addressIndex: i }).address);
   // The second deployment in the same journal must repeat the first one's parameters.

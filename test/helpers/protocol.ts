@@ -12,6 +12,10 @@ import {
   signClientKeyAuthorization,
 } from "@x0tta6bl4/relayer/accounting/receipts";
 import { relayerRegistryDomain, signSignerConsent } from "@x0tta6bl4/relayer/chain/registry";
+import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
+import { verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
+import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
+import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
 
 export const X0T = 10n ** 18n;
 export const GB = 1_000_000_000n;
@@ -145,4 +149,31 @@ export async function warpToEpoch(connection: Connection, p: Protocol, epoch: bi
   const now = BigInt(await connection.networkHelpers.time.latest());
   if (now >= target) throw new Error(`already past epoch ${epoch} + ${offset}s (now ${now}, target ${target})`);
   await connection.networkHelpers.time.increaseTo(target);
+}
+
+/**
+ * A relay's payment gate on `p` as a paid node builds it (node/run.ts): an in-memory store, a
+ * chain reader without cache (tests move the chain under it), receipts checked for `relayer`.
+ */
+export function paymentGateFor(
+  p: Protocol,
+  relayer: Address,
+  limits: { allowanceBytes: bigint; slackCells: bigint; preHelloCells?: bigint },
+) {
+  const store = new AccountingStore(":memory:");
+  const reader = new ChannelReader(
+    p.publicClient as never,
+    { credit: p.credit.address, rewards: p.rewards.address, relayer },
+    { ttlMs: 0 },
+  );
+  const gate = new PaymentGate({
+    chain: reader,
+    store,
+    verify: (epoch, r) => verifyReceipt(p.receiptDomain, relayer, epoch, r),
+    allowanceBytes: limits.allowanceBytes,
+    preHelloCells: limits.preHelloCells,
+    slackCells: limits.slackCells,
+    slackBytes: limits.slackCells * CELL_PRICE_BYTES,
+  });
+  return { store, reader, gate };
 }
