@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { initCrypto } from "./crypto/keys.ts";
 import { createLogger, parseLogLevel } from "./log.ts";
 import type { Logger } from "./log.ts";
-import { ConfigError, loadNodeConfig, nodeConfigJsonSchema, parseNodeConfig } from "./node/config.ts";
+import { ConfigError, loadNodeConfig, nodeConfigJsonSchema, parseEndpoint, parseNodeConfig } from "./node/config.ts";
 import { loadOrCreateKeys } from "./node/keyfile.ts";
 import { startNode } from "./node/run.ts";
 import { ACCOUNT_COMMANDS, runAccountCommand } from "./cli/account.ts";
@@ -27,14 +27,6 @@ import { runTreasuryCommand } from "./cli/treasury.ts";
 
 export class UsageError extends Error {
   override name = "UsageError";
-}
-
-/** "host:port" or "[v6]:port" → parts; names the flag on error. */
-export function parseEndpoint(flag: string, value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
-  const port = Number(m?.[3]);
-  if (!m || port < 0 || port > 65535) throw new UsageError(`--${flag}: expected host:port, got "${value}"`);
-  return { host: (m[1] ?? m[2]) as string, port };
 }
 
 function onShutdown(log: Logger, close: () => Promise<void>): void {
@@ -72,7 +64,7 @@ async function relay(argv: string[], log: Logger): Promise<void> {
   if (!values.keys) throw new UsageError("--keys: path of the relay's key file is required (created if missing)");
   if (values.region !== undefined && !/^[A-Z]{2}$/.test(values.region))
     throw new UsageError("--region: expected two capital letters (ISO 3166)");
-  parseEndpoint("listen", values.listen); // names the flag on a bad endpoint
+  parseEndpoint("--listen", values.listen); // names the flag on a bad endpoint
   const createsPerSecond =
     values["creates-per-second"] === undefined ? undefined : Number(values["creates-per-second"]);
   if (createsPerSecond !== undefined && !(Number.isInteger(createsPerSecond) && createsPerSecond > 0)) {
@@ -119,7 +111,7 @@ async function entry(argv: string[], log: Logger): Promise<void> {
   const hops = Number(values.hops);
   if (!Number.isInteger(hops) || hops < 1 || hops > 5)
     throw new UsageError(`--hops: expected 1..5, got "${values.hops}"`);
-  parseEndpoint("socks", values.socks);
+  parseEndpoint("--socks", values.socks);
   const node = await startNode(
     parseNodeConfig({ role: "entry", entry: { socks: values.socks, directory: values.directory, hops } }, "flags"),
     log,

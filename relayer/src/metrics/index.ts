@@ -200,6 +200,11 @@ export function createMetrics(options: MetricsOptions = {}): NodeMetrics {
   for (const kind of ERROR_KINDS) errors.inc({ kind }, 0);
   for (const reason of FAILOVER_REASONS) failovers.inc({ reason }, 0);
 
+  // Called for every relay cell: the label lookup is done once here, not per cell.
+  const cellChildren = {
+    forward: { cells: cellsRelayed.labels("forward"), bytes: bytesRelayed.labels("forward") },
+    backward: { cells: cellsRelayed.labels("backward"), bytes: bytesRelayed.labels("backward") },
+  };
   return {
     registry,
     cellsRelayed,
@@ -216,8 +221,9 @@ export function createMetrics(options: MetricsOptions = {}): NodeMetrics {
     batches,
     errors,
     cell(direction, bytes) {
-      cellsRelayed.inc({ direction });
-      bytesRelayed.inc({ direction }, bytes);
+      const child = cellChildren[direction];
+      child.cells.inc();
+      child.bytes.inc(bytes);
     },
     error: (kind) => errors.inc({ kind: oneOf(ERROR_KINDS, kind, "other") }),
     failover: (reason) => failovers.inc({ reason: oneOf(FAILOVER_REASONS, reason, "other") }),

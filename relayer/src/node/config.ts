@@ -104,6 +104,14 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/** "host:port" or "[v6]:port" → parts; `what` (a flag or a config key) names the setting on error. */
+export function parseEndpoint(what: string, value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[3]);
+  if (!m || port < 0 || port > 65535) throw new ConfigError(`${what}: expected host:port, got "${value}"`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
 /** The node config schema as JSON Schema (draft 2020-12). */
 export function nodeConfigJsonSchema(): unknown {
   return z.toJSONSchema(nodeConfigSchema, { io: "input" });

@@ -30,7 +30,7 @@ import { publicKeysOf } from "../crypto/keys.ts";
 import { connectTarget, createExitPolicy } from "../exit/index.ts";
 import type { Logger } from "../log.ts";
 import { type ChainDuties, startChainDuties } from "./chain-duties.ts";
-import { ConfigError, type NodeConfig } from "./config.ts";
+import { ConfigError, type NodeConfig, parseEndpoint } from "./config.ts";
 import { descriptorOf, readDirectory } from "./directory.ts";
 import { type EntryNode, startEntry } from "./entry.ts";
 import { loadEvmKey } from "./evmkey.ts";
@@ -192,7 +192,7 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     rlog.info("payments on", { operator, signer: signer.address, accounting: p.accounting });
   }
 
-  const [host, port] = splitEndpoint(r.listen);
+  const { host, port } = parseEndpoint("relay.listen", r.listen);
   const node = await startRelay({
     host,
     port,
@@ -275,7 +275,7 @@ async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, lo
     });
     log.info("paying with client key", { key: key.address, account });
   }
-  const [socksHost, socksPort] = splitEndpoint(e.socks);
+  const { host: socksHost, port: socksPort } = parseEndpoint("entry.socks", e.socks);
   const dir = e.directory;
   const metrics =
     config.metrics === undefined || config.metrics === "off"
@@ -317,13 +317,6 @@ async function serveMetrics(metrics: NodeMetrics, where: string, log: Logger): P
     log.error("metrics not served", { listen: `${listen.host}:${listen.port}`, error: (error as Error).message });
     return undefined;
   }
-}
-
-function splitEndpoint(value: string): [string, number] {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new ConfigError(`expected host:port, got "${value}"`);
-  return [(m[1] ?? m[2]) as string, port];
 }
 
 export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
