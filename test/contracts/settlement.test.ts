@@ -7,7 +7,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { type Address, createPublicClient, createWalletClient, custom, getAddress, type LocalAccount } from "viem";
+import {
+  type Address,
+  createPublicClient,
+  createWalletClient,
+  custom,
+  getAddress,
+  type LocalAccount,
+  toHex,
+} from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { type SignedReceipt, signReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
@@ -31,6 +39,8 @@ import {
   warpToEpoch,
   X0T,
 } from "../helpers/protocol.js";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("relay settlement (SQLite store + EpochRewards)", async () => {
   const connection = await connect();
@@ -179,6 +189,56 @@ describe("relay settlement (SQLite store + EpochRewards)", async () => {
     assert.equal(store.queued(epoch).length, 0);
     store.close();
   });
+
+  it("replaces a batch stuck under the base fee with higher fees, after a restart too, and it pays once", async () => {
+    const store = openStore();
+    const [a] = payers;
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, a!.wallet, relayer, 2n * GB, epoch);
+    store.saveReceipt(epoch, await receipt(a!.key, epoch, 1n));
+    await warpToEpoch(connection, p, epoch + 1n);
+    const provider = connection.provider;
+    const nonce = await clients.public.getTransactionCount({ address: relayer });
+    await provider.request({ method: "evm_setAutomine", params: [false] });
+    try {
+      // The batch is priced for today's base fee; the blocks that follow demand ten times its cap.
+      const impatient = { ...clients, bumps: { afterBlocks: 2, pollMs: 20, timeoutMs: 500 } };
+      const pending = submitEpoch(store, impatient, relayer, epoch);
+      for (let i = 0; i < 200 && store.unfinishedBatches()[0]?.txHashes.length !== 1; i++) await sleep(10);
+      const [first] = store.unfinishedBatches()[0]!.txHashes;
+      const tx = await clients.public.getTransaction({ hash: first! });
+      await provider.request({ method: "hardhat_setNextBlockBaseFeePerGas", params: [toHex(tx.maxFeePerGas! * 10n)] });
+      await networkHelpers.mine(1);
+      await assert.rejects(pending, /could not land the batch/);
+      // As a crash would leave it: the batch "sent", its one transaction waiting in the mempool.
+      const [batch] = store.unfinishedBatches();
+      assert.equal(batch?.status, "sent");
+      assert.deepEqual(batch?.txHashes, [first]);
+      // The restart's recovery replaces it (same nonce, higher fees) until a block takes it.
+      let done = false;
+      const recovering = recoverBatches(store, {
+        ...clients,
+        bumps: { afterBlocks: 2, pollMs: 20, timeoutMs: 60_000 },
+      });
+      void recovering.finally(() => (done = true));
+      for (let i = 0; i < 500 && !done; i++) {
+        await networkHelpers.mine(1);
+        await sleep(20);
+      }
+      assert.equal(await recovering, 1);
+      const landed = store.batch(batch!.id);
+      assert.equal(landed.status, "confirmed");
+      assert.ok(landed.txHashes.length >= 2, `replaced at least once (${landed.txHashes.length} transactions)`);
+      assert.equal(landed.txHashes[0], first);
+      const mined = await clients.public.getTransactionReceipt({ hash: landed.txHash! });
+      assert.ok(mined.effectiveGasPrice > tx.maxFeePerGas!, "it paid more than the first could offer");
+      assert.equal(await clients.public.getTransactionCount({ address: relayer }), nonce + 1, "one transaction mined");
+      assert.equal(store.outcome(epoch, a!.key.address), "paid");
+    } finally {
+      await provider.request({ method: "evm_setAutomine", params: [true] });
+      store.close();
+    }
+  });
 });
 
 describe("relay settlement through an RPC outage", async () => {
@@ -197,6 +257,7 @@ describe("relay settlement through an RPC outage", async () => {
     await registerRelayer(p, relay);
     payer = { wallet: p.wallets[4]!, key: await buyCredit(p, p.wallets[4]!, 10n * X0T) };
   });
+
   after(async () => rm(dir, { recursive: true, force: true }));
 
   it("keeps receipts through two epochs without RPC, settles them once it is back, reads stale locks meanwhile", async () => {

@@ -12,7 +12,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import type { Address, Hex } from "viem";
-import type { SignedReceipt } from "./receipts.ts";
+import type { SignedAttestation, SignedReceipt } from "./receipts.ts";
 
 export type BatchStatus = "sending" | "sent" | "confirmed" | "failed";
 
@@ -26,6 +26,19 @@ export type ReceiptOutcome =
   /** The chain will never pay it (forged, unknown key, past the lock's expiry). */
   | { kind: "refused"; reason: string };
 
+/** Where this relay's claim to the uptime bonus of an epoch stands. */
+export type UptimeClaimStatus = "sending" | "sent" | "attested" | "failed" | "abandoned";
+
+export interface UptimeClaim {
+  epoch: bigint;
+  status: UptimeClaimStatus;
+  detail: string | null;
+  txHashes: Hex[];
+}
+
+/** Attestations kept per epoch at most: more than any k governance may set (32). */
+export const MAX_ATTESTATIONS_PER_EPOCH = 64;
+
 export interface StoredReceipt extends SignedReceipt {
   epoch: bigint;
 }
@@ -34,7 +47,10 @@ export interface Batch {
   id: number;
   epoch: bigint;
   status: BatchStatus;
+  /** The newest transaction sent for it (null before one was). */
   txHash: Hex | null;
+  /** Every transaction sent for it, oldest first: one nonce, replacements with higher fees. */
+  txHashes: Hex[];
   keys: Address[];
 }
 
@@ -84,6 +100,36 @@ export class AccountingStore {
         block     INTEGER
       );
       CREATE INDEX IF NOT EXISTS receipts_queue ON receipts (epoch, batch_id);
+      CREATE TABLE IF NOT EXISTS batch_txs (
+        batch_id  INTEGER NOT NULL REFERENCES batches(id),
+        seq       INTEGER NOT NULL,
+        hash      TEXT    NOT NULL,
+        PRIMARY KEY (batch_id, hash)
+      );
+      CREATE TABLE IF NOT EXISTS attestations (
+        epoch        INTEGER NOT NULL,
+        signer       TEXT    NOT NULL,
+        probes       INTEGER NOT NULL,
+        answered     INTEGER NOT NULL,
+        measurements TEXT    NOT NULL,
+        r            TEXT    NOT NULL,
+        vs           TEXT    NOT NULL,
+        received     INTEGER NOT NULL,
+        dropped      TEXT,
+        PRIMARY KEY (epoch, signer)
+      );
+      CREATE TABLE IF NOT EXISTS uptime_claims (
+        epoch     INTEGER PRIMARY KEY,
+        status    TEXT    NOT NULL,
+        detail    TEXT,
+        updated   INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS uptime_txs (
+        epoch     INTEGER NOT NULL,
+        seq       INTEGER NOT NULL,
+        hash      TEXT    NOT NULL,
+        PRIMARY KEY (epoch, hash)
+      );
     `);
     // Stores written before batches knew their block get the column now (reorg checks need it).
     const columns = this.#db.prepare("PRAGMA table_info(batches)").all() as { name: string }[];
@@ -198,11 +244,19 @@ export class AccountingStore {
     });
   }
 
-  /** The batch's transaction was handed to the RPC. */
+  /** A transaction for the batch (the first, or a replacement with higher fees) was handed to the RPC. */
   markSent(batchId: number, txHash: Hex): void {
-    this.#db
-      .prepare("UPDATE batches SET status = 'sent', tx_hash = ?, updated = ? WHERE id = ?")
-      .run(txHash, Date.now(), batchId);
+    this.#transaction(() => {
+      this.#db
+        .prepare("UPDATE batches SET status = 'sent', tx_hash = ?, updated = ? WHERE id = ?")
+        .run(txHash, Date.now(), batchId);
+      this.#db
+        .prepare(
+          `INSERT OR IGNORE INTO batch_txs (batch_id, seq, hash)
+           VALUES (?, (SELECT COUNT(*) FROM batch_txs WHERE batch_id = ?), ?)`,
+        )
+        .run(batchId, batchId, txHash);
+    });
   }
 
   /** The chain mined the batch in `block`; `outcomes` says what became of each key's receipt. */
@@ -275,6 +329,104 @@ export class AccountingStore {
     return (row?.outcome as string | null | undefined) ?? null;
   }
 
+  /**
+   * Keeps another relay's attestation of this relay's uptime in `epoch` (the caller checked its
+   * signature and signer). False if one from that signer is held or the epoch holds the most.
+   */
+  saveAttestation(epoch: bigint, a: SignedAttestation): boolean {
+    return this.#transaction(() => {
+      const held = this.#db.prepare("SELECT COUNT(*) AS n FROM attestations WHERE epoch = ?").get(Number(epoch)) as {
+        n: number;
+      };
+      if (held.n >= MAX_ATTESTATIONS_PER_EPOCH) return false;
+      const result = this.#db
+        .prepare(
+          `INSERT OR IGNORE INTO attestations (epoch, signer, probes, answered, measurements, r, vs, received)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(Number(epoch), a.signer.toLowerCase(), a.probes, a.answered, a.measurements, a.r, a.vs, Date.now());
+      return Number(result.changes) > 0;
+    });
+  }
+
+  /** The attestations of `epoch` not dropped, by signer ascending (the order submitUptime requires). */
+  attestations(epoch: bigint): SignedAttestation[] {
+    const rows = this.#db
+      .prepare("SELECT * FROM attestations WHERE epoch = ? AND dropped IS NULL")
+      .all(Number(epoch)) as Record<string, unknown>[];
+    return rows
+      .map((row) => ({
+        signer: row.signer as Address,
+        probes: row.probes as number,
+        answered: row.answered as number,
+        measurements: row.measurements as Hex,
+        r: row.r as Hex,
+        vs: row.vs as Hex,
+      }))
+      .sort((a, b) => (BigInt(a.signer) < BigInt(b.signer) ? -1 : 1));
+  }
+
+  /** The chain refused `signer`'s attestation of `epoch` (e.g. registered too late): not sent again. */
+  dropAttestation(epoch: bigint, signer: Address, reason: string): void {
+    this.#db
+      .prepare("UPDATE attestations SET dropped = ? WHERE epoch = ? AND signer = ?")
+      .run(reason, Number(epoch), signer.toLowerCase());
+  }
+
+  /** Epochs holding attestations whose uptime claim is not final yet, oldest first. */
+  pendingUptimeEpochs(): bigint[] {
+    const rows = this.#db
+      .prepare(
+        `SELECT DISTINCT a.epoch AS epoch FROM attestations a LEFT JOIN uptime_claims u ON u.epoch = a.epoch
+         WHERE a.dropped IS NULL AND (u.status IS NULL OR u.status NOT IN ('attested', 'abandoned'))
+         ORDER BY a.epoch`,
+      )
+      .all();
+    return rows.map((row) => BigInt(row.epoch as number));
+  }
+
+  uptimeClaim(epoch: bigint): UptimeClaim | undefined {
+    const row = this.#db.prepare("SELECT * FROM uptime_claims WHERE epoch = ?").get(Number(epoch));
+    if (!row) return undefined;
+    const txHashes = this.#db
+      .prepare("SELECT hash FROM uptime_txs WHERE epoch = ? ORDER BY seq")
+      .all(Number(epoch))
+      .map((t) => t.hash as Hex);
+    return {
+      epoch,
+      status: row.status as UptimeClaimStatus,
+      detail: (row.detail as string | null) ?? null,
+      txHashes,
+    };
+  }
+
+  setUptimeClaim(epoch: bigint, status: UptimeClaimStatus, detail: string | null = null): void {
+    this.#db
+      .prepare(
+        `INSERT INTO uptime_claims (epoch, status, detail, updated) VALUES (?, ?, ?, ?)
+         ON CONFLICT (epoch) DO UPDATE SET status = excluded.status, detail = excluded.detail, updated = excluded.updated`,
+      )
+      .run(Number(epoch), status, detail, Date.now());
+  }
+
+  /** A submitUptime transaction for `epoch` (the first or a replacement) was handed to the RPC. */
+  addUptimeTx(epoch: bigint, hash: Hex): void {
+    this.#transaction(() => {
+      this.#db
+        .prepare(
+          `INSERT OR IGNORE INTO uptime_txs (epoch, seq, hash)
+           VALUES (?, (SELECT COUNT(*) FROM uptime_txs WHERE epoch = ?), ?)`,
+        )
+        .run(Number(epoch), Number(epoch), hash);
+      this.setUptimeClaim(epoch, "sent", hash);
+    });
+  }
+
+  /** A new submission for `epoch` starts: forget the hashes of one that was dropped or reverted. */
+  clearUptimeTxs(epoch: bigint): void {
+    this.#db.prepare("DELETE FROM uptime_txs WHERE epoch = ?").run(Number(epoch));
+  }
+
   #toReceipt(row: Record<string, unknown>): StoredReceipt {
     return {
       epoch: BigInt(row.epoch as number),
@@ -292,11 +444,19 @@ export class AccountingStore {
       .prepare("SELECT key FROM receipts WHERE batch_id = ? ORDER BY key")
       .all(id)
       .map((k) => k.key as Address);
+    const txHash = (row.tx_hash as Hex | null) ?? null;
+    const txHashes = this.#db
+      .prepare("SELECT hash FROM batch_txs WHERE batch_id = ? ORDER BY seq")
+      .all(id)
+      .map((t) => t.hash as Hex);
+    // Stores written before replacements were recorded hold the one hash in the batch row.
+    if (txHashes.length === 0 && txHash !== null) txHashes.push(txHash);
     return {
       id,
       epoch: BigInt(row.epoch as number),
       status: row.status as BatchStatus,
-      txHash: (row.tx_hash as Hex | null) ?? null,
+      txHash,
+      txHashes,
       keys,
     };
   }

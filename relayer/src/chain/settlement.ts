@@ -15,10 +15,13 @@ import {
   type Hex,
   parseEventLogs,
   type PublicClient,
+  type TransactionReceipt,
   TransactionReceiptNotFoundError,
   type Transport,
   type WalletClient,
 } from "viem";
+import type { Logger } from "../log.ts";
+import { type BumpPolicy, resumeWithBumps, sendWithBumps } from "./send.ts";
 import type { AccountingStore, ReceiptOutcome } from "../accounting/store.ts";
 import { bandwidthCreditAbi, epochRewardsAbi } from "./abi.ts";
 import { ChainError } from "./errors.ts";
@@ -43,6 +46,10 @@ export interface SettlementClients {
   public: PublicClient;
   wallet: WalletClient<Transport, Chain | undefined, Account>;
   rewards: Address;
+  /** When a stuck transaction is replaced with higher fees (chain/send.ts; defaults there). */
+  bumps?: BumpPolicy;
+  /** Where replacements are logged. */
+  logger?: Logger;
 }
 
 export class SettlementError extends ChainError {}
@@ -76,11 +83,10 @@ function outcomesOf(keys: readonly Address[], logs: readonly { args: { key?: Add
   return outcomes;
 }
 
-/** Waits for `hash` and records what the chain did with the batch. */
-async function confirm(store: AccountingStore, clients: SettlementClients, batchId: number, hash: Hex) {
-  const receipt = await clients.public.waitForTransactionReceipt({ hash, timeout: 120_000 });
+/** Records what the chain did with the batch, from the receipt of its mined transaction. */
+function record(store: AccountingStore, batchId: number, receipt: TransactionReceipt) {
   if (receipt.status !== "success") {
-    store.markFailed(batchId, `transaction ${hash} reverted`);
+    store.markFailed(batchId, `transaction ${receipt.transactionHash} reverted`);
     return null;
   }
   const logs = parseEventLogs({ abi: epochRewardsAbi, logs: receipt.logs, eventName: "ReceiptRejected" });
@@ -134,16 +140,21 @@ export async function recheckRecent(
 export async function recoverBatches(store: AccountingStore, clients: SettlementClients): Promise<number> {
   const unfinished = store.unfinishedBatches();
   for (const batch of unfinished) {
-    if (batch.txHash === null) {
+    if (batch.txHashes.length === 0) {
       store.markFailed(batch.id, "interrupted before its transaction was sent");
       continue;
     }
-    try {
-      await confirm(store, clients, batch.id, batch.txHash);
-    } catch (cause) {
-      // Unknown to the node (dropped, or a reorg took it out): send the receipts again.
-      store.markFailed(batch.id, `not found: ${(cause as Error).message.split("\n")[0]}`);
-    }
+    // Mined: its outcome. Still waiting in the mempool: replaced with higher fees until it is.
+    const receipt = await resumeWithBumps(
+      clients,
+      batch.txHashes,
+      (hash) => store.markSent(batch.id, hash),
+      clients.bumps,
+      clients.logger,
+    );
+    // Unknown to the node (dropped, or a reorg took it out): send the receipts again.
+    if (receipt === null) store.markFailed(batch.id, `not found: ${batch.txHashes.join(", ")}`);
+    else record(store, batch.id, receipt);
   }
   return unfinished.length;
 }
@@ -187,23 +198,29 @@ export async function submitEpoch(
       chunk.map((r) => r.key),
     );
     onStep("batch-recorded", batchId);
-    let hash: Hex;
+    let first = true;
+    const onHash = (hash: Hex) => {
+      if (first) onStep("tx-sent", batchId);
+      store.markSent(batchId, hash);
+      if (first) onStep("hash-recorded", batchId);
+      first = false;
+    };
+    let receipt: TransactionReceipt;
     try {
-      hash = await clients.wallet.writeContract({
-        chain: clients.wallet.chain ?? null,
-        address: clients.rewards,
-        abi: epochRewardsAbi,
-        functionName: "submitReceipts",
-        args,
-      });
+      receipt = await sendWithBumps(
+        clients,
+        { address: clients.rewards, abi: epochRewardsAbi, functionName: "submitReceipts", args },
+        onHash,
+        clients.bumps,
+        clients.logger,
+      );
     } catch (cause) {
-      store.markFailed(batchId, `not sent: ${revertName(cause)}`);
-      throw new SettlementError(`could not send the batch for epoch ${epoch}: ${revertName(cause)}`, { cause });
+      // Nothing sent: the receipts go back to the queue. Sent but not mined in time: the batch
+      // stays "sent" and the next round's recovery follows (and bumps) its transaction.
+      if (first) store.markFailed(batchId, `not sent: ${revertName(cause)}`);
+      throw new SettlementError(`could not land the batch for epoch ${epoch}: ${revertName(cause)}`, { cause });
     }
-    onStep("tx-sent", batchId);
-    store.markSent(batchId, hash);
-    onStep("hash-recorded", batchId);
-    const outcomes = await confirm(store, clients, batchId, hash);
+    const outcomes = record(store, batchId, receipt);
     onStep("outcome-recorded", batchId);
     result.batches++;
     if (!outcomes) continue;
