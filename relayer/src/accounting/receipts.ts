@@ -216,6 +216,21 @@ export async function signUptime(
   };
 }
 
+/** The address an uptime attestation's signature recovers to (throws on a malformed signature). */
+export function recoverUptimeSigner(
+  domain: Eip712Domain,
+  fields: UptimeFields,
+  signature: { r: Hex; vs: Hex },
+): Promise<Address> {
+  return recoverTypedDataAddress({
+    domain,
+    types: UPTIME_TYPES,
+    primaryType: "Uptime",
+    message: fields,
+    signature: expand(signature.r, signature.vs),
+  });
+}
+
 /**
  * Proof that `key` agrees to sign for `account` and to lock at most `capPerEpoch` bytes an epoch,
  * for BandwidthCredit.authorizeClientKey.

@@ -19,6 +19,7 @@ import { silentLogger } from "../log.ts";
 import {
   CellCommand,
   DestroyReason,
+  PING_MAX_BYTES,
   PROBE_MAX_BYTES,
   ProtocolError,
   RelayCommand,
@@ -31,6 +32,7 @@ import type { Cell, Target } from "../wire/cell.ts";
 import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
 import type { PaymentGate } from "../accounting/gate.ts";
 import { decodePayHello, decodePayLock, decodePayReceipt, encodePayStop } from "../wire/payment.ts";
+import { decodeUptime, type UptimeAttestation } from "../wire/uptime.ts";
 import type { PayLock, PayStopReason } from "../wire/payment.ts";
 import { CircuitMux } from "./mux.ts";
 import { LAYER_MINE, LAYER_PASS, RelayHop, sealLayer } from "./onion.ts";
@@ -97,7 +99,16 @@ export interface RelayCoreOptions {
   metrics?: NodeMetrics;
   /** A payer's signed lock request for this relay arrived (PAY_LOCK): land it with openLocks. */
   onLockRequest?: (lock: PayLock) => void;
+  /**
+   * Another relay pushed an uptime attestation for this relay (UPTIME link cell, only length-checked
+   * here): node/uptime.ts checks and keeps it. Without it, UPTIME cells are ignored.
+   */
+  onUptime?: (attestation: UptimeAttestation) => void;
 }
+
+/** UPTIME cells a link may push in a burst, and how often it earns another (an honest attester sends one per epoch). */
+const UPTIME_BURST = 4;
+const UPTIME_REFILL_MS = 60_000;
 
 /** How long a circuit whose payer was stopped lingers so that its PAY_STOP reaches the client. */
 const PAY_STOP_GRACE_MS = 1_000;
@@ -165,7 +176,12 @@ export class RelayCore {
   attach(link: Link): void {
     const circuits = new Map<number, RelayCircuit>();
     this.inbound.set(link, circuits);
-    const bucket = { tokens: this.limits.createsPerSecond * 2, at: Date.now() };
+    const bucket = {
+      tokens: this.limits.createsPerSecond * 2,
+      at: Date.now(),
+      uptime: UPTIME_BURST,
+      uptimeAt: Date.now(),
+    };
     link.setHandler({
       onCell: (cell) => {
         try {
@@ -208,7 +224,7 @@ export class RelayCore {
     link: Link,
     circuits: Map<number, RelayCircuit>,
     cell: Cell,
-    bucket: { tokens: number; at: number },
+    bucket: { tokens: number; at: number; uptime: number; uptimeAt: number },
   ): void {
     const existing = circuits.get(cell.circuitId);
     switch (cell.command) {
@@ -262,6 +278,28 @@ export class RelayCore {
       case CellCommand.destroy:
         existing?.destroy(DestroyReason.requested, "prev");
         return;
+      case CellCommand.ping:
+        // Another relay measuring this one for its uptime attestations: echo at once. Cheap (one
+        // sealed control cell), so no rate limit beyond the link's own admission.
+        if (cell.circuitId !== 0 || cell.body.length > PING_MAX_BYTES) throw new ProtocolError("PING");
+        link.send(0, CellCommand.pong, [cell.body]);
+        return;
+      case CellCommand.uptime: {
+        if (cell.circuitId !== 0) throw new ProtocolError("UPTIME on a circuit");
+        const attestation = decodeUptime(cell.body);
+        const now = Date.now();
+        const earned = Math.floor((now - bucket.uptimeAt) / UPTIME_REFILL_MS);
+        if (earned > 0) {
+          bucket.uptime = Math.min(UPTIME_BURST, bucket.uptime + earned);
+          bucket.uptimeAt = now;
+        }
+        // Checking one costs a signature recovery and a chain read: a link that pushes more than
+        // an attester would is ignored, not served.
+        if (bucket.uptime < 1) return;
+        bucket.uptime--;
+        this.options.onUptime?.(attestation);
+        return;
+      }
       default:
         throw new ProtocolError(`cell command ${cell.command} not allowed on an inbound link`);
     }

@@ -7,7 +7,11 @@
  *   requests the contract would refuse;
  * - settles: every `settleEveryMs`, one `settleOnce` round (finish what a crash left, submit
  *   finished epochs' receipts, give up on closed windows) — an RPC outage only delays a round;
+ * - claims the uptime bonus of each ended epoch once k other relays' attestations are held
+ *   (chain/uptime.ts);
  * - claims its rewards once the final epochs' pending rewards reach `claimAboveWei`.
+ *
+ * Every transaction is replaced with higher fees while it waits unmined (chain/send.ts).
  *
  * See docs/settlement.md.
  */
@@ -23,6 +27,7 @@ import {
   type SettlementClients,
   settleOnce,
 } from "../chain/settlement.ts";
+import { submitUptimeDue } from "../chain/uptime.ts";
 import type { Logger } from "../log.ts";
 import type { PayLock } from "../wire/payment.ts";
 import type { NodeMetrics } from "../metrics/index.ts";
@@ -150,6 +155,14 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
           });
         for (const a of report.abandoned)
           log.warn("epoch abandoned: submission window closed", { epoch: a.epoch, receipts: a.receipts });
+        for (const u of await submitUptimeDue(o.store, o.clients, o.relayer, report.currentEpoch)) {
+          if (u.kind === "attested")
+            log.info("uptime bonus claimed", { epoch: u.epoch, attesters: u.attesters, tx: u.tx });
+          else if (u.kind === "waiting")
+            log.debug("uptime bonus waiting for attestations", { epoch: u.epoch, usable: u.usable, needed: u.needed });
+          else if (u.kind === "failed" || u.kind === "abandoned")
+            log.warn("uptime bonus not claimed", { epoch: u.epoch, reason: u.reason });
+        }
         if (o.claimAboveWei !== null && o.claimAboveWei !== undefined) await claimIfDue(report.currentEpoch);
       } catch (error) {
         o.metrics?.error("chain");

@@ -24,6 +24,18 @@ const chain = z
   })
   .describe("how the node reaches the protocol contracts");
 
+const uptime = z
+  .strictObject({
+    peers: path.describe(
+      "folder of relay descriptors (*.json) to measure; each is checked against its RelayerRegistry record",
+    ),
+    knowledge: path.optional().describe("SQLite file of the measurements (default: beside the accounting file)"),
+    probeIntervalMs: positiveInt
+      .optional()
+      .describe("probe interval per relay (default: 120 probes per epoch, 250 ms..30 s)"),
+  })
+  .describe("measure the other relays and attest their uptime (they earn the +10% bonus with k attestations)");
+
 const relayPayments = z
   .strictObject({
     operator: address.describe("the operator address the relay is registered under; receipts pay it"),
@@ -38,6 +50,14 @@ const relayPayments = z
       .union([z.string().regex(/^\d+(\.\d{1,18})?$/, "expected an amount of X0T"), z.null()])
       .default("0")
       .describe("claim automatically once final rewards reach this many X0T; null: only `x0t claim`"),
+    bumpAfterBlocks: positiveInt.default(3).describe("replace a transaction unmined for this many blocks"),
+    bumpPercent: z.number().int().min(10).max(500).default(25).describe("fee raise per replacement, percent"),
+    maxFeeGwei: z
+      .string()
+      .regex(/^\d+(\.\d{1,9})?$/, "expected an amount of gwei")
+      .optional()
+      .describe("never offer more than this per gas (default: no cap)"),
+    uptime: uptime.optional(),
   })
   .describe("a paid relay: counts, judges receipts, settles and claims");
 
@@ -162,6 +182,11 @@ export function loadNodeConfig(file: string): NodeConfig {
     if (config.relay.payments) {
       config.relay.payments.signerKey = abs(config.relay.payments.signerKey);
       config.relay.payments.accounting = abs(config.relay.payments.accounting);
+      const u = config.relay.payments.uptime;
+      if (u) {
+        u.peers = abs(u.peers);
+        if (u.knowledge) u.knowledge = abs(u.knowledge);
+      }
     }
   }
   return config;

@@ -29,6 +29,8 @@ export interface RelayNodeOptions {
   /** In-band payment: the gate that counts and judges every payer (docs/settlement.md). */
   payments?: RelayCoreOptions["payments"];
   onLockRequest?: RelayCoreOptions["onLockRequest"];
+  /** Another relay pushed an uptime attestation for this one (node/uptime.ts UptimeInbox). */
+  onUptime?: RelayCoreOptions["onUptime"];
   metrics?: RelayCoreOptions["metrics"];
 }
 
@@ -52,6 +54,7 @@ export async function startRelay(options: RelayNodeOptions): Promise<RelayNode> 
     tamperForward: options.tamperForward,
     payments: options.payments,
     onLockRequest: options.onLockRequest,
+    onUptime: options.onUptime,
     metrics: options.metrics,
     connectLink: (host, port, relay) => Link.connect(host, port, relay, { rekeyInterval: options.rekeyInterval }),
   });

@@ -13,6 +13,7 @@ import {
   createWalletClient,
   getAddress,
   http,
+  parseGwei,
   parseUnits,
   type PublicClient,
   zeroAddress,
@@ -20,7 +21,7 @@ import {
 import { CELL_PRICE_BYTES, PaymentGate } from "../accounting/gate.ts";
 import { PayerChannels } from "../accounting/payer.ts";
 import { PayerStore } from "../accounting/payer-store.ts";
-import { bandwidthCreditDomain, epochRewardsDomain, verifyReceipt } from "../accounting/receipts.ts";
+import { bandwidthCreditDomain, epochRewardsDomain, signUptime, verifyReceipt } from "../accounting/receipts.ts";
 import { AccountingStore } from "../accounting/store.ts";
 import { bandwidthCreditAbi, epochRewardsAbi, relayerRegistryAbi } from "../chain/abi.ts";
 import type { ProtocolAddresses } from "../chain/account.ts";
@@ -43,6 +44,15 @@ import {
   startMetricsServer,
 } from "../metrics/index.ts";
 import { type RelayNode, startRelay } from "./relay.ts";
+import { Knowledge } from "../mesh/knowledge.ts";
+import {
+  ChainEpochClock,
+  probeIntervalFor,
+  registryOperatorOf,
+  UptimeInbox,
+  type UptimePeer,
+  UptimeProber,
+} from "./uptime.ts";
 
 export interface RunningNode {
   relay?: RelayNode;
@@ -132,6 +142,10 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
   let duties: ChainDuties | undefined;
   let store: AccountingStore | undefined;
   let operator: Address | undefined;
+  let inbox: UptimeInbox | undefined;
+  let startProber: (() => Promise<UptimeProber>) | undefined;
+  let clock: ChainEpochClock | undefined;
+  let knowledge: Knowledge | undefined;
   if (r.payments) {
     const p = r.payments;
     const chain = await connectChain(config.chain!);
@@ -173,6 +187,39 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
       slackBytes: slackCells * CELL_PRICE_BYTES,
     });
     const wallet = createWalletClient({ account: signer, transport: http(chain.rpcUrl, { retryCount: 2 }) });
+    const epochs = await ChainEpochClock.start(chain.client, chain.contracts.EpochRewards, 10_000, rlog);
+    clock = epochs;
+    inbox = new UptimeInbox({
+      store,
+      relayer,
+      domain: receiptDomain,
+      currentEpoch: () => epochs.epochOf(Date.now()),
+      windowEpochs: () => epochs.window,
+      operatorOf: registryOperatorOf(chain.client, chain.contracts.RelayerRegistry),
+      logger: rlog,
+    });
+    if (p.uptime) {
+      const u = p.uptime;
+      const peersDir = u.peers;
+      knowledge = new Knowledge(u.knowledge ?? p.accounting.replace(/(\.sqlite)?$/, ".knowledge.sqlite"));
+      const known = knowledge;
+      const probeIntervalMs = u.probeIntervalMs ?? probeIntervalFor(epochs.length);
+      startProber = async () => {
+        const prober = new UptimeProber({
+          self: relayer,
+          peers: () => registeredPeers(chain, peersDir, rlog),
+          knowledge: known,
+          clock: epochs,
+          probeIntervalMs,
+          sign: (fields) => signUptime(signer, receiptDomain, fields),
+          windowEpochs: () => epochs.window,
+          logger: rlog,
+        });
+        await prober.start();
+        rlog.info("measuring other relays' uptime", { peers: peersDir, probeIntervalMs });
+        return prober;
+      };
+    }
     duties = startChainDuties({
       store,
       clients: {
@@ -180,6 +227,12 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
         wallet: wallet as never,
         rewards: chain.contracts.EpochRewards,
         credit: chain.contracts.BandwidthCredit,
+        bumps: {
+          afterBlocks: p.bumpAfterBlocks,
+          bumpPercent: p.bumpPercent,
+          ...(p.maxFeeGwei ? { maxFeePerGas: parseGwei(p.maxFeeGwei) } : {}),
+        },
+        logger: rlog,
       },
       relayer: operator,
       reader,
@@ -202,8 +255,10 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     openTarget: policy ? (target, signal) => connectTarget(target, policy, { signal, logger: rlog }) : undefined,
     payments: gate,
     onLockRequest: duties ? (lock) => duties.requestLock(lock) : undefined,
+    onUptime: inbox ? (attestation) => void inbox.receive(attestation) : undefined,
     metrics,
   });
+  const prober = await startProber?.();
   const server = metrics ? await serveMetrics(metrics, config.metrics!, rlog) : undefined;
   if (r.descriptorOut) {
     mkdirSync(dirname(r.descriptorOut), { recursive: true });
@@ -229,10 +284,13 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     duties,
     metrics: server,
     close: async () => {
+      prober?.stop();
+      clock?.stop();
       await node.close();
       await duties?.close();
       await server?.close();
       store?.close();
+      knowledge?.close();
     },
   } satisfies RunningNode;
 }
@@ -301,6 +359,41 @@ async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, lo
       payerStore?.close();
     },
   };
+}
+
+/**
+ * The relays in `dir` that the registry vouches for: a descriptor names its operator and carries
+ * its static keys (the registry holds only their hash); the endpoint is the registry's. Descriptors
+ * whose keys do not match the record, or whose operator is not registered, are skipped with a reason.
+ */
+async function registeredPeers(chain: ChainContext, dir: string, log: Logger): Promise<UptimePeer[]> {
+  const peers: UptimePeer[] = [];
+  for (const entry of readDirectory(dir)) {
+    if (!entry.operator) continue;
+    const node = await chain.client.readContract({
+      address: chain.contracts.RelayerRegistry,
+      abi: relayerRegistryAbi,
+      functionName: "getNode",
+      args: [entry.operator],
+    });
+    const why =
+      node.registeredAt === 0
+        ? "not registered"
+        : node.keysHash.toLowerCase() !== `0x${Buffer.from(entry.keys.keysHash).toString("hex")}`
+          ? "keys differ from the registry record"
+          : undefined;
+    if (why) {
+      log.debug("uptime peer skipped", { operator: entry.operator, name: entry.name, why });
+      continue;
+    }
+    try {
+      const { host, port } = parseEndpoint("registry endpoint", node.endpoint);
+      peers.push({ operator: getAddress(entry.operator), host, port, keys: entry.keys });
+    } catch {
+      log.debug("uptime peer skipped", { operator: entry.operator, why: `unusable endpoint ${node.endpoint}` });
+    }
+  }
+  return peers;
 }
 
 /**

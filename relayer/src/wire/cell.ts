@@ -35,7 +35,19 @@ export const RELAY_HEADER_BYTES = 3;
 /** Largest DATA payload: fits through MAX_HOPS layers whatever the circuit length. */
 export const MAX_RELAY_DATA_BYTES = MAX_CELL_BODY_BYTES - MAX_HOPS * LAYER_OVERHEAD_BYTES - RELAY_HEADER_BYTES;
 
-export const CellCommand = { create: 1, created: 2, relay: 3, destroy: 4 } as const;
+export const CellCommand = {
+  create: 1,
+  created: 2,
+  relay: 3,
+  destroy: 4,
+  /** Link-level (circuit id 0) liveness probe between relays: body up to PING_MAX_BYTES, echoed in PONG. */
+  ping: 5,
+  pong: 6,
+  /** Link-level (circuit id 0): an uptime attestation for the receiving relay (wire/uptime.ts). */
+  uptime: 7,
+} as const;
+/** Largest PING / PONG body (the prober's sequence number). */
+export const PING_MAX_BYTES = 8;
 export type CellCommand = (typeof CellCommand)[keyof typeof CellCommand];
 
 export const RelayCommand = {
