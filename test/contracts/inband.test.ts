@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { type Address, getAddress, type LocalAccount } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import type { PayHello } from "../../relayer/src/wire/payment.ts";
 import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
 import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
@@ -76,13 +78,13 @@ describe("in-band payment through a 3-hop circuit", async () => {
     relays = [];
     for (const o of operators) {
       const relayer = getAddress(o.account.address);
-      const { store, gate } = paymentGateFor(p, relayer, {
+      const { store, gate, checkPayHello } = paymentGateFor(p, relayer, {
         allowanceBytes: 256n * CELL_PRICE_BYTES,
         slackCells: 1_024n,
       });
       gates.push(gate);
       stores.push(store);
-      relays.push(...(await startRelays(1, { payments: gate })));
+      relays.push(...(await startRelays(1, { payments: gate, checkPayHello })));
     }
     blob = await startBlobServer();
   });
@@ -175,5 +177,51 @@ describe("in-band payment through a 3-hop circuit", async () => {
     assert.equal(closed.reason, DestroyReason.payment);
     assert.match(closed.message, /stopped serving this payer: lock-short \(PAY_STOP reason 4\)/);
     link.close();
+  });
+
+  it("refuses a PAY_HELLO replayed from another payer's circuit: the circuit is stopped, the victim's counts do not move", async () => {
+    const epoch = await p.rewards.read.currentEpoch();
+    const channelsOf = (k: LocalAccount) =>
+      new PayerChannels({
+        key: k,
+        receiptDomain: p.receiptDomain,
+        creditDomain: p.creditDomain,
+        epoch: () => epoch,
+        everyCells: 256n,
+        everyMs: 60_000,
+      });
+    // The victim's node builds a circuit; its hellos are seen (say, by a hostile first hop's operator
+    // who also runs the others, or leaked from memory).
+    const victim = channelsOf(key);
+    const seen = new Map<string, PayHello>();
+    const sign = victim.hello.bind(victim);
+    victim.hello = async (relayer, binding) => {
+      const hello = await sign(relayer, binding);
+      seen.set(relayer.toLowerCase(), hello);
+      return hello;
+    };
+    const honest = await circuitFor(victim);
+    for (let i = 0; i < 100 && seen.size < operators.length; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(seen.size, operators.length);
+    honest.circuit.close();
+    honest.link.close();
+    await new Promise((r) => setTimeout(r, 200));
+    const before = gates.map((g) => g.counted(key.address));
+    // The attacker names the victim's key with those very hellos on its own circuit.
+    const attacker = channelsOf(privateKeyToAccount(generatePrivateKey()));
+    attacker.hello = async (relayer) => seen.get(relayer.toLowerCase())!;
+    const { circuit, link } = await circuitFor(attacker);
+    const closed = new Promise<CircuitError>((resolve) => circuit.onClose(resolve));
+    await assert.rejects(fetchThrough(circuit, blob.port, `/blob/${1024 * 1024}`));
+    const error = await closed;
+    assert.equal(error.reason, DestroyReason.payment);
+    assert.match(error.message, /stopped serving this payer: bad-receipt/);
+    link.close();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(
+      gates.map((g) => g.counted(key.address)),
+      before,
+      "no cell of the attacker's circuit was counted for the victim",
+    );
   });
 });

@@ -40,7 +40,7 @@ describe("a payer whose credit runs out mid-download", async () => {
     key = await buyCredit(p, p.wallets[6]!, (6n * MiB * X0T) / 1_000_000_000n);
     for (const o of operators) {
       const relayer = getAddress(o.account.address);
-      const { store, reader, gate } = paymentGateFor(p, relayer, {
+      const { store, reader, gate, checkPayHello } = paymentGateFor(p, relayer, {
         allowanceBytes: ALLOWANCE,
         slackCells: SLACK_CELLS,
       });
@@ -60,7 +60,9 @@ describe("a payer whose credit runs out mid-download", async () => {
       });
       gates.push(gate);
       duties.push(d);
-      relays.push(...(await startRelays(1, { payments: gate, onLockRequest: (lock) => d.requestLock(lock) })));
+      relays.push(
+        ...(await startRelays(1, { payments: gate, checkPayHello, onLockRequest: (lock) => d.requestLock(lock) })),
+      );
     }
     const directory: DirectoryEntry[] = relays.map((r, i) => ({
       name: `r${i + 1}`,

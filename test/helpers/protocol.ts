@@ -13,7 +13,8 @@ import {
 } from "@x0tta6bl4/relayer/accounting/receipts";
 import { relayerRegistryDomain, signSignerConsent } from "@x0tta6bl4/relayer/chain/registry";
 import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
-import { verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
+import { ClientKeys } from "../../relayer/src/accounting/client-keys.ts";
+import type { PayHello } from "../../relayer/src/wire/payment.ts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
 
@@ -166,14 +167,17 @@ export function paymentGateFor(
     { credit: p.credit.address, rewards: p.rewards.address, relayer },
     { ttlMs: 0 },
   );
+  // As node/run.ts does: hellos checked over their hop handshake, receipts verified natively.
+  const keys = new ClientKeys(p.receiptDomain, relayer);
   const gate = new PaymentGate({
     chain: reader,
     store,
-    verify: (epoch, r) => verifyReceipt(p.receiptDomain, relayer, epoch, r),
+    verify: (epoch, r) => keys.verifyReceipt(epoch, r),
     allowanceBytes: limits.allowanceBytes,
     preHelloCells: limits.preHelloCells,
     slackCells: limits.slackCells,
     slackBytes: limits.slackCells * CELL_PRICE_BYTES,
   });
-  return { store, reader, gate };
+  const checkPayHello = (binding: Buffer, hello: PayHello) => keys.checkHello(binding, hello);
+  return { store, reader, gate, keys, checkPayHello };
 }

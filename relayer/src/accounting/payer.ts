@@ -7,7 +7,8 @@
 import type { Address, LocalAccount } from "viem";
 import { ChannelMeter } from "./meter.ts";
 import { CELL_PRICE_BYTES } from "./gate.ts";
-import { type Eip712Domain, signLockRequest, signReceipt } from "./receipts.ts";
+import type { PayHello } from "../wire/payment.ts";
+import { type Eip712Domain, signLockRequest, signPayHello, signReceipt } from "./receipts.ts";
 import type { PayLock, PayReceipt } from "../wire/payment.ts";
 import type { PayerStore } from "./payer-store.ts";
 
@@ -61,6 +62,11 @@ export class PayerChannels {
 
   get key(): Address {
     return this.#o.key.address;
+  }
+
+  /** A PAY_HELLO for `relayer`'s hop of a circuit whose hop handshake has `binding`. */
+  hello(relayer: Address, binding: Uint8Array): Promise<PayHello> {
+    return signPayHello(this.#o.key, this.#o.receiptDomain, relayer, binding);
   }
 
   /** Starts `relayer`'s channel from counts remembered elsewhere (never goes backwards). */

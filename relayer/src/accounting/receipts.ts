@@ -39,6 +39,18 @@ export const UPTIME_TYPES = {
   ],
 } as const;
 
+/**
+ * A payer's PAY_HELLO: client key K pays for the circuit whose hop handshake with `relayer` has
+ * this `binding` (crypto/handshake.ts). Never verified on-chain; a type of its own, so that it
+ * cannot be replayed as a receipt or a lock request.
+ */
+export const PAY_HELLO_TYPES = {
+  PayHello: [
+    { name: "relayer", type: "address" },
+    { name: "binding", type: "bytes32" },
+  ],
+} as const;
+
 export const CLIENT_KEY_TYPES = {
   ClientKeyAuthorization: [
     { name: "account", type: "address" },
@@ -134,7 +146,8 @@ function compact(signature: Hex): { r: Hex; vs: Hex } {
   return { r, vs: yParityAndS };
 }
 
-function expand(r: Hex, vs: Hex): Hex {
+/** The 65-byte signature (r | s | v) of a compact one (r, vs: EIP-2098). */
+export function expand(r: Hex, vs: Hex): Hex {
   const yParity = BigInt(vs) >> 255n;
   const s = BigInt(vs) & ((1n << 255n) - 1n);
   return `0x${r.slice(2)}${s.toString(16).padStart(64, "0")}${yParity === 1n ? "1c" : "1b"}`;
@@ -148,6 +161,22 @@ export async function signReceipt(
 ): Promise<SignedReceipt> {
   const signature = await key.signTypedData({ domain, types: RECEIPT_TYPES, primaryType: "Receipt", message: fields });
   return { key: key.address, cells: fields.cells, bytes_: fields.bytes, ...compact(signature) };
+}
+
+/** Signs a PAY_HELLO for the hop of `relayer` whose handshake has `binding` (domain: EpochRewards). */
+export async function signPayHello(
+  key: LocalAccount,
+  domain: Eip712Domain,
+  relayer: Address,
+  binding: Uint8Array,
+): Promise<{ key: Address; r: Hex; vs: Hex }> {
+  const signature = await key.signTypedData({
+    domain,
+    types: PAY_HELLO_TYPES,
+    primaryType: "PayHello",
+    message: { relayer, binding: `0x${Buffer.from(binding).toString("hex")}` },
+  });
+  return { key: key.address, ...compact(signature) };
 }
 
 /** Signs a lock request with a payer's client key (domain: BandwidthCredit). */

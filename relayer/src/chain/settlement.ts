@@ -22,6 +22,9 @@ import {
 } from "viem";
 import type { Logger } from "../log.ts";
 import { type BumpPolicy, resumeWithBumps, sendWithBumps } from "./send.ts";
+import { getEip712Domain } from "viem/actions";
+import { withRecoveredParity } from "../accounting/client-keys.ts";
+import type { Eip712Domain } from "../accounting/receipts.ts";
 import type { AccountingStore, ReceiptOutcome } from "../accounting/store.ts";
 import { bandwidthCreditAbi, epochRewardsAbi } from "./abi.ts";
 import { ChainError } from "./errors.ts";
@@ -159,6 +162,26 @@ export async function recoverBatches(store: AccountingStore, clients: Settlement
   return unfinished.length;
 }
 
+const domains = new Map<string, Promise<Eip712Domain>>();
+
+/** EpochRewards' EIP-712 domain, as the contract reports it (ERC-5267), read once per contract. */
+function receiptDomainOf(clients: SettlementClients): Promise<Eip712Domain> {
+  const id = clients.rewards.toLowerCase();
+  const held = domains.get(id);
+  if (held) return held;
+  const domain: Promise<Eip712Domain> = getEip712Domain(clients.public, { address: clients.rewards }).then(
+    ({ domain: d }) => ({
+      name: d.name,
+      version: d.version,
+      chainId: Number(d.chainId),
+      verifyingContract: d.verifyingContract,
+    }),
+  );
+  domain.catch(() => domains.delete(id));
+  domains.set(id, domain);
+  return domain;
+}
+
 /**
  * Sends `relayer`'s queued receipts of `epoch` in batches of at most MAX_BATCH and records the
  * outcome of each. Call it in the epoch after `epoch` (and again later in the window for receipts
@@ -173,8 +196,12 @@ export async function submitEpoch(
 ): Promise<EpochSettlement> {
   const result: EpochSettlement = { epoch, batches: 0, paid: 0, settled: 0, retry: 0, refused: 0 };
   const queued = store.queued(epoch);
+  const domain = queued.length > 0 ? await receiptDomainOf(clients) : undefined;
   for (let start = 0; start < queued.length; start += MAX_BATCH) {
-    const chunk = queued.slice(start, start + MAX_BATCH);
+    // Receipts verified natively were never checked for their recovery bit: set it from the key.
+    const chunk = await Promise.all(
+      queued.slice(start, start + MAX_BATCH).map((r) => withRecoveredParity(domain!, relayer, epoch, r)),
+    );
     const args = [
       relayer,
       epoch,

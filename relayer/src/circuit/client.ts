@@ -82,6 +82,8 @@ export class ClientCircuit implements CircuitEndpoint {
   private readonly mux: CircuitMux;
   private readonly id: number;
   private readonly hops: ClientHop[] = [];
+  /** Each hop handshake's binding (what the hop's PAY_HELLO is signed over). */
+  private readonly bindings: Buffer[] = [];
   private readonly streams = new Map<number, CircuitStream>();
   private readonly opening = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   /** Closed here, END from the exit not seen yet: id → Date.now() at close, oldest first. */
@@ -135,19 +137,15 @@ export class ClientCircuit implements CircuitEndpoint {
           circuit.sendTo(i - 1, RelayCommand.extend, 0, [body]);
           reply = await wait;
         }
-        circuit.hops.push(new ClientHop(hs.finish(reply), options.rekeyInterval));
+        const keys = hs.finish(reply);
+        circuit.bindings.push(keys.binding);
+        circuit.hops.push(new ClientHop(keys, options.rekeyInterval));
       }
       if (options.payer) {
         circuit.payer = options.payer;
-        const hello = encodePayHello(options.payer.channels.key);
         for (let i = 0; i < circuit.hops.length; i++) {
-          if (!options.payer.operators[i]) continue;
-          circuit.sendTo(i, RelayCommand.payHello, 0, [hello]);
-          // The hop carries a key only one receipt interval past its last receipt: bring it up to
-          // date at once (earlier circuits may have left cells unreceipted).
-          const operator = options.payer.operators[i]!;
-          if (options.payer.channels.unsigned(operator)) circuit.sendReceipt(i, operator);
-          else circuit.sendLockIfDue(i);
+          const operator = options.payer.operators[i];
+          if (operator) circuit.sendHello(i, operator);
         }
         circuit.receiptTimer = setInterval(() => circuit.sendIdleReceipts(), options.payer.channels.intervalMs);
         circuit.receiptTimer.unref();
@@ -405,6 +403,27 @@ export class ClientCircuit implements CircuitEndpoint {
       const operator = payer.operators[i];
       if (operator && payer.channels.unsigned(operator)) this.sendReceipt(i, operator);
     }
+  }
+
+  /**
+   * Signs and sends hop `i` its PAY_HELLO (over the hop handshake's binding), then brings the hop
+   * up to date: the hop carries a key only one receipt interval past its last receipt, and earlier
+   * circuits may have left cells unreceipted. No receipt leaves for the hop before its hello.
+   */
+  private sendHello(i: number, operator: Address): void {
+    const payer = this.payer;
+    if (!payer) return;
+    this.signing.add(i);
+    payer.channels.hello(operator, this.bindings[i]!).then(
+      (hello) => {
+        this.signing.delete(i);
+        if (this.closed) return;
+        this.sendTo(i, RelayCommand.payHello, 0, [encodePayHello(hello)]);
+        if (payer.channels.unsigned(operator)) this.sendReceipt(i, operator);
+        else this.sendLockIfDue(i);
+      },
+      () => this.signing.delete(i),
+    );
   }
 
   private sendReceipt(i: number, operator: Address): void {

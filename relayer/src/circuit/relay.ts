@@ -33,7 +33,7 @@ import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
 import type { PaymentGate } from "../accounting/gate.ts";
 import { decodePayHello, decodePayLock, decodePayReceipt, encodePayStop } from "../wire/payment.ts";
 import { decodeUptime, type UptimeAttestation } from "../wire/uptime.ts";
-import type { PayLock, PayStopReason } from "../wire/payment.ts";
+import { type PayHello, type PayLock, PayStopReason } from "../wire/payment.ts";
 import { CircuitMux } from "./mux.ts";
 import { LAYER_MINE, LAYER_PASS, RelayHop, sealLayer } from "./onion.ts";
 import { CircuitStream, STREAM_WINDOW } from "./stream.ts";
@@ -104,6 +104,11 @@ export interface RelayCoreOptions {
    * here): node/uptime.ts checks and keeps it. Without it, UPTIME cells are ignored.
    */
   onUptime?: (attestation: UptimeAttestation) => void;
+  /**
+   * Checks a PAY_HELLO's signature over the hop handshake's binding (accounting/client-keys.ts);
+   * a hello that fails is answered like a bad receipt. Without it, hellos are taken on trust (tests).
+   */
+  checkPayHello?: (binding: Buffer, hello: PayHello) => Promise<boolean>;
 }
 
 /** UPTIME cells a link may push in a burst, and how often it earns another (an honest attester sends one per epoch). */
@@ -258,6 +263,7 @@ export class RelayCore {
           link,
           cell.circuitId,
           new RelayHop(answer.keys, this.options.rekeyInterval),
+          answer.keys.binding,
           () => {
             circuits.delete(cell.circuitId);
             this.circuits--;
@@ -344,6 +350,8 @@ class RelayCircuit {
   private readonly prev: Link;
   private readonly prevId: number;
   private readonly hop: RelayHop;
+  /** The hop handshake's binding: what this circuit's PAY_HELLO must be signed over. */
+  private readonly binding: Buffer;
   private readonly onGone: () => void;
   private next: { mux: CircuitMux; id: number; queue: CellQueue } | undefined;
   /** Backward cells of this circuit waiting for the previous link (passed on and our own, in order). */
@@ -354,12 +362,23 @@ class RelayCircuit {
   private readonly payId: number;
   /** The payer was stopped: nothing more is carried, the circuit ends after a grace period. */
   private unpaid = false;
+  /** Settles once the last PAY_HELLO's signature was checked (receipts wait for it). */
+  private helloChecked: Promise<void> = Promise.resolve();
 
-  constructor(core: RelayCore, prev: Link, prevId: number, hop: RelayHop, onGone: () => void, payId: number) {
+  constructor(
+    core: RelayCore,
+    prev: Link,
+    prevId: number,
+    hop: RelayHop,
+    binding: Buffer,
+    onGone: () => void,
+    payId: number,
+  ) {
     this.core = core;
     this.prev = prev;
     this.prevId = prevId;
     this.hop = hop;
+    this.binding = binding;
     this.onGone = onGone;
     this.payId = payId;
     this.prevQueue = prev.openQueue(core.limits.circuitQueueCells);
@@ -491,9 +510,22 @@ class RelayCircuit {
         return;
       case RelayCommand.payHello: {
         if (message.streamId !== 0) throw new ProtocolError("PAY_HELLO off stream 0");
-        const key = decodePayHello(message.data);
+        const hello = decodePayHello(message.data);
         const gate = this.core.options.payments;
-        if (gate) this.afterPayment(gate.hello(this.payId, key));
+        if (!gate) return;
+        // The hello must be signed by its key over this hop handshake's binding: nobody can name
+        // someone else's key for a circuit (cells until then count as the circuit's pre-hello cells).
+        const check = this.core.options.checkPayHello;
+        const verdict = (check ? check(this.binding, hello) : Promise.resolve(true)).then(
+          (ok) => (ok ? gate.hello(this.payId, hello.key) : { serve: false, reason: PayStopReason.badReceipt }),
+          () => ({ serve: false, reason: PayStopReason.badReceipt }),
+        );
+        // Receipts that follow the hello are judged once it is (they name its key).
+        this.helloChecked = verdict.then(
+          () => {},
+          () => {},
+        );
+        this.afterPayment(verdict);
         return;
       }
       case RelayCommand.payReceipt: {
@@ -502,8 +534,10 @@ class RelayCircuit {
         const gate = this.core.options.payments;
         if (gate)
           this.afterPayment(
-            gate
-              .receipt(this.payId, r.epoch, { key: r.key, cells: r.cells, bytes_: r.bytes, r: r.r, vs: r.vs })
+            this.helloChecked
+              .then(() =>
+                gate.receipt(this.payId, r.epoch, { key: r.key, cells: r.cells, bytes_: r.bytes, r: r.r, vs: r.vs }),
+              )
               .then((verdict) => {
                 this.core.options.metrics?.receipt(verdict.serve ? "accepted" : "refused");
                 return verdict;

@@ -10,8 +10,11 @@
  *   CT_s   encapsulates to the relay's static ML-KEM-768 key (authenticates the relay, PQ)
  *
  *   ikm    = DH(x,Y) | DH(x,B) | K_e | K_s              (each 32 bytes)
- *   okm    = HKDF-SHA-256(ikm, salt = PROTOCOL_ID, info = "keys" | sha256(transcript), 96)
- *   keys   = forward (client→relay) | backward (relay→client) | AUTH
+ *   okm    = HKDF-SHA-256(ikm, salt = PROTOCOL_ID, info = "keys" | sha256(transcript), 128)
+ *   keys   = forward (client→relay) | backward (relay→client) | AUTH | BINDING
+ *
+ * BINDING is known to the two ends only; a payer signs it in its PAY_HELLO to this hop
+ * (docs/settlement.md), so that the hello cannot be made for, or moved to, another circuit.
  *
  * Secrecy holds if either X25519 or ML-KEM-768 holds; only the holder of both static secret keys
  * can compute AUTH (KEMTLS/PQ-ntor-style implicit authentication, ntor-style DH(x,B)); the
@@ -46,10 +49,12 @@ export class HandshakeError extends Error {
   override name = "HandshakeError";
 }
 
-/** The two directional 32-byte AES-256-GCM keys a handshake yields. */
+/** The two directional 32-byte AES-256-GCM keys a handshake yields, and its 32-byte binding. */
 export interface SessionKeys {
   forward: Buffer;
   backward: Buffer;
+  /** A secret of this handshake's two ends that names it (what a PAY_HELLO signs). */
+  binding: Buffer;
 }
 
 /** Client state between HELLO and REPLY; single use. */
@@ -63,8 +68,11 @@ function derive(ikm: Uint8Array[], transcript: Uint8Array[]): { keys: SessionKey
   const th = createHash("sha256");
   for (const part of transcript) th.update(part);
   const info = Buffer.concat([KEYS_INFO, th.digest()]);
-  const okm = Buffer.from(hkdfSync("sha256", Buffer.concat(ikm), PROTOCOL_ID, info, 96));
-  return { keys: { forward: okm.subarray(0, 32), backward: okm.subarray(32, 64) }, auth: okm.subarray(64, 96) };
+  const okm = Buffer.from(hkdfSync("sha256", Buffer.concat(ikm), PROTOCOL_ID, info, 128));
+  return {
+    keys: { forward: okm.subarray(0, 32), backward: okm.subarray(32, 64), binding: okm.subarray(96, 128) },
+    auth: okm.subarray(64, 96),
+  };
 }
 
 /** A client's single-use ephemeral keys: an X25519 pair and an ML-KEM-768 pair. */

@@ -31,6 +31,8 @@ export interface RelayNodeOptions {
   onLockRequest?: RelayCoreOptions["onLockRequest"];
   /** Another relay pushed an uptime attestation for this one (node/uptime.ts UptimeInbox). */
   onUptime?: RelayCoreOptions["onUptime"];
+  /** Checks each PAY_HELLO's signature over its hop handshake (accounting/client-keys.ts). */
+  checkPayHello?: RelayCoreOptions["checkPayHello"];
   metrics?: RelayCoreOptions["metrics"];
 }
 
@@ -55,6 +57,7 @@ export async function startRelay(options: RelayNodeOptions): Promise<RelayNode> 
     payments: options.payments,
     onLockRequest: options.onLockRequest,
     onUptime: options.onUptime,
+    checkPayHello: options.checkPayHello,
     metrics: options.metrics,
     connectLink: (host, port, relay) => Link.connect(host, port, relay, { rekeyInterval: options.rekeyInterval }),
   });

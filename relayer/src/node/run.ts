@@ -21,7 +21,8 @@ import {
 import { CELL_PRICE_BYTES, PaymentGate } from "../accounting/gate.ts";
 import { PayerChannels } from "../accounting/payer.ts";
 import { PayerStore } from "../accounting/payer-store.ts";
-import { bandwidthCreditDomain, epochRewardsDomain, signUptime, verifyReceipt } from "../accounting/receipts.ts";
+import { ClientKeys } from "../accounting/client-keys.ts";
+import { bandwidthCreditDomain, epochRewardsDomain, signUptime } from "../accounting/receipts.ts";
 import { AccountingStore } from "../accounting/store.ts";
 import { bandwidthCreditAbi, epochRewardsAbi, relayerRegistryAbi } from "../chain/abi.ts";
 import type { ProtocolAddresses } from "../chain/account.ts";
@@ -143,6 +144,7 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
   let store: AccountingStore | undefined;
   let operator: Address | undefined;
   let inbox: UptimeInbox | undefined;
+  let clientKeys: ClientKeys | undefined;
   let startProber: (() => Promise<UptimeProber>) | undefined;
   let clock: ChainEpochClock | undefined;
   let knowledge: Knowledge | undefined;
@@ -178,10 +180,13 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     const receiptDomain = epochRewardsDomain(chain.chainId, chain.contracts.EpochRewards);
     const relayer = operator;
     const slackCells = BigInt(p.receiptSlackCells);
+    // Payers' public keys, learnt from their signed hellos: receipts are then verified natively.
+    clientKeys = new ClientKeys(receiptDomain, relayer);
+    const known = clientKeys;
     gate = new PaymentGate({
       chain: reader,
       store,
-      verify: (epoch, receipt) => verifyReceipt(receiptDomain, relayer, epoch, receipt),
+      verify: (epoch, receipt) => known.verifyReceipt(epoch, receipt),
       allowanceBytes: BigInt(p.allowanceMiB) * MiB,
       slackCells,
       slackBytes: slackCells * CELL_PRICE_BYTES,
@@ -256,6 +261,7 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     payments: gate,
     onLockRequest: duties ? (lock) => duties.requestLock(lock) : undefined,
     onUptime: inbox ? (attestation) => void inbox.receive(attestation) : undefined,
+    checkPayHello: clientKeys ? (binding, hello) => clientKeys.checkHello(binding, hello) : undefined,
     metrics,
   });
   const prober = await startProber?.();

@@ -3,7 +3,8 @@
  * that hop only (they ride a relay message addressed to the hop's onion layer, on stream 0). Pure
  * codecs with exact lengths; every field is checked before use (docs/settlement.md).
  *
- *   PAY_HELLO   client → hop   key (20)                                   "this circuit is paid by key K"
+ *   PAY_HELLO   client → hop   key (20) | r (32) | vs (32)                "this circuit is paid by key K",
+ *                              signed by K over (this hop's operator, the hop handshake's binding)
  *   PAY_LOCK    client → hop   key (20) | bytes u96 | expiresEpoch u64 | nonce u256 | r (32) | vs (32)
  *                              a lock request for this hop, to land with BandwidthCredit.openLocks
  *   PAY_RECEIPT client → hop   key (20) | epoch u64 | cells u64 | bytes u96 | r (32) | vs (32)
@@ -13,7 +14,7 @@
 import { type Address, getAddress, type Hex } from "viem";
 import { ProtocolError } from "./cell.ts";
 
-export const PAY_HELLO_BYTES = 20;
+export const PAY_HELLO_BYTES = 20 + 32 + 32;
 export const PAY_LOCK_BYTES = 20 + 12 + 8 + 32 + 32 + 32;
 export const PAY_RECEIPT_BYTES = 20 + 8 + 8 + 12 + 32 + 32;
 export const PAY_STOP_BYTES = 1;
@@ -93,15 +94,23 @@ function exact(data: Buffer, length: number, what: string): void {
   if (data.length !== length) throw new ProtocolError(`${what} of ${data.length} bytes, expected ${length}`);
 }
 
-export function encodePayHello(key: Address): Buffer {
+export interface PayHello {
+  key: Address;
+  r: Hex;
+  vs: Hex;
+}
+
+export function encodePayHello(hello: PayHello): Buffer {
   const buf = Buffer.alloc(PAY_HELLO_BYTES);
-  writeHex(buf, 0, key, 20, "key");
+  let o = writeHex(buf, 0, hello.key, 20, "key");
+  o = writeHex(buf, o, hello.r, 32, "r");
+  writeHex(buf, o, hello.vs, 32, "vs");
   return buf;
 }
 
-export function decodePayHello(data: Buffer): Address {
+export function decodePayHello(data: Buffer): PayHello {
   exact(data, PAY_HELLO_BYTES, "PAY_HELLO");
-  return readAddress(data, 0);
+  return { key: readAddress(data, 0), r: readHex(data, 20, 32), vs: readHex(data, 52, 32) };
 }
 
 export function encodePayLock(lock: PayLock): Buffer {
