@@ -71,10 +71,16 @@ interface KeyState {
 const recoverable = (reason: PayStopReason | null | undefined) =>
   reason === PayStopReason.lockShort || reason === PayStopReason.noPayment || reason === PayStopReason.lockExpired;
 
+/** Cells a circuit may carry beyond the pre-hello budget while its hello's signature is checked. */
+export const PENDING_HELLO_CELLS = 256n;
+
 export class PaymentGate {
   readonly #options: GateOptions;
   readonly #meter = new ChannelMeter<string>();
-  readonly #circuits = new Map<number, { key: string | null; unpaidCells: bigint; unpaidBytes: bigint }>();
+  readonly #circuits = new Map<
+    number,
+    { key: string | null; unpaidCells: bigint; unpaidBytes: bigint; helloPending: boolean }
+  >();
   readonly #keys = new Map<string, KeyState>();
   /**
    * Keys whose count was resumed from the store after a restart: the cells carried between their
@@ -90,7 +96,7 @@ export class PaymentGate {
 
   /** A circuit through this relay was created. */
   open(circuitId: number): void {
-    this.#circuits.set(circuitId, { key: null, unpaidCells: 0n, unpaidBytes: 0n });
+    this.#circuits.set(circuitId, { key: null, unpaidCells: 0n, unpaidBytes: 0n, helloPending: false });
   }
 
   /** A circuit ended: forget it (the key's counts stay, they are cumulative). */
@@ -98,10 +104,28 @@ export class PaymentGate {
     this.#circuits.delete(circuitId);
   }
 
+  /**
+   * A PAY_HELLO arrived on `circuitId` and its signature is being checked (a few ms): cells keep
+   * counting as the circuit's own, but up to PENDING_HELLO_CELLS more may pass meanwhile, so that a
+   * download that started with the circuit is not cut by the check. The check's time bounds what a
+   * forged hello gets; `hello` or `helloRefused` ends it.
+   */
+  helloPending(circuitId: number): void {
+    const circuit = this.#circuits.get(circuitId);
+    if (circuit && circuit.key === null) circuit.helloPending = true;
+  }
+
+  /** The PAY_HELLO of `circuitId` did not check out: back to the pre-hello budget (the caller stops it). */
+  helloRefused(circuitId: number): void {
+    const circuit = this.#circuits.get(circuitId);
+    if (circuit) circuit.helloPending = false;
+  }
+
   /** The payer names the key that pays for `circuitId` (PAY_HELLO). */
   async hello(circuitId: number, key: Address): Promise<GateVerdict> {
     const circuit = this.#circuits.get(circuitId);
     if (!circuit) return SERVE;
+    circuit.helloPending = false;
     const id = key.toLowerCase();
     circuit.key = id;
     this.#resume(id, key);
@@ -126,9 +150,8 @@ export class PaymentGate {
     if (circuit.key === null) {
       circuit.unpaidCells += 1n;
       circuit.unpaidBytes += CELL_PRICE_BYTES;
-      return circuit.unpaidCells > (this.#options.preHelloCells ?? 32n)
-        ? { serve: false, reason: PayStopReason.noPayment }
-        : SERVE;
+      const budget = (this.#options.preHelloCells ?? 32n) + (circuit.helloPending ? PENDING_HELLO_CELLS : 0n);
+      return circuit.unpaidCells > budget ? { serve: false, reason: PayStopReason.noPayment } : SERVE;
     }
     const count = this.#meter.add(circuit.key, CELL_PRICE_BYTES);
     const state = this.#keys.get(circuit.key);
@@ -227,9 +250,12 @@ export class PaymentGate {
   async #refresh(id: string, key: Address): Promise<KeyState> {
     let state = this.#keys.get(id);
     // Until its first receipt, a key is carried one receipt interval past what it already paid.
-    const receipted = state?.receipted ?? this.#meter.get(id).bytes;
+    let receipted = state?.receipted ?? this.#meter.get(id).bytes;
     try {
       const [chain, epoch] = await Promise.all([this.#options.chain.channel(key), this.#options.chain.currentEpoch()]);
+      // Receipts accepted while the chain was read moved `receipted` on: never go back.
+      const during = this.#keys.get(id)?.receipted ?? 0n;
+      if (during > receipted) receipted = during;
       if (/^0x0{40}$/i.test(chain.account)) {
         state = { coveredUntil: 0n, receipted, stopped: PayStopReason.unknownKey };
       } else {

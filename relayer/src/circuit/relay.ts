@@ -516,12 +516,16 @@ class RelayCircuit {
         // The hello must be signed by its key over this hop handshake's binding: nobody can name
         // someone else's key for a circuit (cells until then count as the circuit's pre-hello cells).
         const check = this.core.options.checkPayHello;
-        const verdict = (check ? check(this.binding, hello) : Promise.resolve(true)).then(
-          (ok) => (ok ? gate.hello(this.payId, hello.key) : { serve: false, reason: PayStopReason.badReceipt }),
-          () => ({ serve: false, reason: PayStopReason.badReceipt }),
-        );
-        // Receipts that follow the hello are judged once it is (they name its key).
-        this.helloChecked = verdict.then(
+        gate.helloPending(this.payId);
+        const refused = () => {
+          gate.helloRefused(this.payId);
+          return { serve: false, reason: PayStopReason.badReceipt };
+        };
+        const checked = check ? check(this.binding, hello) : Promise.resolve(true);
+        // gate.hello names the circuit's key before its first await (its chain read): receipts
+        // that follow the hello are judged once the signature is checked, not after that read.
+        const verdict = checked.then((ok) => (ok ? gate.hello(this.payId, hello.key) : refused()), refused);
+        this.helloChecked = checked.then(
           () => {},
           () => {},
         );
