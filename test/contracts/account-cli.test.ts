@@ -106,6 +106,16 @@ describe("x0t account commands", async () => {
     const zero = `0x${"00".repeat(32)}` as const;
     store.saveReceipt(epoch, { key: p.wallets[9]!.account.address, cells: 1_234n, bytes_: 5_000n, r: zero, vs: zero });
     store.beginBatch(epoch, [p.wallets[9]!.account.address]);
+    // Two attestations of the last epoch's uptime, the bonus claim not sent yet.
+    for (const signer of [p.wallets[10]!, p.wallets[11]!])
+      store.saveAttestation(epoch - 1n, {
+        signer: signer.account.address,
+        probes: 120,
+        answered: 120,
+        measurements: zero,
+        r: zero,
+        vs: zero,
+      });
     store.close();
     const status = await run(operator, "status", "--accounting", db);
     assert.deepEqual(status.accounting, {
@@ -114,6 +124,7 @@ describe("x0t account commands", async () => {
       queuedEpochs: [],
       queued: 0,
       unfinishedBatches: 1,
+      uptime: [{ epoch: (epoch - 1n).toString(), attestations: 2, claim: "waiting" }],
     });
     await assert.rejects(
       run(operator, "status", "--accounting", join(dir, "none.db")),

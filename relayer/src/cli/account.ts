@@ -268,7 +268,10 @@ export async function runAccountCommand(
         lines.push(
           `accounting: ${accounting.payersThisEpoch} payers, ${accounting.cellsThisEpoch} cells receipted this epoch; ` +
             `${accounting.queued} receipts waiting in epochs [${accounting.queuedEpochs.join(", ")}], ` +
-            `${accounting.unfinishedBatches} batches unfinished`,
+            `${accounting.unfinishedBatches} batches unfinished` +
+            (accounting.uptime.length
+              ? `; uptime bonus: ${accounting.uptime.map((u) => `epoch ${u.epoch} ${u.attestations} attestations, ${u.claim}`).join("; ")}`
+              : ""),
         );
       }
       print(lines.join("\n"), { ...status, accounting });

@@ -204,8 +204,17 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
     () => void flushLocks().catch((error: Error) => log.warn("lock landing failed", { error: error.message })),
     500,
   );
+  // Receipts are committed to the WAL as they arrive; this puts them on the disk (store.ts).
+  const syncTimer = setInterval(() => {
+    try {
+      o.store.checkpoint();
+    } catch (error) {
+      log.warn("accounting checkpoint failed", { error: (error as Error).message });
+    }
+  }, 2_000);
   settleTimer.unref();
   lockTimer.unref();
+  syncTimer.unref();
 
   return {
     requestLock(lock) {
@@ -232,6 +241,7 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
       closed = true;
       clearInterval(settleTimer);
       clearInterval(lockTimer);
+      clearInterval(syncTimer);
       await flushing;
       await settling;
     },
