@@ -46,6 +46,24 @@ export const RECEIPT_OUTCOMES = ["accepted", "refused", "submitted"] as const;
 export type ReceiptOutcome = (typeof RECEIPT_OUTCOMES)[number];
 export const BATCH_STATUSES = ["sent", "confirmed", "failed"] as const;
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
+/**
+ * What became of a payer's lock request at a relay: landed (a lock), or why not — dropped before
+ * any gas (too_small, bad_signature, unknown_key, queue_full, refused: the simulated batch said the
+ * contract would refuse it), waiting (rate_limited), rejected on-chain anyway (a race), failed (the
+ * transaction was not mined).
+ */
+export const LOCK_REQUEST_OUTCOMES = [
+  "landed",
+  "too_small",
+  "bad_signature",
+  "unknown_key",
+  "queue_full",
+  "refused",
+  "rate_limited",
+  "rejected",
+  "failed",
+] as const;
+export type LockRequestOutcome = (typeof LOCK_REQUEST_OUTCOMES)[number];
 
 const oneOf = <T extends string>(allowed: readonly T[], value: string, fallback: T): T =>
   (allowed as readonly string[]).includes(value) ? (value as T) : fallback;
@@ -72,6 +90,7 @@ export interface NodeMetrics {
   readonly failovers: Counter<"reason">;
   readonly receipts: Counter<"outcome">;
   readonly batches: Counter<"status">;
+  readonly lockRequests: Counter<"outcome">;
   readonly errors: Counter<"kind">;
 
   /** Counts one relayed cell of `bytes` payload bytes. */
@@ -80,6 +99,7 @@ export interface NodeMetrics {
   failover(reason: FailoverReason | string): void;
   receipt(outcome: ReceiptOutcome): void;
   batch(status: BatchStatus): void;
+  lockRequest(outcome: LockRequestOutcome): void;
   /** Starts a handshake timer; call the result when it completes. */
   timeHandshake(side: "responder" | "initiator"): () => number;
   /** Starts a circuit-build timer; call the result with the circuit's hop count when it is built. */
@@ -188,6 +208,12 @@ export function createMetrics(options: MetricsOptions = {}): NodeMetrics {
     labelNames: ["status"] as const,
     registers,
   });
+  const lockRequests = new Counter({
+    name: "x0t_lock_requests_total",
+    help: "Payers' lock requests at this relay: landed, or why not",
+    labelNames: ["outcome"] as const,
+    registers,
+  });
   const errors = new Counter({
     name: "x0t_errors_total",
     help: "Errors by kind",
@@ -197,6 +223,7 @@ export function createMetrics(options: MetricsOptions = {}): NodeMetrics {
   // Every series exists from the start, so that rate() and the dashboard see zeros, not gaps.
   for (const outcome of RECEIPT_OUTCOMES) receipts.inc({ outcome }, 0);
   for (const status of BATCH_STATUSES) batches.inc({ status }, 0);
+  for (const outcome of LOCK_REQUEST_OUTCOMES) lockRequests.inc({ outcome }, 0);
   for (const kind of ERROR_KINDS) errors.inc({ kind }, 0);
   for (const reason of FAILOVER_REASONS) failovers.inc({ reason }, 0);
 
@@ -219,6 +246,7 @@ export function createMetrics(options: MetricsOptions = {}): NodeMetrics {
     failovers,
     receipts,
     batches,
+    lockRequests,
     errors,
     cell(direction, bytes) {
       const child = cellChildren[direction];
@@ -229,6 +257,7 @@ export function createMetrics(options: MetricsOptions = {}): NodeMetrics {
     failover: (reason) => failovers.inc({ reason: oneOf(FAILOVER_REASONS, reason, "other") }),
     receipt: (outcome) => receipts.inc({ outcome: oneOf(RECEIPT_OUTCOMES, outcome, "refused") }),
     batch: (status) => batches.inc({ status: oneOf(BATCH_STATUSES, status, "failed") }),
+    lockRequest: (outcome) => lockRequests.inc({ outcome: oneOf(LOCK_REQUEST_OUTCOMES, outcome, "failed") }),
     timeHandshake: (side) => handshakeSeconds.startTimer({ side }),
     timeCircuitBuild() {
       const end = circuitBuildSeconds.startTimer();

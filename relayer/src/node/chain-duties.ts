@@ -3,8 +3,8 @@
  * registry lets submit for the operator; the operator's own key stays offline):
  *
  * - lands its payers' signed lock requests (PAY_LOCK) with `openLocks`, in small batches, after
- *   checking each signature and key itself so that a hostile payer cannot make it burn gas on
- *   requests the contract would refuse;
+ *   checking each one (minimum size, signature, rate per key, a simulation of the batch) so that a
+ *   hostile payer cannot make it burn gas on requests the contract would refuse (`lock-landing.ts`);
  * - settles: every `settleEveryMs`, one `settleOnce` round (finish what a crash left, submit
  *   finished epochs' receipts, give up on closed windows) — an RPC outage only delays a round;
  * - claims the uptime bonus of each ended epoch once k other relays' attestations are held
@@ -15,10 +15,10 @@
  *
  * See docs/settlement.md.
  */
-import { type Address, parseEventLogs } from "viem";
+import type { Address } from "viem";
 import type { AccountingStore } from "../accounting/store.ts";
-import { type Eip712Domain, verifyLockRequest } from "../accounting/receipts.ts";
-import { bandwidthCreditAbi, epochRewardsAbi } from "../chain/abi.ts";
+import type { Eip712Domain } from "../accounting/receipts.ts";
+import { epochRewardsAbi } from "../chain/abi.ts";
 import type { ChannelReader } from "../chain/reader.ts";
 import {
   claimRewards,
@@ -31,6 +31,7 @@ import { submitUptimeDue } from "../chain/uptime.ts";
 import type { Logger } from "../log.ts";
 import type { PayLock } from "../wire/payment.ts";
 import type { NodeMetrics } from "../metrics/index.ts";
+import { startLockLanding } from "./lock-landing.ts";
 
 export interface ChainDutiesOptions {
   store: AccountingStore;
@@ -47,93 +48,48 @@ export interface ChainDutiesOptions {
   claimLookback?: bigint;
   /** Keys with a lock request waiting to land, at most (default 256): more are dropped with a log line. */
   maxPendingLocks?: number;
+  /** Smallest lock request landed, bytes (default 1 MiB). */
+  minLockBytes?: bigint;
+  /** Lock requests a key may land at once, and how often it gets one more (default 4, 5 s). */
+  lockBurst?: number;
+  lockRefillMs?: number;
+  /** How often waiting lock requests are landed (default 500 ms). */
+  lockEveryMs?: number;
+  /** Clock of the lock rate (ms). */
+  now?: () => number;
   logger: Logger;
   onStep?: OnSettlementStep;
-  /** Prometheus metrics: batches and submitted receipts, chain errors. */
+  /** Prometheus metrics: batches and submitted receipts, lock requests, chain errors. */
   metrics?: NodeMetrics;
 }
 
 export interface ChainDuties {
-  /** A payer's node asked for a lock (PAY_LOCK); checked and landed in the next batch. */
-  requestLock(lock: PayLock): void;
+  /** A payer's node asked for a lock (PAY_LOCK); checked and landed in a next batch. Resolves once queued or refused. */
+  requestLock(lock: PayLock): Promise<void>;
   /** One settlement round now (also what the timer runs); resolves when it is done. */
   settle(): Promise<void>;
-  /** Lands the waiting lock requests now. */
+  /** Lands a batch of the waiting lock requests now. */
   flushLocks(): Promise<void>;
   close(): Promise<void>;
 }
 
-const LOCK_BATCH = 32;
-
 export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
   const log = o.logger;
-  const maxPending = o.maxPendingLocks ?? 256;
-  /** The newest checked request of each key, waiting to land (one slot per key). */
-  const pending = new Map<string, PayLock>();
-  const seen = new Set<string>(); // (key, nonce) of checked requests already queued or landed
-  let flushing: Promise<void> | undefined;
+  const locks = startLockLanding({
+    clients: o.clients,
+    relayer: o.relayer,
+    reader: o.reader,
+    creditDomain: o.creditDomain,
+    minLockBytes: o.minLockBytes,
+    burst: o.lockBurst,
+    refillMs: o.lockRefillMs,
+    maxPending: o.maxPendingLocks,
+    logger: log,
+    metrics: o.metrics,
+    now: o.now,
+  });
   let settling: Promise<void> | undefined;
   let closed = false;
-
-  const land = async (batch: PayLock[]) => {
-    const checked: PayLock[] = [];
-    for (const lock of batch) {
-      try {
-        const channel = await o.reader.channel(lock.key);
-        if (/^0x0{40}$/i.test(channel.account)) {
-          log.warn("lock request refused: unknown client key", { key: lock.key });
-          continue;
-        }
-      } catch (error) {
-        log.warn("lock request kept for later: chain unavailable", { key: lock.key, error: (error as Error).message });
-        if (!pending.has(lock.key.toLowerCase())) pending.set(lock.key.toLowerCase(), lock);
-        continue;
-      }
-      checked.push(lock);
-    }
-    if (checked.length === 0) return;
-    const requests = checked.map((l) => ({
-      key: l.key,
-      relayer: o.relayer,
-      bytes_: l.bytes,
-      expiresEpoch: l.expiresEpoch,
-      nonce: l.nonce,
-      r: l.r,
-      vs: l.vs,
-    }));
-    try {
-      const hash = await o.clients.wallet.writeContract({
-        chain: o.clients.wallet.chain ?? null,
-        address: o.clients.credit,
-        abi: bandwidthCreditAbi,
-        functionName: "openLocks",
-        args: [requests],
-      });
-      const receipt = await o.clients.public.waitForTransactionReceipt({ hash, timeout: 120_000 });
-      const rejected = parseEventLogs({ abi: bandwidthCreditAbi, logs: receipt.logs, eventName: "LockRejected" });
-      for (const l of checked) o.reader.invalidate(l.key);
-      log.info("locks landed", { tx: hash, opened: checked.length - rejected.length, rejected: rejected.length });
-      for (const r of rejected) log.warn("lock request rejected on-chain", { key: r.args.key, nonce: r.args.nonce });
-    } catch (error) {
-      // Not sent or not mined: the payer's node asks again when its lock runs low.
-      log.warn("locks not landed", { requests: checked.length, error: revertName(error) });
-    }
-  };
-
-  const flushLocks = async () => {
-    while (flushing) await flushing;
-    if (pending.size === 0) return;
-    const batch: PayLock[] = [];
-    for (const [id, lock] of pending) {
-      if (batch.length >= LOCK_BATCH) break;
-      batch.push(lock);
-      pending.delete(id);
-    }
-    flushing = land(batch)
-      .catch((error: Error) => log.warn("lock landing failed", { error: error.message }))
-      .finally(() => (flushing = undefined));
-    await flushing;
-  };
 
   const settle = async () => {
     if (settling) return settling;
@@ -201,8 +157,8 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
 
   const settleTimer = setInterval(() => void settle(), o.settleEveryMs ?? 30_000);
   const lockTimer = setInterval(
-    () => void flushLocks().catch((error: Error) => log.warn("lock landing failed", { error: error.message })),
-    500,
+    () => void locks.flushLocks().catch((error: Error) => log.warn("lock landing failed", { error: error.message })),
+    o.lockEveryMs ?? 500,
   );
   // Receipts are committed to the WAL as they arrive; this puts them on the disk (store.ts).
   const syncTimer = setInterval(() => {
@@ -217,32 +173,15 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
   syncTimer.unref();
 
   return {
-    requestLock(lock) {
-      if (closed) return;
-      const id = `${lock.key.toLowerCase()}:${lock.nonce}`;
-      if (seen.has(id)) return;
-      // The signature is checked before anything is queued or remembered: a forged request can
-      // neither take a queue slot nor poison the (key, nonce) of a real one.
-      verifyLockRequest(o.creditDomain, o.relayer, lock)
-        .catch(() => false) // a malformed signature (r = 0, a point off the curve) throws
-        .then((valid) => {
-          if (!valid) return log.warn("lock request refused: bad signature", { key: lock.key });
-          const key = lock.key.toLowerCase();
-          if (!pending.has(key) && pending.size >= maxPending)
-            return log.warn("lock request dropped: queue full", { key: lock.key });
-          if (seen.size > 100_000) seen.clear(); // a replay after this is refused on-chain (NonceUsed)
-          seen.add(id);
-          pending.set(key, lock); // the newest request of a key replaces one still waiting
-        });
-    },
+    requestLock: (lock) => (closed ? Promise.resolve() : locks.requestLock(lock)),
     settle,
-    flushLocks,
+    flushLocks: () => locks.flushLocks(),
     async close() {
       closed = true;
       clearInterval(settleTimer);
       clearInterval(lockTimer);
       clearInterval(syncTimer);
-      await flushing;
+      await locks.close();
       await settling;
     },
   };

@@ -43,8 +43,9 @@ const relayPayments = z
     accounting: path.describe("SQLite file of receipts and batches"),
     allowanceMiB: positiveInt
       .default(16)
-      .describe("credit extended to a payer before its lock lands, MiB owed (the relay's exposure)"),
+      .describe("credit extended to a payer account before its lock lands, MiB owed (the relay's exposure)"),
     receiptSlackCells: positiveInt.default(1024).describe("how far a payer's receipts may lag the relay's count"),
+    minLockMiB: positiveInt.default(1).describe("smallest lock request the relay lands (and pays the gas for), MiB"),
     settleEverySeconds: positiveInt.default(30).describe("settlement round interval"),
     claimAboveX0T: z
       .union([z.string().regex(/^\d+(\.\d{1,18})?$/, "expected an amount of X0T"), z.null()])

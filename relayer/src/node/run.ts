@@ -242,6 +242,7 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
       relayer: operator,
       reader,
       creditDomain: bandwidthCreditDomain(chain.chainId, chain.contracts.BandwidthCredit),
+      minLockBytes: BigInt(p.minLockMiB) * MiB,
       settleEveryMs: p.settleEverySeconds * 1000,
       claimAboveWei: p.claimAboveX0T === null ? null : parseUnits(p.claimAboveX0T, 18),
       logger: rlog,
