@@ -16,7 +16,9 @@ import {
   type LocalAccount,
   toHex,
 } from "viem";
-import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { generatePrivateKey, nonceManager, privateKeyToAccount } from "viem/accounts";
+import { x0tAbi } from "@x0tta6bl4/relayer/chain/abi";
+import { sendWithBumps } from "../../relayer/src/chain/send.ts";
 import { type SignedReceipt, signReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
@@ -238,6 +240,37 @@ describe("relay settlement (SQLite store + EpochRewards)", async () => {
       await provider.request({ method: "evm_setAutomine", params: [true] });
       store.close();
     }
+  });
+
+  it("gives one signer's concurrent transactions their own nonces, and frees the nonce of a send that failed", async () => {
+    // As node/evmkey.ts loads a relay's signer: with viem's nonce manager, shared by every duty.
+    const signer = privateKeyToAccount(generatePrivateKey(), { nonceManager });
+    const wallet = createWalletClient({ account: signer, transport: custom(connection.provider) });
+    const both = { public: clients.public, wallet: wallet as unknown as SettlementClients["wallet"] };
+    const approve = (amount: bigint) => ({
+      address: p.token.address,
+      abi: x0tAbi,
+      functionName: "approve",
+      args: [relayer, amount],
+    });
+    await networkHelpers.setBalance(signer.address, 10n ** 18n);
+    const start = await clients.public.getTransactionCount({ address: signer.address });
+    // Lock landing and settlement sending at once: neither takes the other's nonce.
+    const [a, b] = await Promise.all([
+      sendWithBumps(both, approve(1n), () => {}),
+      sendWithBumps(both, approve(2n), () => {}),
+    ]);
+    assert.equal(a.status, "success");
+    assert.equal(b.status, "success");
+    const nonces = await Promise.all([a, b].map((r) => clients.public.getTransaction({ hash: r.transactionHash })));
+    assert.deepEqual(nonces.map((t) => t.nonce).sort(), [start, start + 1]);
+    // A send the node refuses (no ETH for gas) must not leave a gap that every later one waits behind.
+    await networkHelpers.setBalance(signer.address, 0n);
+    await assert.rejects(sendWithBumps(both, approve(3n), () => {}));
+    await networkHelpers.setBalance(signer.address, 10n ** 18n);
+    const c = await sendWithBumps(both, approve(4n), () => {}, { timeoutMs: 20_000 });
+    assert.equal(c.status, "success");
+    assert.equal((await clients.public.getTransaction({ hash: c.transactionHash })).nonce, start + 2);
   });
 });
 

@@ -90,7 +90,10 @@ describe("uptime attestations between relays (probes, signatures, inbox, submitU
         windowEpochs: () => 1,
         operatorOf: (s) => p.registry.read.operatorOf([s]),
       });
-      const [node] = await startRelays(1, { onUptime: (a) => void inbox.receive(a) });
+      const [node] = await startRelays(1, {
+        onUptime: (a) => void inbox.receive(a),
+        limits: { pingsPerSecond: 1_000 }, // the test probes every 10 ms
+      });
       relays.push({
         name,
         wallet,
@@ -271,5 +274,16 @@ describe("uptime attestations between relays (probes, signatures, inbox, submitU
     good.send(0, CellCommand.ping, [Buffer.from("x0t!")]);
     assert.equal((await pong).toString(), "x0t!", "the relay still answers on a new link");
     good.close();
+
+    // A PING flood is answered at the relay's rate (1,000 a second here, 8 by default), no faster.
+    const flood = await Link.connect(a.node.host, a.node.port, a.node.keys);
+    let pongs = 0;
+    flood.setHandler({ onCell: (cell) => void (cell.command === CellCommand.pong && pongs++), onClose: () => {} });
+    const started = Date.now();
+    for (let i = 0; i < 20_000; i++) flood.send(0, CellCommand.ping, [Buffer.of(i & 0xff)]);
+    await new Promise((r) => setTimeout(r, 300));
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(pongs > 0 && pongs <= 1_000 + 1_000 * seconds, `${pongs} PONGs for 20,000 PINGs in ${seconds} s`);
+    flood.close();
   });
 });

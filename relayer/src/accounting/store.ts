@@ -354,7 +354,9 @@ export class AccountingStore {
    */
   saveAttestation(epoch: bigint, a: SignedAttestation): boolean {
     return this.#transaction(() => {
-      const held = this.#db.prepare("SELECT COUNT(*) AS n FROM attestations WHERE epoch = ?").get(Number(epoch)) as {
+      const held = this.#db
+        .prepare("SELECT COUNT(*) AS n FROM attestations WHERE epoch = ? AND dropped IS NULL")
+        .get(Number(epoch)) as {
         n: number;
       };
       if (held.n >= MAX_ATTESTATIONS_PER_EPOCH) return false;
@@ -366,6 +368,23 @@ export class AccountingStore {
         .run(Number(epoch), a.signer.toLowerCase(), a.probes, a.answered, a.measurements, a.r, a.vs, Date.now());
       return Number(result.changes) > 0;
     });
+  }
+
+  /** Whether an attestation of `epoch` by `signer` is held already (checked before any signature work). */
+  hasAttestation(epoch: bigint, signer: Address): boolean {
+    return (
+      this.#db
+        .prepare("SELECT 1 FROM attestations WHERE epoch = ? AND signer = ?")
+        .get(Number(epoch), signer.toLowerCase()) !== undefined
+    );
+  }
+
+  /** Epochs from `from` on whose uptime bonus was recorded as attested (a reorg may still take it out). */
+  attestedEpochsSince(from: bigint): bigint[] {
+    return this.#db
+      .prepare("SELECT epoch FROM uptime_claims WHERE status = 'attested' AND epoch >= ? ORDER BY epoch")
+      .all(Number(from))
+      .map((row) => BigInt(row.epoch as number));
   }
 
   /** The attestations of `epoch` not dropped, by signer ascending (the order submitUptime requires). */

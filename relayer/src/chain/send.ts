@@ -18,10 +18,12 @@ import {
   type Hex,
   type PublicClient,
   type TransactionReceipt,
+  TransactionNotFoundError,
   TransactionReceiptNotFoundError,
   type Transport,
   type WalletClient,
 } from "viem";
+import type { NonceManager } from "viem";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import { ChainError } from "./errors.ts";
@@ -93,15 +95,26 @@ export async function sendWithBumps(
 ): Promise<TransactionReceipt> {
   const wallet = clients.wallet;
   const data = encodeFunctionData({ abi: call.abi, functionName: call.functionName, args: call.args });
-  // The nonce is taken once here (from viem's nonce manager when the account has one) and kept by
-  // every replacement.
-  const prepared = await wallet.prepareTransactionRequest({
-    account: wallet.account,
-    chain: wallet.chain ?? null,
-    to: call.address,
-    data,
-    type: "eip1559",
-  });
+  // The nonce is taken once here and kept by every replacement. With the account's nonce manager
+  // (node/evmkey.ts) every transaction of the relay, whichever duty sends it, gets its own nonce;
+  // viem uses the manager in a prepare only when it is passed explicitly.
+  const manager = (wallet.account as { nonceManager?: NonceManager }).nonceManager;
+  const release = async (nonce?: number) =>
+    manager?.reset({ address: wallet.account.address, chainId: await clients.public.getChainId(), nonce });
+  let prepared;
+  try {
+    prepared = await wallet.prepareTransactionRequest({
+      account: wallet.account,
+      chain: wallet.chain ?? null,
+      to: call.address,
+      data,
+      type: "eip1559",
+      ...(manager ? { nonceManager: manager } : {}),
+    });
+  } catch (error) {
+    await release(); // a nonce may have been taken before the estimate failed
+    throw error;
+  }
   const candidate: Candidate = {
     to: call.address,
     data,
@@ -113,8 +126,16 @@ export async function sendWithBumps(
   const cap = policy.maxFeePerGas;
   if (cap !== undefined && candidate.maxFeePerGas > cap) candidate.maxFeePerGas = cap;
   if (candidate.maxPriorityFeePerGas > candidate.maxFeePerGas) candidate.maxPriorityFeePerGas = candidate.maxFeePerGas;
-  const hashes = [await sendCandidate(clients, candidate)];
-  onHash(hashes[0]!);
+  let first: Hex;
+  try {
+    first = await sendCandidate(clients, candidate);
+  } catch (error) {
+    // The nonce taken was not used (or the node's answer was lost): the next send asks the node.
+    await release(candidate.nonce);
+    throw error;
+  }
+  const hashes = [first];
+  onHash(first);
   return drive(clients, candidate, hashes, onHash, policy, log);
 }
 
@@ -134,7 +155,11 @@ export async function resumeWithBumps(
   const mined = await minedReceipt(clients.public, hashes);
   if (mined) return mined;
   for (const hash of [...hashes].reverse()) {
-    const tx = await clients.public.getTransaction({ hash }).catch(() => null);
+    // Only "not found" means the node dropped it; any other RPC error ends the round (retried).
+    const tx = await clients.public.getTransaction({ hash }).catch((error: unknown) => {
+      if (error instanceof TransactionNotFoundError) return null;
+      throw error;
+    });
     if (!tx || tx.to === null || tx.maxFeePerGas === undefined || tx.maxPriorityFeePerGas === undefined) continue;
     const candidate: Candidate = {
       to: tx.to,

@@ -54,6 +54,11 @@ export async function submitUptimeDue(
   currentEpoch: bigint,
 ): Promise<UptimeOutcome[]> {
   const outcomes: UptimeOutcome[] = [];
+  // A bonus recorded in the last epochs may have been taken out by a reorg: look again while the
+  // epoch's window may still be open, and claim again if it is gone.
+  for (const epoch of store.attestedEpochsSince(currentEpoch > 3n ? currentEpoch - 3n : 0n)) {
+    if (!(await hasBonus(clients, relayer, epoch))) store.setUptimeClaim(epoch, "failed", "no longer on-chain (reorg)");
+  }
   for (const epoch of store.pendingUptimeEpochs()) {
     if (epoch >= currentEpoch) continue;
     outcomes.push(await submitEpochUptime(store, clients, relayer, epoch));
@@ -105,8 +110,11 @@ async function submitEpochUptime(
   const needed = era.params.minAttestations;
   // Each refused attestation is dropped and the rest tried again: at most one round per attestation.
   for (let round = 0; round <= 64; round++) {
-    const attestations = store.attestations(epoch);
-    if (attestations.length < needed) return { epoch, kind: "waiting", usable: attestations.length, needed };
+    const held = store.attestations(epoch);
+    if (held.length < needed) return { epoch, kind: "waiting", usable: held.length, needed };
+    // Exactly k (still ascending by signer): every extra attester is one more that could make the
+    // transaction revert between the simulation and the block (e.g. by rotating its signer).
+    const attestations = held.slice(0, needed);
     const args = [relayer, epoch, attestations] as const;
     try {
       await clients.public.simulateContract({

@@ -64,6 +64,8 @@ export interface RelayLimits {
    * many circuits each within their own bound must not exhaust the relay. Checked every 250 ms.
    */
   queueBudgetCells: number;
+  /** PINGs answered per second per link (burst the same): uptime probes come every 250 ms at most. */
+  pingsPerSecond: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
@@ -75,6 +77,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   linkIdleMs: 5 * 60_000,
   circuitQueueCells: STREAM_WINDOW * 256,
   queueBudgetCells: 16_384, // 256 MiB of full cells
+  pingsPerSecond: 8,
 };
 
 export interface RelayCoreOptions {
@@ -186,6 +189,8 @@ export class RelayCore {
       at: Date.now(),
       uptime: UPTIME_BURST,
       uptimeAt: Date.now(),
+      pings: this.limits.pingsPerSecond,
+      pingsAt: Date.now(),
     };
     link.setHandler({
       onCell: (cell) => {
@@ -229,7 +234,7 @@ export class RelayCore {
     link: Link,
     circuits: Map<number, RelayCircuit>,
     cell: Cell,
-    bucket: { tokens: number; at: number; uptime: number; uptimeAt: number },
+    bucket: { tokens: number; at: number; uptime: number; uptimeAt: number; pings: number; pingsAt: number },
   ): void {
     const existing = circuits.get(cell.circuitId);
     switch (cell.command) {
@@ -288,6 +293,16 @@ export class RelayCore {
         // Another relay measuring this one for its uptime attestations: echo at once. Cheap (one
         // sealed control cell), so no rate limit beyond the link's own admission.
         if (cell.circuitId !== 0 || cell.body.length > PING_MAX_BYTES) throw new ProtocolError("PING");
+        {
+          // An honest prober sends one every 250 ms at most: answer `pingsPerSecond` per link, and
+          // none while the link's output is backed up (a peer that never reads cannot grow it).
+          const now = Date.now();
+          const rate = this.limits.pingsPerSecond;
+          bucket.pings = Math.min(rate, bucket.pings + ((now - bucket.pingsAt) / 1000) * rate);
+          bucket.pingsAt = now;
+          if (bucket.pings < 1 || link.congested) return;
+          bucket.pings -= 1;
+        }
         link.send(0, CellCommand.pong, [cell.body]);
         return;
       case CellCommand.uptime: {

@@ -21,6 +21,7 @@ import type { Transport, WalletClient } from "viem";
 import { type Eip712Domain, verifyLockRequest } from "../accounting/receipts.ts";
 import { bandwidthCreditAbi, epochRewardsAbi } from "../chain/abi.ts";
 import type { ChannelReader } from "../chain/reader.ts";
+import { type BumpPolicy, sendWithBumps } from "../chain/send.ts";
 import { revertName } from "../chain/settlement.ts";
 import type { Logger } from "../log.ts";
 import type { NodeMetrics } from "../metrics/index.ts";
@@ -32,6 +33,9 @@ export interface LockLandingOptions {
     wallet: WalletClient<Transport, Chain | undefined, Account>;
     credit: Address;
     rewards: Address;
+    /** Fee bumping of the openLocks transactions (chain/send.ts). */
+    bumps?: BumpPolicy;
+    logger?: Logger;
   };
   /** The operator address the locks are for. */
   relayer: Address;
@@ -241,14 +245,16 @@ export function startLockLanding(o: LockLandingOptions): LockLanding {
     }
     if (good.length === 0) return;
     try {
-      const hash = await o.clients.wallet.writeContract({
-        chain: o.clients.wallet.chain ?? null,
-        address: o.clients.credit,
-        abi: bandwidthCreditAbi,
-        functionName: "openLocks",
-        args: [good.map(args)],
-      });
-      const receipt = await o.clients.public.waitForTransactionReceipt({ hash, timeout: 120_000 });
+      // Replaced with higher fees while it waits: a stuck lock landing would hold the nonce that
+      // the relay's settlement transactions queue behind (chain/send.ts).
+      const receipt = await sendWithBumps(
+        o.clients,
+        { address: o.clients.credit, abi: bandwidthCreditAbi, functionName: "openLocks", args: [good.map(args)] },
+        () => {},
+        o.clients.bumps,
+        o.clients.logger,
+      );
+      const hash = receipt.transactionHash;
       const rejected = parseEventLogs({ abi: bandwidthCreditAbi, logs: receipt.logs, eventName: "LockRejected" });
       for (const l of good) o.reader.invalidate(l.key);
       for (let i = 0; i < good.length - rejected.length; i++) o.metrics?.lockRequest("landed");

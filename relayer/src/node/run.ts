@@ -18,6 +18,7 @@ import {
   type PublicClient,
   zeroAddress,
 } from "viem";
+import { getEip712Domain } from "viem/actions";
 import { CELL_PRICE_BYTES, PaymentGate } from "../accounting/gate.ts";
 import { PayerChannels } from "../accounting/payer.ts";
 import { PayerStore } from "../accounting/payer-store.ts";
@@ -178,6 +179,18 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
       relayer: operator,
     });
     const receiptDomain = epochRewardsDomain(chain.chainId, chain.contracts.EpochRewards);
+    // Receipts are verified against this domain here and recovered against the contract's own on
+    // chain: they must be the same, or every receipt would pass here and fail there.
+    const { domain: onChain } = await getEip712Domain(chain.client, { address: chain.contracts.EpochRewards });
+    if (
+      onChain.name !== receiptDomain.name ||
+      onChain.version !== receiptDomain.version ||
+      Number(onChain.chainId) !== receiptDomain.chainId ||
+      onChain.verifyingContract.toLowerCase() !== receiptDomain.verifyingContract.toLowerCase()
+    )
+      throw new ConfigError(
+        `chain.deployment: EpochRewards at ${chain.contracts.EpochRewards} signs as ${JSON.stringify({ ...onChain, chainId: Number(onChain.chainId) })}, not as this relayer expects`,
+      );
     const relayer = operator;
     const slackCells = BigInt(p.receiptSlackCells);
     // Payers' public keys, learnt from their signed hellos: receipts are then verified natively.
@@ -198,7 +211,8 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
       store,
       relayer,
       domain: receiptDomain,
-      currentEpoch: () => epochs.epochOf(Date.now()),
+      // 10 s of clock skew between relays tolerated at an epoch's end (the chain judges anyway).
+      currentEpoch: () => epochs.epochOf(Date.now() + 10_000),
       windowEpochs: () => epochs.window,
       operatorOf: registryOperatorOf(chain.client, chain.contracts.RelayerRegistry),
       logger: rlog,
@@ -218,6 +232,7 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
           probeIntervalMs,
           sign: (fields) => signUptime(signer, receiptDomain, fields),
           windowEpochs: () => epochs.window,
+          repushMs: Math.min(300_000, Math.max(10_000, (epochs.length * 1000) / 4)),
           logger: rlog,
         });
         await prober.start();

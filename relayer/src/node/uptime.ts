@@ -150,6 +150,11 @@ export interface UptimeProberOptions {
   lostAfterMs?: number;
   /** Ended epochs still pushed to relays that (re)connect (default 1: the submission window). */
   windowEpochs?: () => number;
+  /**
+   * Pushes are repeated this often while an epoch's window is open (default 60 s): a push is not
+   * acknowledged, and the receiver may have been busy, restarting, or behind by a clock skew.
+   */
+  repushMs?: number;
   refreshMs?: number;
   connect?: (peer: UptimePeer) => Promise<Link>;
   logger?: Logger;
@@ -203,6 +208,9 @@ export class UptimeProber {
       setInterval(() => this.monitor.tick(), tickMs),
       setInterval(() => void this.refresh(), this.#o.refreshMs ?? 10_000),
       setInterval(() => void this.pushDue(), Math.min(1_000, this.#o.probeIntervalMs * 2)),
+      setInterval(() => {
+        for (const state of this.#peers.values()) state.pushed.clear();
+      }, this.#o.repushMs ?? 60_000),
     ];
     for (const t of this.#timers) t.unref();
   }
@@ -254,6 +262,7 @@ export class UptimeProber {
         link.setHandler({
           onCell: (cell) => {
             // Only PONGs are expected back; anything else on a probe link is ignored.
+            if (this.#stopped) return;
             if (cell.command === CellCommand.pong && cell.circuitId === 0 && cell.body.length === 4)
               this.monitor.probeAnswered(node, cell.body.readUInt32BE(0));
           },
@@ -265,6 +274,7 @@ export class UptimeProber {
         void this.pushDue();
       })
       .catch((error: Error) => {
+        if (this.#stopped) return; // the knowledge base may be closed already
         this.#log.debug("uptime probe link failed", { relay: node, error: error.message });
         for (const s of state.waiting.splice(0)) this.monitor.probeFailed(node, s);
       })
@@ -388,6 +398,10 @@ export class UptimeInbox {
     this.#inFlight++;
     try {
       const why = await this.#check(a);
+      if (why === "duplicate") {
+        this.counts.duplicate++;
+        return why;
+      }
       if (why !== undefined) {
         this.counts.refused++;
         this.#log.info("uptime attestation refused", { signer: a.signer, epoch: a.epoch, why });
@@ -420,6 +434,8 @@ export class UptimeInbox {
     if (a.epoch >= current) return "epoch not ended";
     if (a.epoch + BigInt(this.#o.windowEpochs()) < current) return "submission window closed";
     if (!qualifies(a)) return "below the minimum (100 probes, 99%)";
+    // Pushed again on every new link and every few minutes: a copy held costs no signature work.
+    if (this.#o.store.hasAttestation(a.epoch, a.signer)) return "duplicate";
     let recovered: Address;
     try {
       recovered = await recoverUptimeSigner(
