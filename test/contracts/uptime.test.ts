@@ -282,6 +282,7 @@ describe("uptime attestations between relays (probes, signatures, inbox, submitU
     const started = Date.now();
     for (let i = 0; i < 20_000; i++) flood.send(0, CellCommand.ping, [Buffer.of(i & 0xff)]);
     await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 100 && pongs === 0; i++) await new Promise((r) => setTimeout(r, 50)); // a loaded machine
     const seconds = (Date.now() - started) / 1000;
     assert.ok(pongs > 0 && pongs <= 1_000 + 1_000 * seconds, `${pongs} PONGs for 20,000 PINGs in ${seconds} s`);
     flood.close();
