@@ -44,7 +44,9 @@ const relayPayments = z
     allowanceMiB: positiveInt
       .default(16)
       .describe("credit extended to a payer account before its lock lands, MiB owed (the relay's exposure)"),
-    receiptSlackCells: positiveInt.default(1024).describe("how far a payer's receipts may lag the relay's count"),
+    receiptSlackCells: positiveInt
+      .default(4096)
+      .describe("how far an account's receipts may lag the relay's count (above the payers' receipt interval)"),
     minLockMiB: positiveInt.default(1).describe("smallest lock request the relay lands (and pays the gas for), MiB"),
     settleEverySeconds: positiveInt.default(30).describe("settlement round interval"),
     claimAboveX0T: z
@@ -87,7 +89,7 @@ const payer = z
     state: path.describe("SQLite file of signed counts and lock nonces"),
     lockMiB: positiveInt.default(256).describe("credit each hop is asked to lock at a time, MiB"),
     lockEpochs: z.number().int().min(1).max(24).default(2).describe("how many epochs a lock request lasts"),
-    receiptEveryCells: positiveInt.default(256),
+    receiptEveryCells: positiveInt.default(1024).describe("a receipt to each hop every this many cells"),
     receiptEverySeconds: positiveInt.default(10),
   })
   .describe("pay the hops of every circuit in-band with this client key");
