@@ -36,7 +36,7 @@ import hre from "hardhat";
 import { DEMO_TEXT, fetchThroughEntry, freeLoopbackPort, startDemoServer } from "./start/demo.ts";
 import { describePath, entryConfig, PAYER_ACCOUNT, RELAYS, relayConfig } from "./start/nodes.ts";
 import { busyPorts, describeBusy, type WantedPort } from "./start/ports.ts";
-import { processTable, Progress, seconds, StepError } from "./start/progress.ts";
+import { explain, processTable, Progress, seconds, StepError } from "./start/progress.ts";
 import type { RelaySpec } from "./start/protocol.ts";
 import { accepts, answers, type Check, describeExit, exitedError, logDetails, waitReady } from "./start/readiness.ts";
 import {
@@ -95,14 +95,9 @@ async function fail(error: unknown): Promise<never> {
   if (ending) return new Promise<never>(() => {});
   ending = true;
   progress.silence();
-  if (error instanceof StepError) {
-    progress.say(`\n✗ ${error.part}: ${error.message}`);
-    for (const line of error.details) progress.say(`  ${line}`);
-  } else {
-    progress.say(`\n✗ ${error instanceof Error ? error.message : String(error)}`);
-    const cause = error instanceof Error ? error.cause : undefined;
-    if (cause) progress.say(`  cause: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}`);
-  }
+  const { part, message, details } = error instanceof StepError ? error : { part: "npm start", ...explain(error) };
+  progress.say(`\n✗ ${part}: ${message}`);
+  for (const line of details) progress.say(`  ${line}`);
   const n = supervisor?.running.length ?? 0;
   if (n > 0) progress.say(`stopping every process it started (${n})...`);
   await supervisor?.stopAll();
@@ -293,12 +288,27 @@ async function main() {
   );
   await crypto.initCrypto();
   const specs: RelaySpec[] = [];
+  const taken = new Set([
+    chainPort,
+    socksPort,
+    demoPort,
+    webPort,
+    metricsBase,
+    ...RELAYS.map((_, i) => metricsBase + i + 1),
+  ]);
+  const relayPort = async () => {
+    // The kernel may hand the same free port out twice in a row: one per relay, none of the fixed ones.
+    for (;;) {
+      const port = await freeLoopbackPort();
+      if (!taken.has(port)) return (taken.add(port), port);
+    }
+  };
   for (const r of RELAYS)
     specs.push({
       name: r.name,
       region: r.region,
       account: r.account,
-      port: await freeLoopbackPort(),
+      port: await relayPort(),
       keys: join(keyDir, `${r.name}.key`),
       signerKey: join(keyDir, `${r.name}.signer`),
     });

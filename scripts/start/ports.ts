@@ -37,7 +37,9 @@ export async function busyPorts(wanted: readonly WantedPort[]): Promise<BusyPort
 
 /** One line per busy port: who holds it, how to move it (and what wanted it, unless `named` elsewhere). */
 export function describeBusy(b: BusyPort, named = false): string {
-  const holder = b.holder ? `pid ${b.holder.pid} (${b.holder.command})` : "another process";
+  const holder = b.holder
+    ? `pid ${b.holder.pid} (${b.holder.command})`
+    : "something with no listening socket this user can see (a connection's local port?)";
   const port = named ? `port ${b.port}` : `port ${b.port} for the ${b.what}`;
   return `${port} is in use by ${holder}: stop it, or set ${b.variable} to another port`;
 }

@@ -76,7 +76,15 @@ export class Progress {
     const n = ++this.#n;
     const started = performance.now();
     this.status(`${this.#label(n)} ${doing}...`);
-    const result = await run();
+    let result: T;
+    try {
+      result = await run();
+    } catch (error) {
+      if (error instanceof StepError) throw error;
+      // Anything else failed in the step itself (a transaction, the deployment…): name the step.
+      const { message, details } = explain(error);
+      throw new StepError(`step ${n}/${this.#total} (${doing})`, message, details, { cause: error });
+    }
     this.status("");
     this.line(`${this.#label(n)} ${done(result)}  (${seconds(performance.now() - started)})`);
     return result;
@@ -118,6 +126,23 @@ export class Progress {
 }
 
 export { seconds };
+
+/**
+ * One line for an error, and a few that explain it: viem's `shortMessage` and the custom error it
+ * decoded (`Error: EndpointInUse(…)` and its values), else the first line of the message and of
+ * its cause. The rest of a viem message (call arguments, docs links) stays out of the terminal.
+ */
+export function explain(error: unknown): { message: string; details: string[] } {
+  if (!(error instanceof Error)) return { message: String(error), details: [] };
+  const short = (error as { shortMessage?: string }).shortMessage;
+  const lines = error.message.split("\n").map((l) => l.trim());
+  const details: string[] = [];
+  const decoded = lines.findIndex((l) => l.startsWith("Error: "));
+  if (decoded >= 0) details.push(`${lines[decoded]} ${lines[decoded + 1] ?? ""}`.trim());
+  const cause = error.cause instanceof Error ? error.cause.message.split("\n")[0] : undefined;
+  if (cause && cause !== (short ?? lines[0]) && details.length === 0) details.push(`cause: ${cause}`);
+  return { message: short ?? lines[0] ?? error.name, details };
+}
 
 /** The process list: name, role, region, pid, what it listens on, metrics, log. */
 export function processTable(parts: readonly Part[], extra: string[][] = []): string[] {

@@ -6,7 +6,7 @@
  * payer buys credit and authorises the client key its entry pays with.
  */
 import { rm, writeFile } from "node:fs/promises";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { HardhatRuntimeEnvironment } from "hardhat/types/hre";
 import { type Address, getAddress, type Hex, parseEther, parseUnits } from "viem";
@@ -37,6 +37,7 @@ export interface Deployment {
  * written to `logFile` rather than the terminal, or to both with `echo`.
  */
 export async function compileContracts(hre: HardhatRuntimeEnvironment, logFile: string, echo: boolean): Promise<void> {
+  writeFileSync(logFile, ""); // there even when nothing needed compiling
   const writes = [process.stdout, process.stderr].map((stream) => {
     const original = stream.write.bind(stream);
     stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
