@@ -332,49 +332,54 @@ async function main() {
     const args = ["--disable-warning=ExperimentalWarning", cli, "node", "start", "--config", file];
     return spawnPart(info, process.execPath, args, nodeEnv);
   };
-  const relaysStarted = performance.now();
-  const relays = await Promise.all(
-    RELAYS.map((r, i) => {
-      const s = specs[i]!;
-      const metricsPort = metricsBase + i + 1;
-      const config = relayConfig(r, {
+  /** Five relays, and the entry beside them (the entry is waited for in step 9). */
+  const spawnNodes = async () => {
+    const relays = await Promise.all(
+      RELAYS.map((r, i) => {
+        const s = specs[i]!;
+        const metricsPort = metricsBase + i + 1;
+        const config = relayConfig(r, {
+          deployment: deploymentFile,
+          port: s.port,
+          metricsPort,
+          keys: s.keys,
+          signerKey: s.signerKey,
+          operator: operators[i]!,
+          descriptor: join(stagingDir, `${r.name}.json`),
+          accounting: join(dataDir, `${r.name}.db`),
+        });
+        const info = { name: r.name, role: r.role, region: r.region, listen: `127.0.0.1:${s.port}` };
+        return startNode({ ...info, metrics: `http://127.0.0.1:${metricsPort}/metrics` }, config);
+      }),
+    );
+    // The entry boots beside the relays. Its directory stays empty until every relay is up, then
+    // receives all five descriptors at once (a rename): a circuit built from the first relays up
+    // could not keep three regions apart, and would carry the entry's streams for ten minutes.
+    const entry = await startNode(
+      {
+        name: "entry",
+        role: "entry",
+        listen: `127.0.0.1:${socksPort}`,
+        metrics: `http://127.0.0.1:${metricsBase}/metrics`,
+      },
+      entryConfig({
         deployment: deploymentFile,
-        port: s.port,
-        metricsPort,
-        keys: s.keys,
-        signerKey: s.signerKey,
-        operator: operators[i]!,
-        descriptor: join(stagingDir, `${r.name}.json`),
-        accounting: join(dataDir, `${r.name}.db`),
-      });
-      const info = { name: r.name, role: r.role, region: r.region, listen: `127.0.0.1:${s.port}` };
-      return startNode({ ...info, metrics: `http://127.0.0.1:${metricsPort}/metrics` }, config);
-    }),
-  );
-  // The entry boots beside the relays. Its directory stays empty until every relay is up, then
-  // receives all five descriptors at once (a rename): a circuit built from the first relays up
-  // could not keep three regions apart, and would carry the entry's streams for ten minutes.
-  const entry = await startNode(
-    {
-      name: "entry",
-      role: "entry",
-      listen: `127.0.0.1:${socksPort}`,
-      metrics: `http://127.0.0.1:${metricsBase}/metrics`,
-    },
-    entryConfig({
-      deployment: deploymentFile,
-      socksPort,
-      metricsPort: metricsBase,
-      directory: relayDir,
-      clientKey,
-      payerState: join(dataDir, "payer.db"),
-    }),
-  );
-  await progress.step(
+        socksPort,
+        metricsPort: metricsBase,
+        directory: relayDir,
+        clientKey,
+        payerState: join(dataDir, "payer.db"),
+      }),
+    );
+    return { relays, entry };
+  };
+  const relaysStarted = performance.now();
+  const { relays, entry } = await progress.step(
     `starting ${RELAYS.length} relays`,
-    () =>
-      Promise.all(
-        relays.map(async (part) => {
+    async () => {
+      const nodes = await spawnNodes();
+      await Promise.all(
+        nodes.relays.map(async (part) => {
           const descriptor = join(stagingDir, `${part.name}.json`);
           const port = Number(part.listen!.split(":")[1]);
           await waitReady(
@@ -391,8 +396,10 @@ async function main() {
             relaysStarted,
           );
         }),
-      ),
-    () => {
+      );
+      return nodes;
+    },
+    ({ relays }) => {
       const exits = relays.filter((p) => p.role === "exit");
       return (
         `${relays.length} relays up, ${exits.length} of them exits (${exits.map((p) => `${p.name} ${p.region}`).join(", ")}); ` +
