@@ -80,7 +80,11 @@ describe("npm start", async () => {
   let blob: Awaited<ReturnType<typeof startBlobServer>> | undefined;
   /** What a test that failed half way left: npm start's group, then whatever its pid file lists. */
   const cleanUp = async () => {
-    for (const run of runs.splice(0)) run.killGroup();
+    for (const run of runs.splice(0)) {
+      run.killGroup();
+      // Until it is gone, the pid file names a live npm start, and stopLeftovers leaves it all alone.
+      await Promise.race([run.exited, new Promise((r) => setTimeout(r, 5_000))]);
+    }
     await stopLeftovers(pidFile);
   };
   after(async () => {
