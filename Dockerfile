@@ -41,7 +41,8 @@ LABEL org.opencontainers.image.title="x0tta6bl4 node" \
 ENV NODE_ENV=production \
     X0T_DATA=/var/lib/x0t \
     LISTEN_HOST=0.0.0.0 \
-    SOCKS_HOST=0.0.0.0
+    SOCKS_HOST=0.0.0.0 \
+    X0T_METRICS_HOST=0.0.0.0
 WORKDIR /app
 COPY --from=build --chown=root:root /app /app
 # The node writes only its keys and descriptors, under X0T_DATA, as the unprivileged `node` user.

@@ -71,6 +71,8 @@ function install() {
 
 function main() {
   const [verb, script, ...rest] = process.argv.slice(2);
+  // When `npm start` began, for its "ready in" line (the install below counts: the user waits for it).
+  if (script === "start:system") process.env.X0T_LAUNCHED_AT = String(Date.now());
   if (verb !== "run" && verb !== "install") {
     log("usage: bootstrap.mjs install | run <npm script> [args...]");
     return 2;
@@ -87,6 +89,9 @@ function main() {
     }
   }
   if (verb === "install") return 0;
+  // A terminal's Ctrl-C reaches the whole foreground group, the script included: wait for it to
+  // stop (npm start stops its nodes first) rather than hand the prompt back while it still prints.
+  process.on("SIGINT", () => {});
   return run("npm", ["run", "--silent", script, ...(rest.length ? ["--", ...rest] : [])]);
 }
 

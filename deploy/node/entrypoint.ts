@@ -13,6 +13,9 @@
  *   exit only:     EXIT_ALLOW_PRIVATE_TARGETS=1, EXIT_ALLOW_LOOPBACK_TARGETS=1 (test networks only)
  *   entry:         SOCKS_HOST (127.0.0.1), SOCKS_PORT (10809), RELAY_DIRECTORY (X0T_DATA/relays),
  *                  HOPS (3)
+ *   X0T_METRICS_PORT   Prometheus /metrics on this port (unset, empty or "off": none)
+ *   X0T_METRICS_HOST   where it listens (127.0.0.1; the image: 0.0.0.0, publish it on the host's
+ *                      loopback: -p 127.0.0.1:9464:9464)
  *   X0T_LOG_LEVEL  debug | info | warn | error
  *
  * The container image sets LISTEN_HOST and SOCKS_HOST to 0.0.0.0 (a published port reaches the
@@ -50,6 +53,16 @@ function flag(env: Env, name: string): boolean {
 const hostPort = (host: string, p: number) =>
   host.includes(":") && !host.startsWith("[") ? `[${host}]:${p}` : `${host}:${p}`;
 
+/** `--metrics host:port` from X0T_METRICS_PORT and X0T_METRICS_HOST, or nothing when it is off. */
+function metricsFlag(env: Env): string[] {
+  const raw = env.X0T_METRICS_PORT;
+  if (raw === undefined || raw === "" || raw === "off") return [];
+  const host = env.X0T_METRICS_HOST || "127.0.0.1";
+  if (/\s/.test(host) || host.startsWith("["))
+    throw new NodeConfigError(`X0T_METRICS_HOST: expected an address or a name (IPv6 without brackets), got "${host}"`);
+  return ["--metrics", hostPort(host, port(env, "X0T_METRICS_PORT", 0))];
+}
+
 /**
  * The CLI arguments for `env`, and the folders to prepare. Pure: throws NodeConfigError naming
  * the variable; touches no file.
@@ -71,7 +84,10 @@ export function argsFromEnv(env: Env): { argv: string[]; dirs: { path: string; m
     const hops = env.HOPS || "3";
     if (!/^[1-5]$/.test(hops)) throw new NodeConfigError(`HOPS: expected 1 to 5, got "${hops}"`);
     const socks = hostPort(env.SOCKS_HOST || "127.0.0.1", port(env, "SOCKS_PORT", 10809));
-    return { argv: ["entry", "--socks", socks, "--directory", directory, "--hops", hops], dirs: [] };
+    return {
+      argv: ["entry", "--socks", socks, "--directory", directory, "--hops", hops, ...metricsFlag(env)],
+      dirs: [],
+    };
   }
 
   const host = env.LISTEN_HOST || "127.0.0.1";
@@ -100,6 +116,7 @@ export function argsFromEnv(env: Env): { argv: string[]; dirs: { path: string; m
   ];
   if (env.REGION) argv.push("--region", env.REGION);
   if (env.CREATES_PER_SECOND) argv.push("--creates-per-second", env.CREATES_PER_SECOND);
+  argv.push(...metricsFlag(env));
   const allowPrivate = flag(env, "EXIT_ALLOW_PRIVATE_TARGETS");
   const allowLoopback = flag(env, "EXIT_ALLOW_LOOPBACK_TARGETS");
   if (role === "exit") {

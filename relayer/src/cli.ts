@@ -5,7 +5,8 @@
  *   x0t relay --listen 127.0.0.1:9001 --keys relay.key [--exit] [--allow-loopback-targets]
  *             [--allow-private-targets]
  *             [--name r1] [--region DE] [--descriptor-out dir/r1.json] [--creates-per-second 200]
- *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3]
+ *             [--metrics [host:]port]
+ *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3] [--metrics [host:]port]
  *   x0t node start --config node.json   an entry, relay or exit from a config file (node/config.ts),
  *                                       paid or not; `x0t node schema` prints its JSON Schema
  *   x0t keys  --keys relay.key          prints the keysHash to register on-chain
@@ -59,6 +60,7 @@ async function relay(argv: string[], log: Logger): Promise<void> {
       "descriptor-out": { type: "string" },
       "advertise-host": { type: "string" },
       "creates-per-second": { type: "string" },
+      metrics: { type: "string" },
     },
   });
   if (!values.keys) throw new UsageError("--keys: path of the relay's key file is required (created if missing)");
@@ -82,6 +84,7 @@ async function relay(argv: string[], log: Logger): Promise<void> {
         descriptorOut: values["descriptor-out"],
         createsPerSecond,
       },
+      metrics: values.metrics,
       ...(values.exit
         ? {
             exit: {
@@ -105,6 +108,7 @@ async function entry(argv: string[], log: Logger): Promise<void> {
       socks: { type: "string", default: "127.0.0.1:10809" },
       directory: { type: "string" },
       hops: { type: "string", default: "3" },
+      metrics: { type: "string" },
     },
   });
   if (!values.directory) throw new UsageError("--directory: folder of relay descriptors (*.json) is required");
@@ -113,7 +117,14 @@ async function entry(argv: string[], log: Logger): Promise<void> {
     throw new UsageError(`--hops: expected 1..5, got "${values.hops}"`);
   parseEndpoint("--socks", values.socks);
   const node = await startNode(
-    parseNodeConfig({ role: "entry", entry: { socks: values.socks, directory: values.directory, hops } }, "flags"),
+    parseNodeConfig(
+      {
+        role: "entry",
+        entry: { socks: values.socks, directory: values.directory, hops },
+        metrics: values.metrics,
+      },
+      "flags",
+    ),
     log,
   );
   onShutdown(log, () => node.close());

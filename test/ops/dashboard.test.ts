@@ -79,14 +79,19 @@ describe("Grafana dashboard and Prometheus scrape config", () => {
     }
   });
 
-  it("targets/local.json follows the port convention: entry 9464, relay i on 9464 + i", () => {
+  it("targets/local.json follows the port convention: entry 9464, relay i on 9464 + i, the last two exits", () => {
     const committed = JSON.parse(readFileSync("deploy/prometheus/targets/local.json", "utf8")) as unknown;
-    assert.deepEqual(committed, localTargets(9464, 5));
+    assert.deepEqual(committed, localTargets(9464, 5, "127.0.0.1", 2));
+    assert.deepEqual(
+      localTargets(9464, 5, "127.0.0.1", 2).map((g) => g.labels.role),
+      ["entry", "relay", "relay", "relay", "exit", "exit"],
+    );
     assert.deepEqual(
       localTargets(9500, 2).map((g) => g.targets[0]),
       ["127.0.0.1:9500", "127.0.0.1:9501", "127.0.0.1:9502"],
     );
     assert.throws(() => localTargets(65535, 5), /--base/);
+    assert.throws(() => localTargets(9464, 2, "127.0.0.1", 3), /--exits/);
   });
 
   it(

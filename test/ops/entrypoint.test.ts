@@ -1,7 +1,8 @@
 /**
  * deploy/node/entrypoint.ts, the node's configuration from the environment (container and
  * systemd): the flags it builds, a missing or bad variable named before anything starts, and a
- * real four-node network started through it as plain processes, with curl through three hops.
+ * real four-node network started through it as plain processes, with curl through three hops and
+ * every node's Prometheus endpoint (X0T_METRICS_PORT) counting it.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import type { Server } from "node:http";
 import { after, describe, it } from "node:test";
 import { NodeConfigError, argsFromEnv } from "../../deploy/node/entrypoint.ts";
+import { freePort } from "../helpers/net.ts";
 import { type Launched, PAGE, runNetwork, startPage } from "./network.ts";
 
 const ENTRYPOINT = "deploy/node/entrypoint.ts";
@@ -60,6 +62,23 @@ describe("deploy/node/entrypoint.ts", () => {
     ]);
   });
 
+  it("serves Prometheus metrics where X0T_METRICS_PORT and X0T_METRICS_HOST say, and not otherwise", () => {
+    const metrics = (env: Record<string, string>) => {
+      const argv = argsFromEnv({ NODE_ID: "n", ...env }).argv;
+      const at = argv.indexOf("--metrics");
+      return at < 0 ? undefined : argv[at + 1];
+    };
+    assert.equal(metrics({}), undefined, "off unless asked");
+    assert.equal(metrics({ X0T_METRICS_PORT: "" }), undefined);
+    assert.equal(metrics({ X0T_METRICS_PORT: "off" }), undefined);
+    assert.equal(metrics({ X0T_METRICS_HOST: "0.0.0.0" }), undefined, "a host alone (the image's) turns nothing on");
+    assert.equal(metrics({ X0T_METRICS_PORT: "9465" }), "127.0.0.1:9465", "loopback by default");
+    assert.equal(metrics({ X0T_METRICS_PORT: "9465", X0T_METRICS_HOST: "0.0.0.0" }), "0.0.0.0:9465");
+    assert.equal(metrics({ X0T_METRICS_PORT: "9465", X0T_METRICS_HOST: "::" }), "[::]:9465");
+    assert.equal(metrics({ NODE_ROLE: "exit", X0T_METRICS_PORT: "9466" }), "127.0.0.1:9466");
+    assert.equal(metrics({ NODE_ROLE: "entry", X0T_METRICS_PORT: "9464" }), "127.0.0.1:9464");
+  });
+
   it("names the variable that is missing or wrong", () => {
     const refuses = (env: Record<string, string>, message: RegExp) =>
       assert.throws(
@@ -78,6 +97,9 @@ describe("deploy/node/entrypoint.ts", () => {
       { NODE_ID: "a", NODE_ROLE: "exit", EXIT_ALLOW_PRIVATE_TARGETS: "yes" },
       /^EXIT_ALLOW_PRIVATE_TARGETS: expected 1 or 0/,
     );
+    refuses({ NODE_ID: "a", X0T_METRICS_PORT: "9464x" }, /^X0T_METRICS_PORT: expected a port from 1 to 65535/);
+    refuses({ NODE_ID: "a", NODE_ROLE: "entry", X0T_METRICS_PORT: "0" }, /^X0T_METRICS_PORT: expected a port/);
+    refuses({ NODE_ID: "a", X0T_METRICS_PORT: "9464", X0T_METRICS_HOST: "[::1]" }, /^X0T_METRICS_HOST: expected/);
     const run = spawnSync(process.execPath, [ENTRYPOINT], {
       encoding: "utf8",
       env: { PATH: process.env.PATH },
@@ -99,14 +121,16 @@ describe("deploy/node/entrypoint.ts", () => {
       if (dir) await rm(dir, { recursive: true, force: true });
     });
 
-    it("relays, an exit and the entry come up from their environment; curl goes through three hops", async () => {
+    it("relays, an exit and the entry come up from their environment; curl goes through three hops; each serves its metrics", async () => {
       dir = await mkdtemp(join(tmpdir(), "x0t-nodes-"));
       const started = await startPage();
       page = started.server;
       const data = dir;
-      const launch = async (_name: string, env: Record<string, string>): Promise<Launched> => {
+      const metricsPorts = new Map<string, number>();
+      const launch = async (name: string, env: Record<string, string>): Promise<Launched> => {
+        metricsPorts.set(name, await freePort());
         const child: ChildProcess = spawn(process.execPath, [ENTRYPOINT], {
-          env: { PATH: process.env.PATH, X0T_DATA: data, ...env },
+          env: { PATH: process.env.PATH, X0T_DATA: data, X0T_METRICS_PORT: String(metricsPorts.get(name)), ...env },
           stdio: ["ignore", "pipe", "pipe"],
         });
         let output = "";
@@ -124,6 +148,22 @@ describe("deploy/node/entrypoint.ts", () => {
       };
       const { body } = await runNetwork(launch, dir, started.port, nodes);
       assert.equal(body, PAGE);
+      // Every node counted that page on its own /metrics (127.0.0.1 by default).
+      const scrape = async (name: string) => (await fetch(`http://127.0.0.1:${metricsPorts.get(name)}/metrics`)).text();
+      const value = (text: string, series: string) =>
+        Number(new RegExp(`^${series.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+      for (const [name, role] of [
+        ["relay-1", "relay"],
+        ["relay-2", "relay"],
+        ["exit-1", "exit"],
+      ]) {
+        const text = await scrape(name!);
+        assert.equal(value(text, `x0t_node_info{node_id="${name}",role="${role}"}`), 1, `${name}'s metrics`);
+        assert.ok(value(text, 'x0t_cells_relayed_total{direction="backward"}') >= 1, `${name} counted the page`);
+      }
+      const entryMetrics = await scrape("entry-1");
+      assert.equal(value(entryMetrics, 'x0t_node_info{node_id="entry",role="entry"}'), 1);
+      assert.ok(value(entryMetrics, "x0t_streams_opened_total") >= 1, "the entry counted the stream");
       assert.equal(statSync(join(dir, "keys")).mode & 0o777, 0o700, "keys folder 0700");
       assert.equal(statSync(join(dir, "keys", "relay-1.key")).mode & 0o777, 0o600, "key file 0600");
       const descriptor = JSON.parse(readFileSync(join(dir, "relays", "exit-1.json"), "utf8")) as {
