@@ -347,6 +347,7 @@ async function main() {
           operator: operators[i]!,
           descriptor: join(stagingDir, `${r.name}.json`),
           accounting: join(dataDir, `${r.name}.db`),
+          peers: relayDir,
         });
         const info = { name: r.name, role: r.role, region: r.region, listen: `127.0.0.1:${s.port}` };
         return startNode({ ...info, metrics: `http://127.0.0.1:${metricsPort}/metrics` }, config);

@@ -37,6 +37,8 @@ export function relayConfig(
     operator: Address;
     descriptor: string;
     accounting: string;
+    /** The relays' descriptors: each relay measures the others and attests their uptime. */
+    peers: string;
   },
 ) {
   return {
@@ -55,6 +57,7 @@ export function relayConfig(
         accounting: o.accounting,
         settleEverySeconds: 5,
         claimAboveX0T: "0",
+        uptime: { peers: o.peers },
       },
     },
     // Only for this demo on one machine: the page it serves is on loopback.

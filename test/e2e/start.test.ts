@@ -157,6 +157,13 @@ describe("npm start", async () => {
     for (const name of ["chain", "relay-1", "relay-5", "entry", "build", "start"])
       assert.ok(existsSync(join(stateDir, "logs", `${name}.log`)), `logs/${name}.log`);
     assert.match(readFileSync(join(stateDir, "logs", "relay-4.log"), "utf8"), /"msg":"relay ready".*"exit":true/);
+    // Every relay measures the others for their uptime attestations (test/contracts/uptime.test.ts
+    // follows them to the bonus; here epochs are warped, so the bonus is checked where it landed).
+    for (const n of [1, 2, 3, 4, 5])
+      assert.match(
+        readFileSync(join(stateDir, "logs", `relay-${n}.log`), "utf8"),
+        /"msg":"measuring other relays' uptime".*"probeIntervalMs":500/,
+      );
     assert.match(readFileSync(join(stateDir, "logs", "chain.log"), "utf8"), /JSON-RPC server at/);
 
     // The curl line it prints works, through a 3-hop circuit of three regions ending at an exit.
@@ -314,6 +321,7 @@ describe("npm start", async () => {
     const consumed = await eventsOf("BandwidthCredit", "CreditConsumed", viewBlock);
     const settledBatches = await eventsOf("BandwidthCredit", "CreditSettled", viewBlock);
     const claimed = await eventsOf("EpochRewards", "RewardClaimed", viewBlock);
+    const attested = await eventsOf("EpochRewards", "UptimeAttested", viewBlock);
     for (const { operator: o, name } of RELAYS) {
       const mine = consumed.filter((e) => e.args.relayer === o && (e.args.epoch as bigint) <= epoch);
       if (!paid.includes(o)) {
@@ -330,17 +338,30 @@ describe("npm start", async () => {
       );
       for (const paidEpoch of new Set(mine.map((e) => e.args.epoch as bigint))) {
         const params = (await rewards.read.epochInfo([paidEpoch]))[0].params;
-        // docs/economics.md: base = min(cells x rewardPerCell, value x relayShare) per receipt.
+        // docs/economics.md: per receipt base = min(cells x rewardPerCell, value x relayShare), and
+        // with attested uptime boosted = the same terms x (1 + bonus) (RewardMath.receiptReward).
+        const bonus = BigInt(params.uptimeBonusBps);
         const expected = mine
           .filter((e) => e.args.epoch === paidEpoch)
-          .reduce((total, e) => {
-            const byCells = (e.args.cells as bigint) * params.rewardPerCell;
-            const byValue = ((e.args.value as bigint) * BigInt(params.relayShareBps)) / 10_000n;
-            return total + (byCells < byValue ? byCells : byValue);
-          }, 0n);
+          .reduce(
+            (total, e) => {
+              const byCells = (e.args.cells as bigint) * params.rewardPerCell;
+              const byValue = (e.args.value as bigint) * BigInt(params.relayShareBps);
+              const base = byCells < byValue / 10_000n ? byCells : byValue / 10_000n;
+              const bCells = (byCells * (10_000n + bonus)) / 10_000n;
+              const bValue = (byValue * (10_000n + bonus)) / 100_000_000n;
+              return { base: total.base + base, boosted: total.boosted + (bCells < bValue ? bCells : bValue) };
+            },
+            { base: 0n, boosted: 0n },
+          );
+        const boosted = attested.some((e) => e.args.relayer === o && e.args.epoch === paidEpoch);
         const got = claimed.filter((e) => e.args.relayer === o && e.args.epoch === paidEpoch);
         assert.equal(got.length, 1);
-        assert.equal(got[0]!.args.amount, expected, `${name}, epoch ${paidEpoch}: 90% of what its receipts released`);
+        assert.equal(
+          got[0]!.args.amount,
+          boosted ? expected.boosted : expected.base,
+          `${name}, epoch ${paidEpoch}: ${boosted ? "99% (uptime attested)" : "90%"} of what its receipts released`,
+        );
       }
       const allClaims = sum(
         claimed.filter((e) => e.args.relayer === o),
