@@ -55,14 +55,17 @@ export interface EpochClock {
 }
 
 /**
- * The reward epochs of EpochRewards on the local clock: the current epoch's start and length are
- * read from the chain (and again every `everyMs`; the last values are kept while the RPC is down).
+ * The reward epochs of EpochRewards: the current epoch's start and length, and how far the chain's
+ * clock (its latest block) is from this one, are read from the chain (again every `everyMs`; the
+ * last values are kept while the RPC is down).
  */
 export class ChainEpochClock implements EpochClock {
   #epoch = 0n;
   #startsAt = 0;
   #length = 3600;
   #window = 1;
+  /** Chain time minus local time, seconds. */
+  #offset = 0;
   #timer: NodeJS.Timeout | undefined;
 
   readonly #client: PublicClient;
@@ -97,14 +100,19 @@ export class ChainEpochClock implements EpochClock {
       functionName: "epochInfo",
       args: [epoch],
     });
+    // The chain's clock is its latest block's: it can run ahead of this one (a local chain mints a
+    // block per transaction, each a second later than the last) or lag by a block interval.
+    const block = await this.#client.getBlock();
+    this.#offset = Number(block.timestamp) - Date.now() / 1000;
     this.#epoch = epoch;
     this.#startsAt = Number(startsAt);
     this.#length = Number(era.length);
     this.#window = era.params.submissionWindow;
   }
 
+  /** The epoch of local time `ms`, on the chain's clock. */
   epochOf(ms: number): bigint {
-    return this.#epoch + BigInt(Math.floor((ms / 1000 - this.#startsAt) / this.#length));
+    return this.#epoch + BigInt(Math.floor((ms / 1000 + this.#offset - this.#startsAt) / this.#length));
   }
 
   /** Seconds per epoch (of the current era). */
