@@ -286,6 +286,17 @@ export function revertName(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Whether `epoch`'s submission window has closed (nothing for it is accepted any more). */
+export async function receiptsClosed(clients: Pick<SettlementClients, "public" | "rewards">, epoch: bigint) {
+  const [closed] = await clients.public.readContract({
+    address: clients.rewards,
+    abi: epochRewardsAbi,
+    functionName: "receiptsClosed",
+    args: [epoch],
+  });
+  return closed;
+}
+
 export interface SettleReport {
   currentEpoch: bigint;
   recovered: number;
@@ -317,13 +328,7 @@ export async function settleOnce(
   const report: SettleReport = { currentEpoch, recovered, reorged, submitted: [], abandoned: [] };
   for (const epoch of store.queuedEpochs()) {
     if (epoch >= currentEpoch) continue; // still running
-    const [closed] = await clients.public.readContract({
-      address: clients.rewards,
-      abi: epochRewardsAbi,
-      functionName: "receiptsClosed",
-      args: [epoch],
-    });
-    if (closed) {
+    if (await receiptsClosed(clients, epoch)) {
       report.abandoned.push({ epoch, receipts: store.abandon(epoch, "submission window closed") });
       continue;
     }

@@ -13,7 +13,7 @@ import { type Address, BaseError, ContractFunctionRevertedError, type Hex } from
 import type { AccountingStore } from "../accounting/store.ts";
 import { epochRewardsAbi } from "./abi.ts";
 import type { SettlementClients } from "./settlement.ts";
-import { revertName } from "./settlement.ts";
+import { receiptsClosed, revertName } from "./settlement.ts";
 import { resumeWithBumps, sendWithBumps } from "./send.ts";
 
 export type UptimeOutcome =
@@ -91,13 +91,7 @@ async function submitEpochUptime(
     store.setUptimeClaim(epoch, "attested", "found on-chain");
     return { epoch, kind: "already-attested" };
   }
-  const [closed] = await clients.public.readContract({
-    address: clients.rewards,
-    abi: epochRewardsAbi,
-    functionName: "receiptsClosed",
-    args: [epoch],
-  });
-  if (closed) {
+  if (await receiptsClosed(clients, epoch)) {
     store.setUptimeClaim(epoch, "abandoned", "submission window closed");
     return { epoch, kind: "abandoned", reason: "submission window closed" };
   }

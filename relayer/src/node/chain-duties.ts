@@ -22,6 +22,7 @@ import { epochRewardsAbi } from "../chain/abi.ts";
 import type { ChannelReader } from "../chain/reader.ts";
 import {
   claimRewards,
+  receiptsClosed,
   type OnSettlementStep,
   revertName,
   type SettlementClients,
@@ -133,13 +134,7 @@ export function startChainDuties(o: ChainDutiesOptions): ChainDuties {
     const epochs: bigint[] = [];
     let total = 0n;
     for (let e = current > lookback ? current - lookback : 0n; e < current; e++) {
-      const [closedNow] = await o.clients.public.readContract({
-        address: o.clients.rewards,
-        abi: epochRewardsAbi,
-        functionName: "receiptsClosed",
-        args: [e],
-      });
-      if (!closedNow) continue;
+      if (!(await receiptsClosed(o.clients, e))) continue;
       const pendingReward = await o.clients.public.readContract({
         address: o.clients.rewards,
         abi: epochRewardsAbi,

@@ -16,9 +16,9 @@
  * request was dropped runs on the relay's allowance and is stopped with `lock-short` when it is
  * used up. See docs/settlement.md, "Locks, in-band".
  */
-import { type Account, type Address, type Chain, type Hex, parseEventLogs, type PublicClient } from "viem";
+import { type Account, type Address, type Chain, parseEventLogs, type PublicClient } from "viem";
 import type { Transport, WalletClient } from "viem";
-import { type Eip712Domain, verifyLockRequest } from "../accounting/receipts.ts";
+import { type Eip712Domain, type SignedLockRequest, verifyLockRequest } from "../accounting/receipts.ts";
 import { bandwidthCreditAbi, epochRewardsAbi } from "../chain/abi.ts";
 import type { ChannelReader } from "../chain/reader.ts";
 import { type BumpPolicy, sendWithBumps } from "../chain/send.ts";
@@ -68,15 +68,7 @@ export interface LockLanding {
 export type LockRefusal =
   "key-revoked" | "nonce-used" | "cap-exceeded" | "expiry" | "credit-short" | "refused" | "unknown-key";
 
-interface LockRequestArgs {
-  key: Address;
-  relayer: Address;
-  bytes_: bigint;
-  expiresEpoch: bigint;
-  nonce: bigint;
-  r: Hex;
-  vs: Hex;
-}
+type LockRequestArgs = SignedLockRequest;
 
 const NOT_REVOKED = (1n << 64n) - 1n;
 const MAX_KEY_LOCK_EPOCHS = 24n;
