@@ -3,7 +3,7 @@
  * what the node is — an `entry` (the SOCKS5 port a user's apps talk to), a `relay` or an `exit`.
  * Validated by a schema (zod) before anything starts; an error names the key (`entry.payer.lockMiB`).
  * Relative paths are taken from the config file's folder. `nodeConfigJsonSchema()` gives the same
- * schema as JSON Schema (`x0t node schema`), for editors and for docs/node-config.md.
+ * schema as JSON Schema (`x0t node schema`), for editors; docs/settlement.md ("Node configuration") lists the keys.
  */
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
