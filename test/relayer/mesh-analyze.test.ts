@@ -106,6 +106,25 @@ describe("mesh analyze", () => {
     );
   });
 
+  it("traffic heard after a beacon left answers for it: a busy hop whose echo waits in a queue is not frozen", () => {
+    // Beacon 11 (t = 5.0 s) has no echo yet, but data from the hop arrived at 5.1 s.
+    const obs: HopObservation[] = [...beacons(11, (i) => (i < 10 ? 20 : undefined)), { kind: "heard", at: 5_100 }];
+    assert.equal(analyzeHop(obs, baseline, 6_000).state, "ok");
+    // Heard before the beacon left proves nothing about it: silence since then is a freeze.
+    const before: HopObservation[] = [
+      ...beacons(10, () => 20),
+      { kind: "heard", at: 4_990 },
+      { kind: "beacon", seq: 11, at: 5_000 },
+    ];
+    assert.equal(analyzeHop(before, baseline, 5_300).state, "frozen");
+    // A beacon answered for by traffic and never echoed is not counted as lost either.
+    const busy: HopObservation[] = [];
+    for (let i = 0; i < 20; i++) {
+      busy.push({ kind: "beacon", seq: i + 1, at: i * 500 }, { kind: "heard", at: i * 500 + 10 });
+    }
+    assert.equal(analyzeHop(busy, baseline, 10_500).state, "ok");
+  });
+
   it("keeps a bounded window of observations", () => {
     const obs = beacons(200, () => 20);
     const kept = keepRecent(obs, 64);

@@ -16,6 +16,8 @@
 export type HopObservation =
   | { kind: "beacon"; seq: number; at: number }
   | { kind: "echo"; seq: number; at: number }
+  /** Traffic from the hop (or beyond it) arrived: it was alive then. */
+  | { kind: "heard"; at: number }
   | { kind: "closed"; at: number }
   | { kind: "cell-error"; at: number };
 
@@ -84,10 +86,12 @@ export function analyzeHop(
 ): HopVerdict {
   const sent = new Map<number, number>();
   const rtts = new Map<number, number>();
+  let heard = -Infinity;
   for (const o of observations) {
     if (o.kind === "closed" || o.kind === "cell-error")
       return { state: "dead", reason: o.kind === "closed" ? "link closed" : "cell failed its checks", since: o.at };
-    if (o.kind === "beacon") sent.set(o.seq, o.at);
+    if (o.kind === "heard") heard = Math.max(heard, o.at);
+    else if (o.kind === "beacon") sent.set(o.seq, o.at);
     else {
       const at = sent.get(o.seq);
       if (at !== undefined && !rtts.has(o.seq)) rtts.set(o.seq, o.at - at);
@@ -97,10 +101,11 @@ export function analyzeHop(
   const beacons = [...sent].sort((a, b) => a[0] - b[0]);
 
   // Unanswered beacons at the tail, oldest first: the hop has said nothing since the first of them.
+  // Traffic heard after a beacon left answers for it (the echo may wait behind that traffic).
   const tail: [number, number][] = [];
   for (let i = beacons.length - 1; i >= 0; i--) {
     const b = beacons[i] as [number, number];
-    if (rtts.has(b[0])) break;
+    if (rtts.has(b[0]) || b[1] < heard) break;
     tail.unshift(b);
   }
   const overdue = tail.filter(([, at]) => now - at > threshold);
@@ -120,7 +125,9 @@ export function analyzeHop(
   }
 
   // Loss: among the last `lossWindow` beacons whose fate is known, the share late or missing.
-  const judged = beacons.filter(([seq, at]) => rtts.has(seq) || now - at > threshold).slice(-options.lossWindow);
+  const judged = beacons
+    .filter(([seq, at]) => rtts.has(seq) || (now - at > threshold && at >= heard))
+    .slice(-options.lossWindow);
   if (judged.length >= Math.min(options.lossWindow, 10)) {
     const late = judged.filter(([seq]) => (rtts.get(seq) ?? Infinity) > threshold);
     const loss = late.length / judged.length;
