@@ -242,13 +242,16 @@ export class Monitor {
     return this.#links.get(link)?.lastRttMs;
   }
 
-  /** `node` answered latency probe `seq`. */
-  probeAnswered(node: string, seq: number): void {
+  /**
+   * `node` answered latency probe `seq`; `rttMs` overrides the time since it was sent (a probe
+   * that takes two round trips, a TCP connect and a handshake, reports one).
+   */
+  probeAnswered(node: string, seq: number, rttMs?: number): void {
     const p = this.#known.get(node);
     const sent = p?.pending.get(seq);
     if (!p || sent === undefined) return;
     p.pending.delete(seq);
-    this.#record(node, sent, this.#o.now() - sent);
+    this.#record(node, sent, rttMs ?? this.#o.now() - sent);
   }
 
   /** Latency probe `seq` to `node` failed at once (refused, reset): lost, and a failure. */
