@@ -97,6 +97,11 @@ export interface RelayCoreOptions {
   metrics?: NodeMetrics;
   /** A payer's signed lock request for this relay arrived (PAY_LOCK): land it with openLocks. */
   onLockRequest?: (lock: PayLock) => void;
+  /**
+   * Whether an EXTEND may go to this endpoint with these keys (mesh/known-relays.ts: the relays this
+   * relay knows from its directory, bootstrap nodes or the registry). Unset: any relay a client names.
+   */
+  isKnownRelay?: (host: string, port: number, keysHash: Uint8Array) => boolean;
 }
 
 /** How long a circuit whose payer was stopped lingers so that its PAY_STOP reaches the client. */
@@ -495,6 +500,14 @@ class RelayCircuit {
     if (this.next || this.extending) throw new ProtocolError("EXTEND on a circuit that already goes on");
     const req = decodeExtend(data, { x25519: X25519_PUBLIC_BYTES, mlkem: MLKEM768_PUBLIC_BYTES, hello: HELLO_BYTES });
     const relay = { x25519: req.x25519, mlkem: req.mlkem, keysHash: keysHashOf(req.x25519, req.mlkem) };
+    const known = this.core.options.isKnownRelay;
+    if (known && !known(req.host, req.port, relay.keysHash)) {
+      // Not a relay this one knows: no connection is even attempted (no port probing through us).
+      this.core.logger.info("extend refused: not a known relay");
+      this.core.logger.debug("extend refused", { host: req.host, port: req.port });
+      this.sendBackward(RelayCommand.extendFailed, 0, [Buffer.of(StreamReason.notAllowed)]);
+      return;
+    }
     this.extending = true;
     const fail = (reason: StreamReason, why: string) => {
       this.extending = false;

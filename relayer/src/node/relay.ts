@@ -30,6 +30,8 @@ export interface RelayNodeOptions {
   payments?: RelayCoreOptions["payments"];
   onLockRequest?: RelayCoreOptions["onLockRequest"];
   metrics?: RelayCoreOptions["metrics"];
+  /** EXTEND only to relays this check knows (mesh/known-relays.ts); unset: to any relay named. */
+  isKnownRelay?: RelayCoreOptions["isKnownRelay"];
 }
 
 export interface RelayNode {
@@ -53,6 +55,7 @@ export async function startRelay(options: RelayNodeOptions): Promise<RelayNode> 
     payments: options.payments,
     onLockRequest: options.onLockRequest,
     metrics: options.metrics,
+    isKnownRelay: options.isKnownRelay,
     connectLink: (host, port, relay) => Link.connect(host, port, relay, { rekeyInterval: options.rekeyInterval }),
   });
   const listener = await listenForLinks({
