@@ -6,7 +6,7 @@
  * connections that succeeded and the share of running long downloads that broke.
  *
  *   npm run chaos -- [--relays 12] [--faults 30] [--kinds crash,freeze,latency,loss] [--rate 20]
- *                    [--classes 4] [--downloads 4] [--json]
+ *                    [--classes 4] [--downloads 4] [--json] [--trace events.jsonl]
  *
  * Mode: each relay in its own network namespace with tc netem where the kernel allows it;
  * otherwise ("loopback+shim") every relay on 127.0.0.1 behind a delaying TCP shim
@@ -45,6 +45,7 @@ const { values: args } = parseArgs({
     downloads: { type: "string", default: "4" },
     "hurt-ms": { type: "string", default: "2000" },
     json: { type: "boolean", default: false },
+    trace: { type: "string" },
   },
 });
 const int = (name: keyof typeof args, min: number, max: number): number => {
@@ -196,9 +197,10 @@ async function startRelay(r: Relay): Promise<void> {
 }
 
 type EntryEvent =
-  | { ev: "built"; t: number; id: number; path: string[] }
-  | { ev: "closed"; t: number; id: number; path: string[]; reason: number }
-  | { ev: "suspected"; t: number; relay: string };
+  | { ev: "built"; t: number; id: string; role: "active" | "standby"; path: string[] }
+  | { ev: "closed"; t: number; id: string; path: string[]; reason: number }
+  | { ev: "suspected"; t: number; relay: string; why?: string }
+  | { ev: "decision"; t: number; action: string; circuit?: string };
 type TrafficEvent =
   { ev: "conn"; start: number; end: number; ok: boolean } | { ev: "dl"; start: number; end: number; ok: boolean };
 
@@ -257,14 +259,22 @@ async function main(): Promise<void> {
   say(`chaos: ${RELAYS} relays up in ${Date.now() - started} ms (${relays.filter((r) => r.exit).length} exits)`);
 
   const entryEvents: EntryEvent[] = [];
-  const open = new Map<number, string[]>();
+  /** Circuits open at the entry that carry traffic (standbys do not, until promoted). */
+  const open = new Map<string, { path: string[]; standby: boolean }>();
   const socksPort = await freePort();
-  spawnNode([join(root, "bench/chaos-entry.ts"), relayDir, String(socksPort)], (o) => {
-    const e = o as unknown as EntryEvent;
-    if (e.ev === "built") open.set(e.id, e.path);
-    if (e.ev === "closed") open.delete(e.id);
-    if (e.ev === "built" || e.ev === "closed" || e.ev === "suspected") entryEvents.push(e);
-  });
+  spawnNode(
+    [join(root, "bench/chaos-entry.ts"), relayDir, String(socksPort), join(state, "entry-mesh.sqlite")],
+    (o) => {
+      const e = o as unknown as EntryEvent;
+      if (e.ev === "built") open.set(e.id, { path: e.path, standby: e.role === "standby" });
+      if (e.ev === "closed") open.delete(e.id);
+      if (e.ev === "decision" && e.action === "promote-standby" && e.circuit) {
+        const c = open.get(e.circuit);
+        if (c) c.standby = false;
+      }
+      entryEvents.push(e);
+    },
+  );
   await waitForPort(socksPort, 30_000);
 
   const traffic: TrafficEvent[] = [];
@@ -294,7 +304,14 @@ async function main(): Promise<void> {
   const faults: FaultRecord[] = [];
   for (const kind of kinds) {
     for (let i = 0; i < FAULTS; i++) {
-      const inUse = [...new Set([...open.values()].flat())];
+      const inUse = [
+        ...new Set(
+          [...open.values()]
+            .filter((c) => !c.standby)
+            .map((c) => c.path)
+            .flat(),
+        ),
+      ];
       const pool = inUse.length > 0 ? inUse : relays.map((r) => r.name);
       const pick = pool[Math.floor(Math.random() * pool.length)];
       const victim = relays.find((r) => r.name === pick);
@@ -316,6 +333,16 @@ async function main(): Promise<void> {
   }
   await sleep(CONN_TIMEOUT_MS + 500); // the last window's connections finish or time out
   driver.kill("SIGTERM");
+  if (args.trace) {
+    // Everything the entry and the traffic reported, and the faults, in time order (JSON lines).
+    const lines = [
+      ...faults.map((f) => ({ ev: "fault", t: f.t0, ...f })),
+      ...entryEvents,
+      ...traffic.map((e) => ({ ...e, t: e.start })),
+    ].sort((a, b) => a.t - b.t);
+    writeFileSync(args.trace, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+    say(`chaos: trace written to ${args.trace}`);
+  }
 
   const report: Record<string, unknown> = {};
   const rows: string[] = [];
@@ -323,6 +350,7 @@ async function main(): Promise<void> {
     const mine = faults.filter((f) => f.kind === kind);
     const mttd: number[] = [];
     const mttr: number[] = [];
+    const connMs: number[] = [];
     let conns = 0;
     let ok = 0;
     let running = 0;
@@ -339,6 +367,7 @@ async function main(): Promise<void> {
       const inWindow = traffic.filter((e) => e.ev === "conn" && e.start >= f.t0 && e.start < f.t0 + f.window);
       conns += inWindow.length;
       ok += inWindow.filter((e) => e.ok).length;
+      for (const e of inWindow) if (e.ok) connMs.push(e.end - e.start);
       const hurt = inWindow.filter((e) => !e.ok || e.end - e.start > HURT_MS);
       const lastHurt = Math.max(f.t0, ...hurt.map((e) => e.end));
       const healedAfter = traffic.some(
@@ -347,8 +376,17 @@ async function main(): Promise<void> {
       if (hurt.length === 0) mttr.push(0);
       else if (healedAfter) mttr.push(lastHurt - f.t0);
       const dls = traffic.filter((e) => e.ev === "dl");
-      running += dls.filter((e) => e.start < f.t0 && e.end > f.t0).length;
-      broken += dls.filter((e) => !e.ok && e.start < f.t0 && e.end > f.t0 && e.end < end).length;
+      const runningNow = dls.filter((e) => e.start < f.t0 && e.end > f.t0).length;
+      const brokenNow = dls.filter((e) => !e.ok && e.start < f.t0 && e.end > f.t0 && e.end < end).length;
+      running += runningNow;
+      broken += brokenNow;
+      // One line per fault, so that a tail can be explained.
+      const how = !detected ? "not detected" : detected.ev === "suspected" ? "suspected" : `circuit ${detected.ev}`;
+      say(
+        `chaos: ${kind} on ${f.victim}: ${how}${detected ? ` after ${detected.t - f.t0} ms` : ""}; ` +
+          `${inWindow.length - inWindow.filter((e) => e.ok).length}/${inWindow.length} connections failed, ` +
+          `${hurt.length} hurt; downloads broken ${brokenNow}/${runningNow}`,
+      );
     }
     const r2 = (x: number | null) => (x === null ? null : Math.round(x));
     report[kind] = {
@@ -357,6 +395,7 @@ async function main(): Promise<void> {
       recovered: mttr.length,
       mttd_ms: { p50: r2(pct(mttd, 0.5)), p99: r2(pct(mttd, 0.99)) },
       mttr_ms: { p50: r2(pct(mttr, 0.5)), p99: r2(pct(mttr, 0.99)) },
+      conn_ms: { p50: r2(pct(connMs, 0.5)), p99: r2(pct(connMs, 0.99)) },
       new_conn_success: conns === 0 ? null : Number((ok / conns).toFixed(4)),
       new_conns: conns,
       downloads_broken: running === 0 ? null : Number((broken / running).toFixed(3)),
@@ -367,6 +406,7 @@ async function main(): Promise<void> {
       `| ${kind} | ${mine.length} | ${mttd.length}/${mine.length} | ${fmt(pct(mttd, 0.5))} / ${fmt(pct(mttd, 0.99))} | ` +
         `${mttr.length}/${mine.length} | ${fmt(pct(mttr, 0.5))} / ${fmt(pct(mttr, 0.99))} | ` +
         `${conns === 0 ? "—" : ((100 * ok) / conns).toFixed(2)}% of ${conns} | ` +
+        `${fmt(pct(connMs, 0.5))} / ${fmt(pct(connMs, 0.99))} | ` +
         `${running === 0 ? "—" : `${broken}/${running}`} |`,
     );
   }
@@ -375,9 +415,9 @@ async function main(): Promise<void> {
       `SOCKS usernames, ${DOWNLOADS} long downloads; faults ${kinds.join(", ")} x ${FAULTS}\n`,
   );
   console.log(
-    "| fault | n | detected | MTTD p50 / p99 ms | recovered | MTTR p50 / p99 ms | new connections ok | downloads broken |",
+    "| fault | n | detected | MTTD p50 / p99 ms | recovered | MTTR p50 / p99 ms | new connections ok | connection ms p50 / p99 | downloads broken |",
   );
-  console.log("| --- | --: | --: | --: | --: | --: | --: | --: |");
+  console.log("| --- | --: | --: | --: | --: | --: | --: | --: | --: |");
   for (const row of rows) console.log(row);
   if (args.json) console.log(JSON.stringify({ mode, why, relays: RELAYS, faults: report }));
 }
