@@ -82,6 +82,11 @@ describe("mesh analyze", () => {
       "ok",
       "25 ms more than the baseline is below spikeMinMs",
     );
+    assert.equal(
+      analyzeHop(spiking, { rttMs: 20, jitterMs: 30, loss: 0 }, 20 * 500).state,
+      "ok",
+      "100 ms more is within four times the jitter of a hop that always varies this much",
+    );
   });
 
   it("loss shows as late echoes (TCP retransmits) above the baseline's own loss", () => {

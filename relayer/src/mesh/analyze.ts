@@ -10,7 +10,8 @@
  *   came back late (beyond the threshold) or not at all. Beacons ride TCP, so loss shows as late
  *   echoes (retransmissions), not missing ones;
  * - spike: the median of the last `spikeSamples` round trips exceeds the baseline by `spikeFactor`
- *   and by at least `spikeMinMs`.
+ *   and by at least `spikeMinMs` and four times the node's jitter (a hop whose round trips always
+ *   vary a lot is not spiking when they do).
  */
 
 export type HopObservation =
@@ -146,7 +147,10 @@ export function analyzeHop(
   const recent = beacons.filter(([seq]) => rtts.has(seq)).slice(-options.spikeSamples);
   if (baseline.rttMs !== undefined && recent.length >= options.spikeSamples) {
     const m = median(recent.map(([seq]) => rtts.get(seq) as number));
-    if (m > baseline.rttMs * options.spikeFactor && m - baseline.rttMs >= options.spikeMinMs)
+    if (
+      m > baseline.rttMs * options.spikeFactor &&
+      m - baseline.rttMs >= Math.max(options.spikeMinMs, 4 * baseline.jitterMs)
+    )
       return {
         state: "spike",
         reason: `RTT ${Math.round(m)} ms against a baseline of ${Math.round(baseline.rttMs)} ms`,

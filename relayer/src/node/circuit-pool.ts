@@ -168,6 +168,12 @@ export class CircuitPool {
     this.#log.warn("relay suspected: new circuits avoid it", { relay: this.nameOf(id), node: id, why, ms });
   }
 
+  /** Shortens a suspicion to at most `ms` from now (a relay whose stall passed). */
+  relax(id: string, ms: number): void {
+    const until = this.#suspects.get(id);
+    if (until !== undefined && until > Date.now() + ms) this.#suspects.set(id, Date.now() + ms);
+  }
+
   #class(isolation: string): ClassState {
     let cls = this.#classes.get(isolation);
     if (!cls) {

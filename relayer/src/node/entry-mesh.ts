@@ -55,12 +55,24 @@ export interface EntryMeshOptions {
 interface Watched {
   pc: PooledCircuit;
   links: string[];
+  /** Hops not beaconed while a hop before them is silent (they cannot answer through it). */
+  paused: Set<number>;
   streamIn: number;
   streamOut: number;
   lastActivity: number;
 }
 
 const RANK: Record<HopState, number> = { ok: 0, spike: 1, loss: 2, frozen: 3, dead: 4 };
+
+/**
+ * The entry's analysis rules: analyze.ts's defaults, but a circuit whose hop went silent is closed
+ * only after 40 missed beacons (20 s: streams carrying data survive a pause, a restart of a busy
+ * relay, a short freeze; new streams moved at the first overdue beacon), and a latency spike must
+ * hold for six beacons (3 s) and exceed the baseline by 100 ms before circuits are moved for it.
+ */
+export const ENTRY_ANALYZE: AnalyzeOptions = { ...DEFAULT_ANALYZE, deadMissed: 40, spikeSamples: 6, spikeMinMs: 100 };
+/** Suspicion left to a relay whose silence ended before it was judged dead (ms). */
+const RECOVERED_SUSPECT_MS = 120_000;
 const BEACON_FLAG = 1n << 63n;
 
 /** Connects to `relay` and completes a link handshake; resolves with the time taken, ms. */
@@ -93,12 +105,13 @@ export class EntryMesh {
   #known = new Map<string, DirectoryEntry>();
   #knownAt = 0;
   #standbysAt = 0;
+  #stallLoggedAt = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: EntryMeshOptions) {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
-    this.#analyze = options.analyze ?? DEFAULT_ANALYZE;
+    this.#analyze = options.analyze ?? ENTRY_ANALYZE;
     this.counters = options.counters ?? new Counters();
     this.knowledge = options.knowledge;
     this.monitor = new Monitor({
@@ -180,6 +193,7 @@ export class EntryMesh {
     const w: Watched = {
       pc,
       links: pc.nodes.map((_, hop) => `${pc.id}/${hop}`),
+      paused: new Set(),
       streamIn: pc.circuit.streamCellsIn,
       streamOut: pc.circuit.streamCellsOut,
       lastActivity: Date.now(),
@@ -265,8 +279,20 @@ export class EntryMesh {
     this.executor.onVerdict(node, verdict, pool.views(), { relay: pool.nameOf(node), why: verdict.reason });
   }
 
-  /** One pass: traffic and pace, beacons due, verdicts, standbys, the known relays. */
+  /**
+   * One pass: traffic and pace, beacons due, standbys, the known relays; then, once the event loop
+   * has read what arrived meanwhile (setImmediate runs after I/O), the verdicts. Judging in the
+   * timer itself would count echoes still waiting in the socket after a stall of this process as
+   * missing.
+   */
   tick(): void {
+    this.#step();
+    setImmediate(() => {
+      if (this.#timer !== undefined) this.#judge(Date.now());
+    });
+  }
+
+  #step(): void {
     const pool = this.#pool;
     if (!pool) return;
     const now = Date.now();
@@ -288,7 +314,6 @@ export class EntryMesh {
       for (const link of w.links) this.monitor.pace(link, pace);
     }
     this.monitor.tick();
-    this.#judge(now);
     if (now - this.#standbysAt >= 250) {
       this.#standbysAt = now;
       pool.tendStandbys();
@@ -304,13 +329,21 @@ export class EntryMesh {
     }
   }
 
-  /** Analyze: every hop of every circuit, in path order; the first hop not ok is the one judged. */
+  /**
+   * Analyze: every hop of every circuit, in path order; the first hop not ok is the one judged
+   * (the hops behind it are not beaconed meanwhile: their silence would say nothing). A verdict
+   * that makes many relays silent or slow at once is the entry's own stall or its network, not
+   * theirs: then nobody is blamed until it passes.
+   */
   #judge(now: number): void {
+    const pool = this.#pool;
+    if (!pool) return;
     const worst = new Map<string, HopVerdict>();
     const seen = new Set<string>();
     for (const w of this.#watched.values()) {
       let rtt: number | undefined = 0;
       let jitter = 0;
+      let silentFrom = w.links.length;
       for (let hop = 0; hop < w.links.length; hop++) {
         const node = w.pc.nodes[hop] as string;
         const s = this.#statsOf(node, now);
@@ -327,25 +360,58 @@ export class EntryMesh {
         if (v.state === "ok") continue;
         const held = worst.get(node);
         if (!held || RANK[v.state] > RANK[held.state]) worst.set(node, v);
+        if (RANK[v.state] >= RANK.frozen) silentFrom = hop + 1;
         break; // the hops behind a silent or slow one cannot be judged from this circuit
       }
+      this.#pauseFrom(w, silentFrom);
+    }
+    const count = (...states: HopState[]) => [...worst.values()].filter((v) => states.includes(v.state)).length;
+    const stalled = (n: number) => n >= 3 && n * 2 >= seen.size;
+    const silentStall = stalled(count("frozen", "dead"));
+    const slowStall = stalled(count("spike", "loss"));
+    if ((silentStall || slowStall) && now - this.#stallLoggedAt > 10_000) {
+      this.#stallLoggedAt = now;
+      this.#log.warn("many relays silent or slow at once: the entry or its network, no relay is blamed", {
+        silent: count("frozen", "dead"),
+        slow: count("spike", "loss"),
+        judged: seen.size,
+      });
     }
     for (const node of seen) {
       const v = worst.get(node);
       const prev = this.#states.get(node) ?? "ok";
       if (!v) {
-        if (prev !== "ok") this.#states.delete(node);
+        if (prev === "ok") continue;
+        this.#states.delete(node);
+        // Silent, then answering again before it was judged dead: a stall that passed.
+        if (prev === "frozen") pool.relax(node, RECOVERED_SUSPECT_MS);
         continue;
       }
       if (RANK[v.state] <= RANK[prev]) continue;
+      const silent = RANK[v.state] >= RANK.frozen;
+      if ((silent && silentStall && RANK[prev] < RANK.frozen) || (!silent && slowStall)) continue;
       // A hop that went silent is a failure in Knowledge once per episode (dead after frozen is the same one).
-      if (RANK[v.state] >= RANK.frozen && RANK[prev] < RANK.frozen) this.knowledge.recordFailure(node, now, "frozen");
+      if (silent && RANK[prev] < RANK.frozen) this.knowledge.recordFailure(node, now, "frozen");
       this.#act(node, v);
     }
     for (const node of this.#states.keys()) if (!seen.has(node)) this.#states.delete(node);
   }
 
+  /** Beacons hops from `from` on no more (a hop before them is silent), or again (it answers). */
+  #pauseFrom(w: Watched, from: number): void {
+    for (let hop = 0; hop < w.links.length; hop++) {
+      const link = w.links[hop] as string;
+      if (hop >= from && !w.paused.has(hop)) {
+        w.paused.add(hop);
+        this.monitor.linkReleased(link);
+      } else if (hop < from && w.paused.delete(hop)) {
+        this.monitor.linkInUse(link, w.pc.nodes[hop] as string, this.#o.beaconIntervalMs ?? 500);
+      }
+    }
+  }
+
   close(): void {
     clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 }
