@@ -193,7 +193,7 @@ async function startRelay(r: Relay): Promise<void> {
     r.region,
     ...(r.exit ? ["--exit", "--allow-loopback-targets"] : []),
   ]);
-  await waitForPort(r.port, 30_000);
+  await waitForPort(r.port, 120_000); // a loaded machine starts 12 Node processes slowly
 }
 
 type EntryEvent =

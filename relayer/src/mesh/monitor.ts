@@ -44,6 +44,11 @@ export interface MonitorOptions {
   /** A link heard from within this long is not asked (default half the beacon interval). */
   quietMs?: number;
   probeIntervalMs?: number;
+  /**
+   * A node first known gets its first latency probe within this (default the probe interval): an
+   * entry that starts knowing nothing measures every relay within seconds, not half a minute.
+   */
+  firstProbeWithinMs?: number;
   /** A beacon or probe unanswered this long counts as lost (default 5 s). */
   lostAfterMs?: number;
   /** Observations kept per link (default 64). */
@@ -86,8 +91,11 @@ export function phaseOf(name: string, period: number): number {
 
 export class Monitor {
   readonly counters: Counters;
-  readonly #o: Required<Omit<MonitorOptions, "knowledge" | "epochOf" | "counters" | "logger" | "rttOf" | "quietMs">> & {
+  readonly #o: Required<
+    Omit<MonitorOptions, "knowledge" | "epochOf" | "counters" | "logger" | "rttOf" | "quietMs" | "firstProbeWithinMs">
+  > & {
     quietMs: number;
+    firstProbeWithinMs: number;
   };
   readonly #rttOf: ((link: string, rttMs: number) => number) | undefined;
   readonly #knowledge: KnowledgeSink | undefined;
@@ -103,6 +111,7 @@ export class Monitor {
       beaconIntervalMs: options.beaconIntervalMs ?? 500,
       quietMs: options.quietMs ?? (options.beaconIntervalMs ?? 500) / 2,
       probeIntervalMs: options.probeIntervalMs ?? 30_000,
+      firstProbeWithinMs: options.firstProbeWithinMs ?? options.probeIntervalMs ?? 30_000,
       lostAfterMs: options.lostAfterMs ?? 5_000,
       maxObservations: options.maxObservations ?? 64,
       maxOutstanding: options.maxOutstanding ?? 32,
@@ -168,7 +177,7 @@ export class Monitor {
     for (const name of wanted)
       if (!this.#known.has(name))
         this.#known.set(name, {
-          nextProbe: now + phaseOf(name, this.#o.probeIntervalMs),
+          nextProbe: now + phaseOf(name, Math.min(this.#o.probeIntervalMs, this.#o.firstProbeWithinMs)),
           seq: 0,
           pending: new Map(),
         });

@@ -39,6 +39,8 @@ export interface EntryMeshOptions {
   beaconIntervalMs?: number;
   /** Beacons on a circuit without stream traffic (default: the busy interval). */
   idleBeaconIntervalMs?: number;
+  /** A circuit whose exit sent stream cells within this is not asked (default 150 ms). */
+  quietMs?: number;
   /** A circuit is busy this long after its last stream cell either way (default 5 s). */
   busyMs?: number;
   /** Latency probes to relays not in use (default 30 s; 0: none). */
@@ -65,12 +67,21 @@ interface Watched {
 const RANK: Record<HopState, number> = { ok: 0, spike: 1, loss: 2, frozen: 3, dead: 4 };
 
 /**
- * The entry's analysis rules: analyze.ts's defaults, but a circuit whose hop went silent is closed
- * only after 40 missed beacons (20 s: streams carrying data survive a pause, a restart of a busy
- * relay, a short freeze; new streams moved at the first overdue beacon), and a latency spike must
- * hold for six beacons (3 s) and exceed the baseline by 100 ms before circuits are moved for it.
+ * The entry's analysis rules: analyze.ts's defaults, but
+ * - a hop is frozen once a beacon waits 200 ms on a fast path (the floor; RTT + 4 jitters times 4
+ *   above it): with a beacon every 500 ms that puts the median detection under 0.5 s;
+ * - a circuit whose hop went silent is closed only after 40 missed beacons (20 s): streams carrying
+ *   data survive a pause or a short freeze (new streams are moved at the first overdue beacon);
+ * - a latency spike must hold for six beacons (3 s) and exceed the baseline by 100 ms before
+ *   circuits are moved for it.
  */
-export const ENTRY_ANALYZE: AnalyzeOptions = { ...DEFAULT_ANALYZE, deadMissed: 40, spikeSamples: 6, spikeMinMs: 100 };
+export const ENTRY_ANALYZE: AnalyzeOptions = {
+  ...DEFAULT_ANALYZE,
+  frozenMinMs: 200,
+  deadMissed: 40,
+  spikeSamples: 6,
+  spikeMinMs: 100,
+};
 /** Suspicion left to a relay whose silence ended before it was judged dead (ms). */
 const RECOVERED_SUSPECT_MS = 120_000;
 const BEACON_FLAG = 1n << 63n;
@@ -95,8 +106,12 @@ export class EntryMesh {
   #pool: CircuitPool | undefined;
   readonly #watched = new Map<string, Watched>();
   readonly #links = new Map<string, { w: Watched; hop: number }>();
-  /** The verdict being acted on per node (an episode lasts until the node is judged ok again). */
+  /**
+   * The verdict being acted on per node, and since when: an episode lasts until the node answers
+   * again (an echo or traffic after it began), not merely until no link of it looks bad.
+   */
   readonly #states = new Map<string, HopState>();
+  readonly #since = new Map<string, number>();
   /** When a node was last declared dead by an event (link closed, probe refused): one episode. */
   readonly #deadAt = new Map<string, number>();
   readonly #stats = new Map<string, { at: number; stats: NodeStats }>();
@@ -118,7 +133,9 @@ export class EntryMesh {
       now: Date.now,
       knowledge: options.knowledge,
       beaconIntervalMs: options.beaconIntervalMs ?? 500,
+      quietMs: options.quietMs ?? 150,
       probeIntervalMs: options.probeIntervalMs || 30_000,
+      firstProbeWithinMs: 2_000,
       counters: this.counters,
       logger: this.#log,
       rttOf: (link, rtt) => {
@@ -274,6 +291,7 @@ export class EntryMesh {
   #act(node: string, verdict: HopVerdict): void {
     const pool = this.#pool;
     if (!pool || pool.closing) return;
+    if (!this.#states.has(node)) this.#since.set(node, Date.now());
     this.#states.set(node, verdict.state);
     this.#stats.delete(node);
     this.executor.onVerdict(node, verdict, pool.views(), { relay: pool.nameOf(node), why: verdict.reason });
@@ -381,8 +399,9 @@ export class EntryMesh {
       const v = worst.get(node);
       const prev = this.#states.get(node) ?? "ok";
       if (!v) {
-        if (prev === "ok") continue;
+        if (prev === "ok" || !this.#answeredSince(node, this.#since.get(node) ?? now)) continue;
         this.#states.delete(node);
+        this.#since.delete(node);
         // Silent, then answering again before it was judged dead: a stall that passed.
         if (prev === "frozen") pool.relax(node, RECOVERED_SUSPECT_MS);
         continue;
@@ -394,7 +413,22 @@ export class EntryMesh {
       if (silent && RANK[prev] < RANK.frozen) this.knowledge.recordFailure(node, now, "frozen");
       this.#act(node, v);
     }
-    for (const node of this.#states.keys()) if (!seen.has(node)) this.#states.delete(node);
+    for (const node of this.#states.keys())
+      if (!seen.has(node)) {
+        this.#states.delete(node);
+        this.#since.delete(node);
+      }
+  }
+
+  /** Whether any link to `node` saw an echo or traffic after `since`. */
+  #answeredSince(node: string, since: number): boolean {
+    for (const w of this.#watched.values())
+      for (let hop = 0; hop < w.links.length; hop++) {
+        if (w.pc.nodes[hop] !== node) continue;
+        for (const o of this.monitor.observations(w.links[hop] as string))
+          if ((o.kind === "echo" || o.kind === "heard") && o.at > since) return true;
+      }
+    return false;
   }
 
   /** Beacons hops from `from` on no more (a hop before them is silent), or again (it answers). */
