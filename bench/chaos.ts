@@ -22,7 +22,7 @@
  * running at t0. Percentiles are nearest-rank.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -119,6 +119,16 @@ function probeNamespaces(): { mode: string; why: string } {
         // best effort: nothing else was created
       }
     }
+  }
+}
+
+/** User + system CPU seconds of a process so far (Linux /proc; 0 where it cannot be read). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return 0;
   }
 }
 
@@ -262,7 +272,7 @@ async function main(): Promise<void> {
   /** Circuits open at the entry that carry traffic (standbys do not, until promoted). */
   const open = new Map<string, { path: string[]; standby: boolean }>();
   const socksPort = await freePort();
-  spawnNode(
+  const entryProcess = spawnNode(
     [join(root, "bench/chaos-entry.ts"), relayDir, String(socksPort), join(state, "entry-mesh.sqlite")],
     (o) => {
       const e = o as unknown as EntryEvent;
@@ -302,6 +312,8 @@ async function main(): Promise<void> {
   await sleep(3_000);
 
   const faults: FaultRecord[] = [];
+  const entryCpuAtStart = cpuSeconds(entryProcess.pid);
+  const faultsStarted = Date.now();
   for (const kind of kinds) {
     for (let i = 0; i < FAULTS; i++) {
       const inUse = [
@@ -332,6 +344,8 @@ async function main(): Promise<void> {
     }
   }
   await sleep(CONN_TIMEOUT_MS + 500); // the last window's connections finish or time out
+  // What the entry (SOCKS, circuits, the mesh loop) cost: CPU seconds per second of the fault phase.
+  const entryCpu = (cpuSeconds(entryProcess.pid) - entryCpuAtStart) / ((Date.now() - faultsStarted) / 1000);
   driver.kill("SIGTERM");
   if (args.trace) {
     // Everything the entry and the traffic reported, and the faults, in time order (JSON lines).
@@ -419,7 +433,11 @@ async function main(): Promise<void> {
   );
   console.log("| --- | --: | --: | --: | --: | --: | --: | --: | --: |");
   for (const row of rows) console.log(row);
-  if (args.json) console.log(JSON.stringify({ mode, why, relays: RELAYS, faults: report }));
+  console.log(`\nentry CPU: ${(100 * entryCpu).toFixed(1)}% of a core over the fault phase`);
+  if (args.json)
+    console.log(
+      JSON.stringify({ mode, why, relays: RELAYS, entry_cpu_share: Number(entryCpu.toFixed(3)), faults: report }),
+    );
 }
 
 main().then(

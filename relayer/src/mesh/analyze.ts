@@ -61,7 +61,9 @@ export interface HopVerdict {
   reason: string;
   /** When the condition began (ms): the close, or the send time of the first unanswered beacon. */
   since?: number;
+  /** The recent round trip: the median of the last `spikeSamples` echoes. */
   rttMs?: number;
+  /** The share of the last `lossWindow` judged beacons that came back late or not at all. */
   loss?: number;
 }
 
@@ -129,9 +131,10 @@ export function analyzeHop(
   const judged = beacons
     .filter(([seq, at]) => rtts.has(seq) || (now - at > threshold && at >= heard))
     .slice(-options.lossWindow);
+  let loss: number | undefined;
   if (judged.length >= Math.min(options.lossWindow, 10)) {
     const late = judged.filter(([seq]) => (rtts.get(seq) ?? Infinity) > threshold);
-    const loss = late.length / judged.length;
+    loss = late.length / judged.length;
     if (loss > baseline.loss + options.lossThreshold) {
       const firstLate = late[0] as [number, number];
       return {
@@ -145,8 +148,8 @@ export function analyzeHop(
 
   // Spike: recent round trips against the node's own baseline.
   const recent = beacons.filter(([seq]) => rtts.has(seq)).slice(-options.spikeSamples);
-  if (baseline.rttMs !== undefined && recent.length >= options.spikeSamples) {
-    const m = median(recent.map(([seq]) => rtts.get(seq) as number));
+  const m = recent.length > 0 ? median(recent.map(([seq]) => rtts.get(seq) as number)) : undefined;
+  if (m !== undefined && baseline.rttMs !== undefined && recent.length >= options.spikeSamples) {
     if (
       m > baseline.rttMs * options.spikeFactor &&
       m - baseline.rttMs >= Math.max(options.spikeMinMs, 4 * baseline.jitterMs)
@@ -156,10 +159,15 @@ export function analyzeHop(
         reason: `RTT ${Math.round(m)} ms against a baseline of ${Math.round(baseline.rttMs)} ms`,
         since: (recent[0] as [number, number])[1],
         rttMs: m,
+        ...(loss !== undefined ? { loss } : {}),
       };
   }
-  const last = recent.at(-1);
-  return { state: "ok", reason: "answering", ...(last ? { rttMs: rtts.get(last[0]) } : {}) };
+  return {
+    state: "ok",
+    reason: "answering",
+    ...(m !== undefined ? { rttMs: m } : {}),
+    ...(loss !== undefined ? { loss } : {}),
+  };
 }
 
 /** Keeps at most `max` observations (the newest), so a link's memory is bounded. */

@@ -86,6 +86,13 @@ export const ENTRY_ANALYZE: AnalyzeOptions = {
 const RECOVERED_SUSPECT_MS = 120_000;
 const BEACON_FLAG = 1n << 63n;
 
+/** The median of `xs` (undefined when empty). */
+function middle(xs: number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
 /** Connects to `relay` and completes a link handshake; resolves with the time taken, ms. */
 export async function connectProbe(relay: DirectoryEntry, timeoutMs: number): Promise<number> {
   const started = performance.now();
@@ -349,20 +356,23 @@ export class EntryMesh {
 
   /**
    * Analyze: every hop of every circuit, in path order; the first hop not ok is the one judged
-   * (the hops behind it are not beaconed meanwhile: their silence would say nothing). A verdict
-   * that makes many relays silent or slow at once is the entry's own stall or its network, not
-   * theirs: then nobody is blamed until it passes.
+   * (the hops behind it are not beaconed meanwhile: their silence would say nothing). Relays are
+   * judged against each other too: a spike or loss counts only when the relay stands out from the
+   * rest measured now, and verdicts that make many relays silent at once are the entry's own stall
+   * or its network, not theirs: then nobody is blamed until it passes.
    */
   #judge(now: number): void {
     const pool = this.#pool;
     if (!pool) return;
-    const worst = new Map<string, HopVerdict>();
+    const judged: { w: Watched; verdicts: { node: string; v: HopVerdict; ratio?: number }[] }[] = [];
+    const ratios: number[] = [];
+    const losses: number[] = [];
     const seen = new Set<string>();
     for (const w of this.#watched.values()) {
       let rtt: number | undefined = 0;
       let jitter = 0;
-      let silentFrom = w.links.length;
-      for (let hop = 0; hop < w.links.length; hop++) {
+      const verdicts = [];
+      for (let hop = 0; hop < w.links.length && !w.paused.has(hop); hop++) {
         const node = w.pc.nodes[hop] as string;
         const s = this.#statsOf(node, now);
         // The expected round trip to hop k is the sum of each hop's own share of it.
@@ -375,7 +385,28 @@ export class EntryMesh {
           now,
           this.#analyze,
         );
-        if (v.state === "ok") continue;
+        const ratio = v.rttMs !== undefined && rtt ? v.rttMs / rtt : undefined;
+        if (ratio !== undefined) ratios.push(ratio);
+        if (v.loss !== undefined) losses.push(v.loss);
+        verdicts.push({ node, v, ...(ratio !== undefined ? { ratio } : {}) });
+        if (RANK[v.state] >= RANK.frozen) break;
+      }
+      judged.push({ w, verdicts });
+    }
+    // How slow and lossy the relays are right now, taken together (the median hop).
+    const netRatio = Math.max(1, middle(ratios) ?? 1);
+    const netLoss = middle(losses) ?? 0;
+    const worst = new Map<string, HopVerdict>();
+    for (const { w, verdicts } of judged) {
+      let silentFrom = w.links.length;
+      for (const [hop, { node, v, ratio }] of verdicts.entries()) {
+        const outlier =
+          v.state === "spike"
+            ? ratio !== undefined && ratio > this.#analyze.spikeFactor * netRatio
+            : v.state === "loss"
+              ? (v.loss ?? 1) > netLoss + this.#analyze.lossThreshold
+              : true;
+        if (v.state === "ok" || !outlier) continue;
         const held = worst.get(node);
         if (!held || RANK[v.state] > RANK[held.state]) worst.set(node, v);
         if (RANK[v.state] >= RANK.frozen) silentFrom = hop + 1;
@@ -384,14 +415,11 @@ export class EntryMesh {
       this.#pauseFrom(w, silentFrom);
     }
     const count = (...states: HopState[]) => [...worst.values()].filter((v) => states.includes(v.state)).length;
-    const stalled = (n: number) => n >= 3 && n * 2 >= seen.size;
-    const silentStall = stalled(count("frozen", "dead"));
-    const slowStall = stalled(count("spike", "loss"));
-    if ((silentStall || slowStall) && now - this.#stallLoggedAt > 10_000) {
+    const silentStall = count("frozen", "dead") >= 3 && count("frozen", "dead") * 2 >= seen.size;
+    if (silentStall && now - this.#stallLoggedAt > 10_000) {
       this.#stallLoggedAt = now;
-      this.#log.warn("many relays silent or slow at once: the entry or its network, no relay is blamed", {
+      this.#log.warn("many relays silent at once: the entry or its network, no relay is blamed", {
         silent: count("frozen", "dead"),
-        slow: count("spike", "loss"),
         judged: seen.size,
       });
     }
@@ -408,7 +436,7 @@ export class EntryMesh {
       }
       if (RANK[v.state] <= RANK[prev]) continue;
       const silent = RANK[v.state] >= RANK.frozen;
-      if ((silent && silentStall && RANK[prev] < RANK.frozen) || (!silent && slowStall)) continue;
+      if (silent && silentStall && RANK[prev] < RANK.frozen) continue;
       // A hop that went silent is a failure in Knowledge once per episode (dead after frozen is the same one).
       if (silent && RANK[prev] < RANK.frozen) this.knowledge.recordFailure(node, now, "frozen");
       this.#act(node, v);
