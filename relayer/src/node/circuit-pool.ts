@@ -101,6 +101,9 @@ interface ClassState {
   standbyFailures: number;
 }
 
+/** Relays below this health (Knowledge: a failure in the last few minutes, heavy loss) are a last resort. */
+const MIN_HEALTH = 0.25;
+
 /** Uniform in [0, 1) from the CSPRNG: which relays carry a user's traffic must not be predictable. */
 const random = () => randomInt(2 ** 47) / 2 ** 47;
 
@@ -391,8 +394,13 @@ export class CircuitPool {
     return rules;
   }
 
-  /** Chooses a path (planPath), suspects excluded unless no path is left without them. */
-  #plan(avoid: ReadonlySet<string>): DirectoryEntry[] {
+  /**
+   * Chooses a path (planPath). Relays suspected now or known to be unhealthy (a recent failure,
+   * heavy loss: health under `MIN_HEALTH`) are left out; an active circuit that cannot be built
+   * without them takes them back in, suspects last (a suspicion is a guess, and a path through a
+   * doubtful relay beats no path), but a standby never does: a doubtful standby is worse than none.
+   */
+  #plan(avoid: ReadonlySet<string>, role: "active" | "standby"): DirectoryEntry[] {
     const relays = this.#o.directory();
     for (const r of relays) this.#names.set(nodeId(r), r.name);
     const candidates: Candidate[] = relays.map((entry) => {
@@ -400,23 +408,25 @@ export class CircuitPool {
       return { entry, health: info.health, rttMs: info.rttMs, ...(info.state ? { state: info.state } : {}) };
     });
     const options = { hops: this.#o.hops, random, diversity: this.#diversity(relays), idOf: nodeId };
-    try {
-      return planPath(candidates, { ...options, avoid: new Set([...avoid, ...this.suspects()]) });
-    } catch (error) {
-      if (!(error instanceof PlanError)) throw error;
-      // Too many relays suspected to make a path: a suspicion is a guess, so try them again.
+    const suspects = this.suspects();
+    const unhealthy = candidates.filter((c) => c.health < MIN_HEALTH).map((c) => nodeId(c.entry));
+    const tries = [new Set([...avoid, ...suspects, ...unhealthy])];
+    if (role === "active") tries.push(new Set([...avoid, ...suspects]), new Set(avoid));
+    let last: PlanError | undefined;
+    for (const without of tries) {
       try {
-        return planPath(candidates, { ...options, avoid });
-      } catch (again) {
-        if (!(again instanceof PlanError)) throw again;
-        throw new StreamOpenError(StreamReason.networkUnreachable, again.message);
+        return planPath(candidates, { ...options, avoid: without });
+      } catch (error) {
+        if (!(error instanceof PlanError)) throw error;
+        last = error;
       }
     }
+    throw new StreamOpenError(StreamReason.networkUnreachable, (last as PlanError).message);
   }
 
   async #build(isolation: string, role: "active" | "standby", avoid: ReadonlySet<string>): Promise<PooledCircuit> {
     if (this.#closing) throw new StreamOpenError(StreamReason.generalFailure, "the entry is closing");
-    const path = this.#plan(avoid);
+    const path = this.#plan(avoid, role);
     const started = performance.now();
     const timed = this.#o.metrics?.timeCircuitBuild();
     let circuit: ClientCircuit;
