@@ -219,6 +219,8 @@ interface FaultRecord {
   victim: string;
   t0: number;
   window: number;
+  /** Crash: when the killed process was gone (its exit seen), ms after t0. */
+  goneMs?: number;
 }
 
 const pct = (xs: number[], p: number): number | null => {
@@ -330,9 +332,14 @@ async function main(): Promise<void> {
       if (!victim) throw new Error(`no relay named ${JSON.stringify(pick)} (pool ${JSON.stringify(pool)})`);
       const window = WINDOW_MS[kind];
       const t0 = Date.now();
-      faults.push({ kind, victim: victim.name, t0, window });
-      if (kind === "crash") victim.child?.kill("SIGKILL");
-      else if (kind === "freeze") victim.child?.kill("SIGSTOP");
+      const record: FaultRecord = { kind, victim: victim.name, t0, window };
+      faults.push(record);
+      if (kind === "crash") {
+        // The kernel frees the process's memory before it closes its sockets: nobody can see a
+        // crash before the process is gone, so the harness notes when that was.
+        victim.child?.once("exit", () => (record.goneMs = Date.now() - t0));
+        victim.child?.kill("SIGKILL");
+      } else if (kind === "freeze") victim.child?.kill("SIGSTOP");
       else if (kind === "latency") impair(victim.name, { delayMs: LATENCY_MS });
       else impair(victim.name, LOSS);
       await sleep(window);
@@ -365,6 +372,7 @@ async function main(): Promise<void> {
     const mttd: number[] = [];
     const mttr: number[] = [];
     const connMs: number[] = [];
+    const goneMs = mine.flatMap((f) => (f.goneMs === undefined ? [] : [f.goneMs]));
     let conns = 0;
     let ok = 0;
     let running = 0;
@@ -397,7 +405,8 @@ async function main(): Promise<void> {
       // One line per fault, so that a tail can be explained.
       const how = !detected ? "not detected" : detected.ev === "suspected" ? "suspected" : `circuit ${detected.ev}`;
       say(
-        `chaos: ${kind} on ${f.victim}: ${how}${detected ? ` after ${detected.t - f.t0} ms` : ""}; ` +
+        `chaos: ${kind} on ${f.victim}: ${how}${detected ? ` after ${detected.t - f.t0} ms` : ""}` +
+          `${f.goneMs === undefined ? "" : ` (process gone after ${f.goneMs} ms)`}; ` +
           `${inWindow.length - inWindow.filter((e) => e.ok).length}/${inWindow.length} connections failed, ` +
           `${hurt.length} hurt; downloads broken ${brokenNow}/${runningNow}`,
       );
@@ -410,6 +419,7 @@ async function main(): Promise<void> {
       mttd_ms: { p50: r2(pct(mttd, 0.5)), p99: r2(pct(mttd, 0.99)) },
       mttr_ms: { p50: r2(pct(mttr, 0.5)), p99: r2(pct(mttr, 0.99)) },
       conn_ms: { p50: r2(pct(connMs, 0.5)), p99: r2(pct(connMs, 0.99)) },
+      ...(goneMs.length > 0 ? { process_gone_ms: { p50: r2(pct(goneMs, 0.5)), p99: r2(pct(goneMs, 0.99)) } } : {}),
       new_conn_success: conns === 0 ? null : Number((ok / conns).toFixed(4)),
       new_conns: conns,
       downloads_broken: running === 0 ? null : Number((broken / running).toFixed(3)),
@@ -433,6 +443,11 @@ async function main(): Promise<void> {
   );
   console.log("| --- | --: | --: | --: | --: | --: | --: | --: | --: |");
   for (const row of rows) console.log(row);
+  for (const kind of kinds) {
+    const gone = (report[kind] as { process_gone_ms?: { p50: number; p99: number } }).process_gone_ms;
+    if (gone)
+      console.log(`\n${kind}: the killed process was gone (exit seen) after ${gone.p50} / ${gone.p99} ms (p50 / p99)`);
+  }
   console.log(`\nentry CPU: ${(100 * entryCpu).toFixed(1)}% of a core over the fault phase`);
   if (args.json)
     console.log(
