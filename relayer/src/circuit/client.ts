@@ -51,10 +51,17 @@ export class CircuitError extends Error {
   readonly reason: DestroyReason;
   /** During a build: the 0-based hop that did not answer or could not be reached, if known. */
   readonly hop: number | undefined;
-  constructor(reason: DestroyReason, message: string, options?: { cause?: unknown; hop?: number }) {
+  /** EXTEND_FAILED's reason (a StreamReason) when the hop before refused to extend. */
+  readonly extendReason: number | undefined;
+  constructor(
+    reason: DestroyReason,
+    message: string,
+    options?: { cause?: unknown; hop?: number; extendReason?: number },
+  ) {
     super(message, options);
     this.reason = reason;
     this.hop = options?.hop;
+    this.extendReason = options?.extendReason;
   }
 }
 
@@ -169,7 +176,7 @@ export class ClientCircuit implements CircuitEndpoint {
       const hop = circuit.hops.length; // the hop being added when the build stopped
       circuit.fail(
         error instanceof CircuitError
-          ? new CircuitError(error.reason, error.message, { cause: error.cause, hop })
+          ? new CircuitError(error.reason, error.message, { cause: error.cause, hop, extendReason: error.extendReason })
           : new CircuitError(reason, `circuit build failed: ${(error as Error).message}`, { cause: error, hop }),
       );
       throw circuit.error;
@@ -344,6 +351,9 @@ export class ClientCircuit implements CircuitEndpoint {
           new CircuitError(
             DestroyReason.connectFailed,
             `hop ${hop + 1} could not extend (reason ${message.data[0] ?? 1})`,
+            {
+              extendReason: message.data[0] ?? 1,
+            },
           ),
         );
       }

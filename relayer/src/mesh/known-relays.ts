@@ -27,7 +27,13 @@ const keyOf = (host: string, port: number, keysHash: Uint8Array) =>
 /** A check backed by `sources` (their relays together), re-read at most every `refreshMs` (1 s). */
 export function knownRelayCheck(
   sources: readonly (() => readonly KnownRelay[])[],
-  options: { refreshMs?: number; now?: () => number; logger?: Logger } = {},
+  options: {
+    refreshMs?: number;
+    now?: () => number;
+    logger?: Logger;
+    /** An EXTEND named a relay not known: a chance to ask the sources sooner (bootstrap nodes). */
+    onMiss?: () => void;
+  } = {},
 ): KnownRelayCheck {
   const refreshMs = options.refreshMs ?? 1_000;
   const now = options.now ?? Date.now;
@@ -52,6 +58,8 @@ export function knownRelayCheck(
   return (host, port, keysHash) => {
     const key = keyOf(host, port, keysHash);
     if (now() - readAt >= refreshMs) refresh();
-    return known.has(key);
+    if (known.has(key)) return true;
+    options.onMiss?.();
+    return false;
   };
 }

@@ -441,9 +441,12 @@ export class CircuitPool {
       this.#o.metrics?.error("circuit_build");
       const hop = error instanceof CircuitError ? error.hop : 0;
       const relay = hop === undefined ? undefined : path[hop];
+      // A hop that would not extend to the next one (it does not know it: EXTEND_FAILED "not
+      // allowed") says nothing about that relay's health: it is left out for a moment only.
+      const refused = error instanceof CircuitError && error.extendReason === StreamReason.notAllowed;
       if (relay) {
-        this.#o.onBuildFailed?.(nodeId(relay));
-        this.suspect(nodeId(relay), this.#o.suspectMs, `circuit build: ${(error as Error).message}`);
+        if (!refused) this.#o.onBuildFailed?.(nodeId(relay));
+        this.suspect(nodeId(relay), refused ? 30_000 : this.#o.suspectMs, `circuit build: ${(error as Error).message}`);
       }
       throw error;
     }
