@@ -31,7 +31,7 @@ import { connectTarget, createExitPolicy } from "../exit/index.ts";
 import type { Logger } from "../log.ts";
 import { type ChainDuties, startChainDuties } from "./chain-duties.ts";
 import { ConfigError, type NodeConfig, parseEndpoint } from "./config.ts";
-import { descriptorOf, readDirectory } from "./directory.ts";
+import { descriptorOf } from "./directory.ts";
 import { type EntryNode, startEntry } from "./entry.ts";
 import { loadEvmKey } from "./evmkey.ts";
 import { loadOrCreateKeys } from "./keyfile.ts";
@@ -43,6 +43,7 @@ import {
   startMetricsServer,
 } from "../metrics/index.ts";
 import { type RelayNode, startRelay } from "./relay.ts";
+import { prepareRelayMesh, startEntrySources } from "./run-mesh.ts";
 
 export interface RunningNode {
   relay?: RelayNode;
@@ -192,6 +193,13 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     rlog.info("payments on", { operator, signer: signer.address, accounting: p.accounting });
   }
 
+  const mesh = await prepareRelayMesh(config, {
+    name,
+    keys,
+    connect: () => connectChain(config.chain!),
+    metrics,
+    log: rlog,
+  });
   const { host, port } = parseEndpoint("relay.listen", r.listen);
   const node = await startRelay({
     host,
@@ -203,7 +211,9 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     payments: gate,
     onLockRequest: duties ? (lock) => duties.requestLock(lock) : undefined,
     metrics,
+    isKnownRelay: mesh.isKnownRelay,
   });
+  await mesh.start({ host: node.host, port: node.port });
   const server = metrics ? await serveMetrics(metrics, config.metrics!, rlog) : undefined;
   if (r.descriptorOut) {
     mkdirSync(dirname(r.descriptorOut), { recursive: true });
@@ -230,6 +240,7 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     metrics: server,
     close: async () => {
       await node.close();
+      await mesh.close();
       await duties?.close();
       await server?.close();
       store?.close();
@@ -239,7 +250,6 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
 
 async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, log: Logger): Promise<RunningNode> {
   const e = config.entry;
-  readDirectory(e.directory); // fail at start-up on a bad descriptor, naming the file and field
   let payer: PayerChannels | undefined;
   let stop = () => {};
   let payerStore: PayerStore | undefined;
@@ -276,18 +286,24 @@ async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, lo
     log.info("paying with client key", { key: key.address, account });
   }
   const { host: socksHost, port: socksPort } = parseEndpoint("entry.socks", e.socks);
-  const dir = e.directory;
   const metrics =
     config.metrics === undefined || config.metrics === "off"
       ? undefined
       : createMetrics({ nodeId: "entry", role: "entry" });
+  const sources = await startEntrySources(config, { connect: () => connectChain(config.chain!), metrics, log });
+  const m = e.mesh;
   const node = await startEntry({
     socksHost,
     socksPort,
     hops: e.hops,
-    directory: () => readDirectory(dir),
+    directory: sources.directory,
     payer,
     metrics,
+    knowledge: m?.knowledge,
+    diversity: m?.diversity,
+    standbys: m?.standbys,
+    beaconIntervalMs: m?.beaconIntervalMs,
+    idleBeaconIntervalMs: m?.idleBeaconIntervalMs,
     logger: log.child({ entry: "socks" }),
   });
   const server = metrics ? await serveMetrics(metrics, config.metrics!, log) : undefined;
@@ -297,6 +313,7 @@ async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, lo
     close: async () => {
       stop();
       await node.close();
+      await sources.close();
       await server?.close();
       payerStore?.close();
     },
