@@ -22,7 +22,8 @@ import type { CircuitError } from "../circuit/client.ts";
 import { Link } from "../link/link.ts";
 import type { LogFields, Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import { type AnalyzeOptions, analyzeHop, DEFAULT_ANALYZE, type HopState, type HopVerdict } from "../mesh/analyze.ts";
+import { type AnalyzeOptions, DEFAULT_ANALYZE, type HopState, type HopVerdict } from "../mesh/analyze.ts";
+import { judgeCircuits, RANK } from "../mesh/judge.ts";
 import { Counters } from "../mesh/counters.ts";
 import { Executor } from "../mesh/execute.ts";
 import { healthScore, type Knowledge, type NodeStats } from "../mesh/knowledge.ts";
@@ -64,8 +65,6 @@ interface Watched {
   lastActivity: number;
 }
 
-const RANK: Record<HopState, number> = { ok: 0, spike: 1, loss: 2, frozen: 3, dead: 4 };
-
 /**
  * The entry's analysis rules: analyze.ts's defaults, but
  * - a hop is frozen once a beacon waits 200 ms on a fast path (the floor; RTT + 4 jitters times 4
@@ -85,13 +84,6 @@ export const ENTRY_ANALYZE: AnalyzeOptions = {
 /** Suspicion left to a relay whose silence ended before it was judged dead (ms). */
 const RECOVERED_SUSPECT_MS = 120_000;
 const BEACON_FLAG = 1n << 63n;
-
-/** The median of `xs` (undefined when empty). */
-function middle(xs: number[]): number | undefined {
-  if (xs.length === 0) return undefined;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
 
 /** Connects to `relay` and completes a link handshake; resolves with the time taken, ms. */
 export async function connectProbe(relay: DirectoryEntry, timeoutMs: number): Promise<number> {
@@ -364,67 +356,27 @@ export class EntryMesh {
   #judge(now: number): void {
     const pool = this.#pool;
     if (!pool) return;
-    const judged: { w: Watched; verdicts: { node: string; v: HopVerdict; ratio?: number }[] }[] = [];
-    const ratios: number[] = [];
-    const losses: number[] = [];
-    const seen = new Set<string>();
-    for (const w of this.#watched.values()) {
-      let rtt: number | undefined = 0;
-      let jitter = 0;
-      const verdicts = [];
-      for (let hop = 0; hop < w.links.length && !w.paused.has(hop); hop++) {
-        const node = w.pc.nodes[hop] as string;
-        const s = this.#statsOf(node, now);
-        // The expected round trip to hop k is the sum of each hop's own share of it.
-        rtt = rtt === undefined || s.rttMs === undefined ? undefined : rtt + s.rttMs;
-        jitter += s.jitterMs;
-        seen.add(node);
-        const v = analyzeHop(
-          this.monitor.observations(w.links[hop] as string),
-          { rttMs: rtt, jitterMs: jitter, loss: s.loss },
-          now,
-          this.#analyze,
-        );
-        const ratio = v.rttMs !== undefined && rtt ? v.rttMs / rtt : undefined;
-        if (ratio !== undefined) ratios.push(ratio);
-        if (v.loss !== undefined) losses.push(v.loss);
-        verdicts.push({ node, v, ...(ratio !== undefined ? { ratio } : {}) });
-        if (RANK[v.state] >= RANK.frozen) break;
-      }
-      judged.push({ w, verdicts });
-    }
-    // How slow and lossy the relays are right now, taken together (the median hop).
-    const netRatio = Math.max(1, middle(ratios) ?? 1);
-    const netLoss = middle(losses) ?? 0;
-    const worst = new Map<string, HopVerdict>();
-    for (const { w, verdicts } of judged) {
-      let silentFrom = w.links.length;
-      for (const [hop, { node, v, ratio }] of verdicts.entries()) {
-        const outlier =
-          v.state === "spike"
-            ? ratio !== undefined && ratio > this.#analyze.spikeFactor * netRatio
-            : v.state === "loss"
-              ? (v.loss ?? 1) > netLoss + this.#analyze.lossThreshold
-              : true;
-        if (v.state === "ok" || !outlier) continue;
-        const held = worst.get(node);
-        if (!held || RANK[v.state] > RANK[held.state]) worst.set(node, v);
-        if (RANK[v.state] >= RANK.frozen) silentFrom = hop + 1;
-        break; // the hops behind a silent or slow one cannot be judged from this circuit
-      }
-      this.#pauseFrom(w, silentFrom);
-    }
-    const count = (...states: HopState[]) => [...worst.values()].filter((v) => states.includes(v.state)).length;
-    const silentStall = count("frozen", "dead") >= 3 && count("frozen", "dead") * 2 >= seen.size;
+    const watched = [...this.#watched.values()];
+    const { verdicts, seen, silentFrom, silentStall } = judgeCircuits(
+      watched.map((w) => ({
+        nodes: w.pc.nodes,
+        observations: (hop) => this.monitor.observations(w.links[hop] as string),
+        pausedFrom: w.paused.size === 0 ? w.links.length : Math.min(...w.paused),
+      })),
+      (node) => this.#statsOf(node, now),
+      now,
+      this.#analyze,
+    );
+    watched.forEach((w, i) => this.#pauseFrom(w, silentFrom[i] as number));
     if (silentStall && now - this.#stallLoggedAt > 10_000) {
       this.#stallLoggedAt = now;
       this.#log.warn("many relays silent at once: the entry or its network, no relay is blamed", {
-        silent: count("frozen", "dead"),
+        silent: [...verdicts.values()].filter((v) => RANK[v.state] >= RANK.frozen).length,
         judged: seen.size,
       });
     }
     for (const node of seen) {
-      const v = worst.get(node);
+      const v = verdicts.get(node);
       const prev = this.#states.get(node) ?? "ok";
       if (!v) {
         if (prev === "ok" || !this.#answeredSince(node, this.#since.get(node) ?? now)) continue;
