@@ -2,16 +2,14 @@
  * The entry's circuits: per isolation class (the SOCKS username and password) one active circuit
  * that takes new streams and, while the class is active, one pre-built standby through other
  * relays that takes over at once when the active one fails (mesh/plan.ts `planStandbys`). Paths
- * come from `planPath` over the directory, weighted by what the mesh knows of each relay (latency,
- * health, its latest verdict) and kept diverse (region, network prefix, operator).
+ * come from node/route.ts: planPath over the directory, weighted by what the mesh knows of each
+ * relay (latency, health, its latest verdict) and kept diverse (region, network prefix, operator).
  *
  * The pool carries out what the mesh decides (promote a standby, rebuild, retire, close, suspect a
  * relay) and builds circuits; it does not judge relays itself, except that a build that fails at a
  * hop suspects that hop. Streams are not here: entry.ts opens them on `circuitFor(isolation)` and
  * registers each open in flight on its circuit (`pending`) so that the mesh can move it.
  */
-import { randomInt } from "node:crypto";
-import { isIP } from "node:net";
 import { CircuitError, ClientCircuit } from "../circuit/client.ts";
 import { CircuitMux } from "../circuit/mux.ts";
 import { Link } from "../link/link.ts";
@@ -19,24 +17,13 @@ import type { LogFields, Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import type { PayerChannels } from "../accounting/payer.ts";
 import type { NodeMetrics } from "../metrics/index.ts";
-import type { HopState } from "../mesh/analyze.ts";
 import type { CircuitView } from "../mesh/execute.ts";
-import { type Candidate, type DiversityRules, PlanError, planPath, planStandbys } from "../mesh/plan.ts";
+import { type DiversityRules, planStandbys } from "../mesh/plan.ts";
 import { StreamOpenError, StreamReason } from "../wire/reasons.ts";
 import type { DirectoryEntry } from "./directory.ts";
+import { chooseRoute, type NodeInfo, nodeId } from "./route.ts";
 
-/** A relay's identity in the mesh (Knowledge, suspects, verdicts): its keys hash, hex. */
-export function nodeId(entry: { keys: { keysHash: Uint8Array } }): string {
-  return Buffer.from(entry.keys.keysHash).toString("hex");
-}
-
-/** Whether `host` is a loopback address or name (a network on one host). */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  if (h === "localhost" || h === "::1") return true;
-  const v4 = h.startsWith("::ffff:") ? h.slice(7) : h;
-  return isIP(v4) === 4 && v4.startsWith("127.");
-}
+export { isLoopback, type NodeInfo, nodeId } from "./route.ts";
 
 export interface PooledCircuit {
   /** "c1", "c2", … (decisions and logs name circuits by it). */
@@ -49,13 +36,6 @@ export interface PooledCircuit {
   readonly nodes: readonly string[];
   /** Stream opens in flight on this circuit: stream key → move it to the class's current circuit. */
   readonly pending: Map<string, () => void>;
-}
-
-/** What the mesh knows of a node, for route choice. */
-export interface NodeInfo {
-  health: number;
-  rttMs: number | undefined;
-  state?: HopState;
 }
 
 export interface CircuitPoolOptions {
@@ -100,12 +80,6 @@ interface ClassState {
   standbyRetryAt: number;
   standbyFailures: number;
 }
-
-/** Relays below this health (Knowledge: a failure in the last few minutes, heavy loss) are a last resort. */
-const MIN_HEALTH = 0.25;
-
-/** Uniform in [0, 1) from the CSPRNG: which relays carry a user's traffic must not be predictable. */
-const random = () => randomInt(2 ** 47) / 2 ** 47;
 
 export class CircuitPool {
   readonly #o: CircuitPoolOptions;
@@ -382,51 +356,23 @@ export class CircuitPool {
     return mux;
   }
 
-  #diversity(relays: readonly DirectoryEntry[]): Partial<DiversityRules> {
-    const rules = { ...this.#o.diversity };
-    if (rules.prefix === undefined && relays.length > 0 && relays.every((r) => isLoopback(r.host))) {
-      rules.prefix = false;
-      if (!this.#prefixAutoLogged) {
-        this.#prefixAutoLogged = true;
-        this.#log.info("every relay is on loopback: the network prefix rule is off (set diversity.prefix to decide)");
-      }
-    }
-    return rules;
-  }
-
-  /**
-   * Chooses a path (planPath). Relays suspected now or known to be unhealthy (a recent failure,
-   * heavy loss: health under `MIN_HEALTH`) are left out; an active circuit that cannot be built
-   * without them takes them back in, suspects last (a suspicion is a guess, and a path through a
-   * doubtful relay beats no path), but a standby never does: a doubtful standby is worse than none.
-   */
-  #plan(avoid: ReadonlySet<string>, role: "active" | "standby"): DirectoryEntry[] {
-    const relays = this.#o.directory();
-    for (const r of relays) this.#names.set(nodeId(r), r.name);
-    const candidates: Candidate[] = relays.map((entry) => {
-      const info = this.#o.nodeInfo?.(nodeId(entry)) ?? { health: 0.5, rttMs: undefined };
-      return { entry, health: info.health, rttMs: info.rttMs, ...(info.state ? { state: info.state } : {}) };
-    });
-    const options = { hops: this.#o.hops, random, diversity: this.#diversity(relays), idOf: nodeId };
-    const suspects = this.suspects();
-    const unhealthy = candidates.filter((c) => c.health < MIN_HEALTH).map((c) => nodeId(c.entry));
-    const tries = [new Set([...avoid, ...suspects, ...unhealthy])];
-    if (role === "active") tries.push(new Set([...avoid, ...suspects]), new Set(avoid));
-    let last: PlanError | undefined;
-    for (const without of tries) {
-      try {
-        return planPath(candidates, { ...options, avoid: without });
-      } catch (error) {
-        if (!(error instanceof PlanError)) throw error;
-        last = error;
-      }
-    }
-    throw new StreamOpenError(StreamReason.networkUnreachable, (last as PlanError).message);
-  }
-
   async #build(isolation: string, role: "active" | "standby", avoid: ReadonlySet<string>): Promise<PooledCircuit> {
     if (this.#closing) throw new StreamOpenError(StreamReason.generalFailure, "the entry is closing");
-    const path = this.#plan(avoid, role);
+    const relays = this.#o.directory();
+    for (const r of relays) this.#names.set(nodeId(r), r.name);
+    const path = chooseRoute(relays, {
+      hops: this.#o.hops,
+      role,
+      avoid,
+      suspects: this.suspects(),
+      diversity: this.#o.diversity,
+      nodeInfo: this.#o.nodeInfo,
+      onPrefixOff: () => {
+        if (this.#prefixAutoLogged) return;
+        this.#prefixAutoLogged = true;
+        this.#log.info("every relay is on loopback: the network prefix rule is off (set diversity.prefix to decide)");
+      },
+    });
     const started = performance.now();
     const timed = this.#o.metrics?.timeCircuitBuild();
     let circuit: ClientCircuit;
