@@ -189,7 +189,7 @@ interface Relay {
 
 const REGIONS = ["DE", "FR", "NL", "SE", "US", "JP"];
 
-async function startRelay(r: Relay): Promise<void> {
+async function startRelay(r: Relay, relayDir: string): Promise<void> {
   r.child = spawnNode([
     CLI,
     "relay",
@@ -201,6 +201,9 @@ async function startRelay(r: Relay): Promise<void> {
     r.name,
     "--region",
     r.region,
+    // Relays EXTEND only to the relays these descriptors name (the shims' ports).
+    "--directory",
+    relayDir,
     ...(r.exit ? ["--exit", "--allow-loopback-targets"] : []),
   ]);
   await waitForPort(r.port, 120_000); // a loaded machine starts 12 Node processes slowly
@@ -266,7 +269,7 @@ async function main(): Promise<void> {
   const impair = (name: string, imp: { delayMs?: number; lossRate?: number; stallMs?: number }) =>
     shim.stdin?.write(JSON.stringify({ name, ...imp }) + "\n");
   const started = Date.now();
-  await Promise.all(relays.map(startRelay));
+  await Promise.all(relays.map((r) => startRelay(r, relayDir)));
   for (const r of relays) await waitForPort(r.shimPort, 10_000);
   say(`chaos: ${RELAYS} relays up in ${Date.now() - started} ms (${relays.filter((r) => r.exit).length} exits)`);
 
@@ -343,7 +346,7 @@ async function main(): Promise<void> {
       else if (kind === "latency") impair(victim.name, { delayMs: LATENCY_MS });
       else impair(victim.name, LOSS);
       await sleep(window);
-      if (kind === "crash") await startRelay(victim);
+      if (kind === "crash") await startRelay(victim, relayDir);
       else if (kind === "freeze") victim.child?.kill("SIGCONT");
       else impair(victim.name, {});
       await sleep(SETTLE_MS);
