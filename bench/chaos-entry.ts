@@ -25,10 +25,11 @@ const relays = readDirectory(dir);
 const logger = createLogger({
   level: "info",
   write: (line) => {
-    const record = JSON.parse(line) as Record<string, unknown> & { msg?: string };
+    const record = JSON.parse(line) as Record<string, unknown> & { msg?: string; level?: string };
     if (record.msg?.startsWith("relay suspected"))
       emit({ ev: "suspected", t: Date.now(), relay: record.relay, why: record.why });
     else if (record.msg === "mesh decision") emit({ ev: "decision", t: Date.now(), ...record, msg: undefined });
+    else if (record.level === "warn" || record.level === "error") emit({ ev: "log", t: Date.now(), ...record });
   },
 });
 const entry = await startEntry({

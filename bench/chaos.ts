@@ -376,6 +376,8 @@ async function main(): Promise<void> {
     const mttr: number[] = [];
     const connMs: number[] = [];
     const goneMs = mine.flatMap((f) => (f.goneMs === undefined ? [] : [f.goneMs]));
+    /** Crash: detection after the process was gone (what the entry itself took). */
+    const afterGone: number[] = [];
     let conns = 0;
     let ok = 0;
     let running = 0;
@@ -389,6 +391,7 @@ async function main(): Promise<void> {
           ((e.ev === "suspected" && e.relay === f.victim) || (e.ev === "closed" && e.path.includes(f.victim))),
       );
       if (detected) mttd.push(detected.t - f.t0);
+      if (detected && f.goneMs !== undefined) afterGone.push(Math.max(0, detected.t - f.t0 - f.goneMs));
       const inWindow = traffic.filter((e) => e.ev === "conn" && e.start >= f.t0 && e.start < f.t0 + f.window);
       conns += inWindow.length;
       ok += inWindow.filter((e) => e.ok).length;
@@ -422,7 +425,12 @@ async function main(): Promise<void> {
       mttd_ms: { p50: r2(pct(mttd, 0.5)), p99: r2(pct(mttd, 0.99)) },
       mttr_ms: { p50: r2(pct(mttr, 0.5)), p99: r2(pct(mttr, 0.99)) },
       conn_ms: { p50: r2(pct(connMs, 0.5)), p99: r2(pct(connMs, 0.99)) },
-      ...(goneMs.length > 0 ? { process_gone_ms: { p50: r2(pct(goneMs, 0.5)), p99: r2(pct(goneMs, 0.99)) } } : {}),
+      ...(goneMs.length > 0
+        ? {
+            process_gone_ms: { p50: r2(pct(goneMs, 0.5)), p99: r2(pct(goneMs, 0.99)) },
+            mttd_after_gone_ms: { p50: r2(pct(afterGone, 0.5)), p99: r2(pct(afterGone, 0.99)) },
+          }
+        : {}),
       new_conn_success: conns === 0 ? null : Number((ok / conns).toFixed(4)),
       new_conns: conns,
       downloads_broken: running === 0 ? null : Number((broken / running).toFixed(3)),

@@ -164,6 +164,14 @@ export class Monitor {
     else l.observations = keepRecent([...l.observations, { kind: "heard", at }], this.#o.maxObservations);
   }
 
+  /** Forgets what `link` saw (a stall that ended is history): beacons go on from now. */
+  reset(link: string): void {
+    const l = this.#links.get(link);
+    if (!l) return;
+    l.pending.clear();
+    l.observations = [];
+  }
+
   /** `link` carries nothing any more (or closed and was handled): stop beaconing it. */
   linkReleased(link: string): void {
     this.#links.delete(link);

@@ -71,15 +71,15 @@ interface Watched {
  *   above it): with a beacon every 500 ms that puts the median detection under 0.5 s;
  * - a circuit whose hop went silent is closed only after 40 missed beacons (20 s): streams carrying
  *   data survive a pause or a short freeze (new streams are moved at the first overdue beacon);
- * - a latency spike must hold for six beacons (3 s) and exceed the baseline by 100 ms before
- *   circuits are moved for it.
+ * - a latency spike must hold for six beacons (3 s) and add 250 ms to the baseline before circuits
+ *   are moved for it (less is noise on a busy machine, and little for a user).
  */
 export const ENTRY_ANALYZE: AnalyzeOptions = {
   ...DEFAULT_ANALYZE,
   frozenMinMs: 200,
   deadMissed: 40,
   spikeSamples: 6,
-  spikeMinMs: 100,
+  spikeMinMs: 250,
 };
 /** Suspicion left to a relay whose silence ended before it was judged dead (ms). */
 const RECOVERED_SUSPECT_MS = 120_000;
@@ -375,29 +375,45 @@ export class EntryMesh {
         judged: seen.size,
       });
     }
+    const degradedCap = Math.max(1, Math.floor(Math.max(this.#known.size, seen.size) / 3));
     for (const node of seen) {
       const v = verdicts.get(node);
       const prev = this.#states.get(node) ?? "ok";
-      if (!v) {
-        if (prev === "ok" || !this.#answeredSince(node, this.#since.get(node) ?? now)) continue;
-        this.#states.delete(node);
-        this.#since.delete(node);
-        // Silent, then answering again before it was judged dead: a stall that passed.
+      if (RANK[prev] >= RANK.frozen && (!v || RANK[v.state] < RANK.frozen)) {
+        // A silent relay's episode ends when it answers again (then what it missed while silent
+        // is history: Knowledge has it, and its links start afresh, or the beacons lost in the
+        // stall would read as loss for the next ten seconds).
+        if (!this.#answeredSince(node, this.#since.get(node) ?? now)) continue;
+        this.#endEpisode(node);
         if (prev === "frozen") pool.relax(node, RECOVERED_SUSPECT_MS);
+        continue;
+      }
+      if (!v) {
+        if (prev !== "ok") this.#endEpisode(node);
         continue;
       }
       if (RANK[v.state] <= RANK[prev]) continue;
       const silent = RANK[v.state] >= RANK.frozen;
       if (silent && silentStall && RANK[prev] < RANK.frozen) continue;
+      // Slow or lossy relays are moved away from only while few are suspected: when a third of
+      // the network looks degraded, moving traffic around helps nobody (a busy machine, a bad uplink).
+      if (!silent && pool.suspects().size >= degradedCap) continue;
       // A hop that went silent is a failure in Knowledge once per episode (dead after frozen is the same one).
       if (silent && RANK[prev] < RANK.frozen) this.knowledge.recordFailure(node, now, "frozen");
       this.#act(node, v);
     }
-    for (const node of this.#states.keys())
-      if (!seen.has(node)) {
-        this.#states.delete(node);
-        this.#since.delete(node);
-      }
+    for (const node of this.#states.keys()) if (!seen.has(node)) this.#endEpisode(node);
+  }
+
+  #endEpisode(node: string): void {
+    const wasSilent = RANK[this.#states.get(node) ?? "ok"] >= RANK.frozen;
+    this.#states.delete(node);
+    this.#since.delete(node);
+    if (!wasSilent) return;
+    for (const w of this.#watched.values())
+      w.pc.nodes.forEach((n, hop) => {
+        if (n === node && !w.paused.has(hop)) this.monitor.reset(w.links[hop] as string);
+      });
   }
 
   /** Whether any link to `node` saw an echo or traffic after `since`. */
