@@ -120,6 +120,9 @@ export class EntryMesh {
   #knownAt = 0;
   #standbysAt = 0;
   #stallLoggedAt = 0;
+  /** When the last pass ran, and until when silences are not judged after this process stalled. */
+  #lastTick = 0;
+  #graceUntil = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: EntryMeshOptions) {
@@ -303,6 +306,12 @@ export class EntryMesh {
    * missing.
    */
   tick(): void {
+    // A pass that comes late means this process (or the whole machine) did not run for a while:
+    // the relays' answers may be on their way, so silences are not judged for a moment.
+    const now = Date.now();
+    const tickMs = this.#o.tickMs ?? 25;
+    if (this.#lastTick > 0 && now - this.#lastTick > 4 * tickMs) this.#graceUntil = now + this.#analyze.frozenMinMs;
+    this.#lastTick = now;
     this.#step();
     setImmediate(() => {
       if (this.#timer !== undefined) this.#judge(Date.now());
@@ -394,7 +403,7 @@ export class EntryMesh {
       }
       if (RANK[v.state] <= RANK[prev]) continue;
       const silent = RANK[v.state] >= RANK.frozen;
-      if (silent && silentStall && RANK[prev] < RANK.frozen) continue;
+      if (silent && (silentStall || now < this.#graceUntil) && RANK[prev] < RANK.frozen) continue;
       // Slow or lossy relays are moved away from only while few are suspected: when a third of
       // the network looks degraded, moving traffic around helps nobody (a busy machine, a bad uplink).
       if (!silent && pool.suspects().size >= degradedCap) continue;
