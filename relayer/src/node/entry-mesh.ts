@@ -7,9 +7,11 @@
  *   answers for itself, so the first silent hop of a circuit is known at once (the hops behind it
  *   cannot answer either and are not judged from that circuit). A circuit's stream traffic from
  *   the exit answers for every hop: a busy circuit is not asked.
- * - Pace: every `beaconIntervalMs` (500 ms) while the circuit is busy (a stream opening, or stream
- *   cells either way within `busyMs`), every `idleBeaconIntervalMs` otherwise. On paid circuits
- *   every beacon cell is paid for like any cell (docs/self-healing.md, "What beacons cost").
+ * - Pace: every `beaconIntervalMs` (500 ms) while the entry waits on the circuit (a stream opening,
+ *   or stream cells sent since the exit last sent any: a request, a SENDME with a download behind
+ *   it), every `idleBeaconIntervalMs` otherwise. So a paid circuit is asked often only while
+ *   someone waits on it and it is silent: every beacon cell is paid for like any cell
+ *   (docs/self-healing.md, "What beacons cost").
  * - Link closes and cells that fail their checks are observations: the link to a circuit's first
  *   hop closing is that relay dead at once; a relay further on that loses its link makes its
  *   neighbour destroy the circuit with "link closed", which does not say which relay died, so the
@@ -42,8 +44,6 @@ export interface EntryMeshOptions {
   idleBeaconIntervalMs?: number;
   /** A circuit whose exit sent stream cells within this is not asked (default 150 ms). */
   quietMs?: number;
-  /** A circuit is busy this long after its last stream cell either way (default 5 s). */
-  busyMs?: number;
   /** Latency probes to relays not in use (default 30 s; 0: none). */
   probeIntervalMs?: number;
   /** A connect + handshake probe must finish within this (default 2 s). */
@@ -62,7 +62,9 @@ interface Watched {
   paused: Set<number>;
   streamIn: number;
   streamOut: number;
-  lastActivity: number;
+  /** When stream cells last came from the exit, and last went to it. */
+  lastIn: number;
+  lastOut: number;
 }
 
 /**
@@ -215,7 +217,8 @@ export class EntryMesh {
       paused: new Set(),
       streamIn: pc.circuit.streamCellsIn,
       streamOut: pc.circuit.streamCellsOut,
-      lastActivity: Date.now(),
+      lastIn: Date.now(),
+      lastOut: Date.now(),
     };
     this.#watched.set(pc.id, w);
     const idle = this.#o.idleBeaconIntervalMs ?? this.#o.beaconIntervalMs ?? 500;
@@ -322,21 +325,22 @@ export class EntryMesh {
     const pool = this.#pool;
     if (!pool) return;
     const now = Date.now();
-    const busyMs = this.#o.busyMs ?? 5_000;
     const busyPace = this.#o.beaconIntervalMs ?? 500;
     const idlePace = this.#o.idleBeaconIntervalMs ?? busyPace;
     for (const w of this.#watched.values()) {
       const c = w.pc.circuit;
       if (c.streamCellsIn !== w.streamIn) {
         w.streamIn = c.streamCellsIn;
-        w.lastActivity = now;
+        w.lastIn = now;
         for (const link of w.links) this.monitor.heard(link);
       }
       if (c.streamCellsOut !== w.streamOut) {
         w.streamOut = c.streamCellsOut;
-        w.lastActivity = now;
+        w.lastOut = now;
       }
-      const pace = c.openingCount > 0 || now - w.lastActivity < busyMs ? busyPace : idlePace;
+      // Someone waits on this circuit: a stream opening, or cells sent and nothing back since.
+      const waiting = c.openingCount > 0 || (c.streamCount > 0 && w.lastOut > w.lastIn);
+      const pace = waiting ? busyPace : idlePace;
       for (const link of w.links) this.monitor.pace(link, pace);
     }
     this.monitor.tick();

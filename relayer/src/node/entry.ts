@@ -71,7 +71,7 @@ export interface EntryOptions {
   diversity?: Partial<DiversityRules>;
   /** One standby circuit per active isolation class (default true). */
   standbys?: boolean;
-  /** Beacons on each hop of a busy circuit (default 500 ms). */
+  /** Beacons on each hop of a circuit someone waits on: a stream opening or an answer due (default 500 ms). */
   beaconIntervalMs?: number;
   /**
    * Beacons on a circuit without stream traffic, standbys included (default: 500 ms; 30 s when
