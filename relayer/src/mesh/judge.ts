@@ -7,7 +7,8 @@
  *   be judged from that circuit (their beacons cross it), and when it is silent they should not
  *   be beaconed (`silentFrom`).
  * - The expected round trip to hop k is the sum of each hop's own share of it (Knowledge keeps a
- *   node's share), and so is the jitter.
+ *   node's share); the jitters combine as independent deviations do (the root of the sum of their
+ *   squares), not by adding up: three hops of 20 ms jitter vary by ~35 ms together, not 60.
  * - Relays are judged against each other: a spike counts only when the hop's RTT over its baseline
  *   exceeds `spikeFactor` times that of the median hop measured now, and loss only when it exceeds
  *   the median hop's by `lossThreshold` (a busy machine or the entry's own uplink slows them all).
@@ -61,15 +62,20 @@ export function judgeCircuits(
   const losses: number[] = [];
   const judged = circuits.map((c) => {
     let rtt: number | undefined = 0;
-    let jitter = 0;
+    let jitter2 = 0;
     const hops: { node: string; v: HopVerdict; ratio: number | undefined }[] = [];
     for (let hop = 0; hop < c.nodes.length && hop < c.pausedFrom; hop++) {
       const node = c.nodes[hop] as string;
       const b = baseline(node);
       rtt = rtt === undefined || b.rttMs === undefined ? undefined : rtt + b.rttMs;
-      jitter += b.jitterMs;
+      jitter2 += b.jitterMs * b.jitterMs;
       seen.add(node);
-      const v = analyzeHop(c.observations(hop), { rttMs: rtt, jitterMs: jitter, loss: b.loss }, now, options);
+      const v = analyzeHop(
+        c.observations(hop),
+        { rttMs: rtt, jitterMs: Math.sqrt(jitter2), loss: b.loss },
+        now,
+        options,
+      );
       const ratio = v.rttMs !== undefined && rtt ? v.rttMs / rtt : undefined;
       if (ratio !== undefined) ratios.push(ratio);
       if (v.loss !== undefined) losses.push(v.loss);

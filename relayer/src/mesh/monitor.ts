@@ -172,6 +172,16 @@ export class Monitor {
     l.observations = [];
   }
 
+  /**
+   * The next beacon on `link` goes at the next tick. The hops of one circuit are beaconed together
+   * (a hop's silence is told from the silence of the hops before it only if their beacons left
+   * at the same time): after one of them was reset or resumed, the entry puts them back in step.
+   */
+  beaconNow(link: string): void {
+    const l = this.#links.get(link);
+    if (l) l.nextBeacon = Math.min(l.nextBeacon, this.#o.now());
+  }
+
   /** `link` carries nothing any more (or closed and was handled): stop beaconing it. */
   linkReleased(link: string): void {
     this.#links.delete(link);

@@ -423,10 +423,18 @@ export class EntryMesh {
     this.#states.delete(node);
     this.#since.delete(node);
     if (!wasSilent) return;
-    for (const w of this.#watched.values())
+    for (const w of this.#watched.values()) {
+      if (!w.pc.nodes.includes(node)) continue;
       w.pc.nodes.forEach((n, hop) => {
         if (n === node && !w.paused.has(hop)) this.monitor.reset(w.links[hop] as string);
       });
+      this.#inStep(w);
+    }
+  }
+
+  /** Beacons every hop of `w` at the next tick, so that they are in step again. */
+  #inStep(w: Watched): void {
+    for (const [hop, link] of w.links.entries()) if (!w.paused.has(hop)) this.monitor.beaconNow(link);
   }
 
   /** Whether any link to `node` saw an echo or traffic after `since`. */
@@ -442,6 +450,7 @@ export class EntryMesh {
 
   /** Beacons hops from `from` on no more (a hop before them is silent), or again (it answers). */
   #pauseFrom(w: Watched, from: number): void {
+    let resumed = false;
     for (let hop = 0; hop < w.links.length; hop++) {
       const link = w.links[hop] as string;
       if (hop >= from && !w.paused.has(hop)) {
@@ -449,8 +458,12 @@ export class EntryMesh {
         this.monitor.linkReleased(link);
       } else if (hop < from && w.paused.delete(hop)) {
         this.monitor.linkInUse(link, w.pc.nodes[hop] as string, this.#o.beaconIntervalMs ?? 500);
+        resumed = true;
       }
     }
+    // A resumed hop beacons at once; the hops before it must too, or its beacon alone would be
+    // outstanding and its silence could not be told from theirs.
+    if (resumed) this.#inStep(w);
   }
 
   close(): void {
