@@ -5,7 +5,7 @@
  * time detection by:
  *
  *   {"ev":"ready","port":...}
- *   {"ev":"built","t":...,"id":"c3","role":"standby","path":["r3","r7","r1"]}
+ *   {"ev":"built","t":...,"id":"c3","role":"standby","cls":"3:dl0x","path":["r3","r7","r1"]}
  *   {"ev":"closed","t":...,"id":"c3","path":[...],"reason":...}
  *   {"ev":"suspected","t":...,"relay":"r7","why":"..."}
  *   {"ev":"decision","t":...,"action":"promote-standby","relay":"r7",...}
@@ -48,7 +48,7 @@ const watch = () => {
     if (seen.has(pc.id)) continue;
     seen.add(pc.id);
     const path = pc.path.map((r) => r.name);
-    emit({ ev: "built", t: Date.now(), id: pc.id, role: pc.role, path });
+    emit({ ev: "built", t: Date.now(), id: pc.id, role: pc.role, cls: pc.isolation, path });
     pc.circuit.onClose((error) => emit({ ev: "closed", t: Date.now(), id: pc.id, path, reason: error.reason }));
   }
 };

@@ -210,12 +210,13 @@ async function startRelay(r: Relay, relayDir: string): Promise<void> {
 }
 
 type EntryEvent =
-  | { ev: "built"; t: number; id: string; role: "active" | "standby"; path: string[] }
+  | { ev: "built"; t: number; id: string; role: "active" | "standby"; cls: string; path: string[] }
   | { ev: "closed"; t: number; id: string; path: string[]; reason: number }
   | { ev: "suspected"; t: number; relay: string; why?: string }
   | { ev: "decision"; t: number; action: string; circuit?: string };
 type TrafficEvent =
-  { ev: "conn"; start: number; end: number; ok: boolean } | { ev: "dl"; start: number; end: number; ok: boolean };
+  | { ev: "conn"; start: number; end: number; ok: boolean; cls: string }
+  | { ev: "dl"; start: number; end: number; ok: boolean; cls: string };
 
 interface FaultRecord {
   kind: Kind;
@@ -274,6 +275,8 @@ async function main(): Promise<void> {
   say(`chaos: ${RELAYS} relays up in ${Date.now() - started} ms (${relays.filter((r) => r.exit).length} exits)`);
 
   const entryEvents: EntryEvent[] = [];
+  /** Every circuit the entry built: its class, path, and when it carried traffic (attribution). */
+  const history = new Map<string, { cls: string; path: string[]; from?: number; until?: number }>();
   /** Circuits open at the entry that carry traffic (standbys do not, until promoted). */
   const open = new Map<string, { path: string[]; standby: boolean }>();
   const socksPort = await freePort();
@@ -380,6 +383,8 @@ async function main(): Promise<void> {
     let ok = 0;
     let running = 0;
     let broken = 0;
+    /** Broken downloads whose class had a circuit through the faulted relay at the fault. */
+    let brokenThrough = 0;
     for (const f of mine) {
       const end = f.t0 + f.window + SETTLE_MS;
       const detected = entryEvents.find(
@@ -402,7 +407,19 @@ async function main(): Promise<void> {
       else if (healedAfter) mttr.push(lastHurt - f.t0);
       const dls = traffic.filter((e) => e.ev === "dl");
       const runningNow = dls.filter((e) => e.start < f.t0 && e.end > f.t0).length;
-      const brokenNow = dls.filter((e) => !e.ok && e.start < f.t0 && e.end > f.t0 && e.end < end).length;
+      const brokenDls = dls.filter((e) => !e.ok && e.start < f.t0 && e.end > f.t0 && e.end < end);
+      const brokenNow = brokenDls.length;
+      // A download's class is its SOCKS username ("dl0") as the entry keys it ("3:dl0x").
+      const through = (cls: string) =>
+        [...history.values()].some(
+          (h) =>
+            h.cls === `${cls.length}:${cls}x` &&
+            h.from !== undefined &&
+            h.from <= f.t0 &&
+            (h.until === undefined || h.until > f.t0) &&
+            h.path.includes(f.victim),
+        );
+      brokenThrough += brokenDls.filter((e) => through(e.cls)).length;
       running += runningNow;
       broken += brokenNow;
       // One line per fault, so that a tail can be explained.
@@ -427,6 +444,7 @@ async function main(): Promise<void> {
       new_conns: conns,
       downloads_broken: running === 0 ? null : Number((broken / running).toFixed(3)),
       downloads_running: running,
+      downloads_broken_through_faulted_relay: brokenThrough,
     };
     const fmt = (x: number | null) => (x === null ? "—" : String(Math.round(x)));
     rows.push(
@@ -434,7 +452,7 @@ async function main(): Promise<void> {
         `${mttr.length}/${mine.length} | ${fmt(pct(mttr, 0.5))} / ${fmt(pct(mttr, 0.99))} | ` +
         `${conns === 0 ? "—" : ((100 * ok) / conns).toFixed(2)}% of ${conns} | ` +
         `${fmt(pct(connMs, 0.5))} / ${fmt(pct(connMs, 0.99))} | ` +
-        `${running === 0 ? "—" : `${broken}/${running}`} |`,
+        `${running === 0 ? "—" : `${broken}/${running} (${brokenThrough} through it)`} |`,
     );
   }
   console.log(
