@@ -135,7 +135,17 @@ export class EntryMesh {
     this.knowledge = options.knowledge;
     this.monitor = new Monitor({
       now: Date.now,
-      knowledge: options.knowledge,
+      // An echo that comes back while its relay is judged silent (a freeze ending, +600 ms of
+      // latency) is no round-trip sample: it would raise the relay's RTT and jitter, and so its
+      // frozen threshold, for minutes. It counts as a beacon not answered in time.
+      knowledge: {
+        recordProbe: (node, outcome) =>
+          options.knowledge.recordProbe(
+            node,
+            RANK[this.#states.get(node) ?? "ok"] >= RANK.frozen ? { ...outcome, rttMs: undefined } : outcome,
+          ),
+        recordFailure: (node, at, kind) => options.knowledge.recordFailure(node, at, kind),
+      },
       beaconIntervalMs: options.beaconIntervalMs ?? 500,
       quietMs: options.quietMs ?? 150,
       probeIntervalMs: options.probeIntervalMs || 30_000,
@@ -424,10 +434,11 @@ export class EntryMesh {
     this.#since.delete(node);
     if (!wasSilent) return;
     for (const w of this.#watched.values()) {
-      if (!w.pc.nodes.includes(node)) continue;
-      w.pc.nodes.forEach((n, hop) => {
-        if (n === node && !w.paused.has(hop)) this.monitor.reset(w.links[hop] as string);
-      });
+      const at = w.pc.nodes.indexOf(node);
+      if (at < 0) continue;
+      // The hops behind it saw its silence or its delay too: their history goes with its.
+      for (let hop = at; hop < w.links.length; hop++)
+        if (!w.paused.has(hop)) this.monitor.reset(w.links[hop] as string);
       this.#inStep(w);
     }
   }
