@@ -284,11 +284,20 @@ async function main(): Promise<void> {
     [join(root, "bench/chaos-entry.ts"), relayDir, String(socksPort), join(state, "entry-mesh.sqlite")],
     (o) => {
       const e = o as unknown as EntryEvent;
-      if (e.ev === "built") open.set(e.id, { path: e.path, standby: e.role === "standby" });
-      if (e.ev === "closed") open.delete(e.id);
+      if (e.ev === "built") {
+        open.set(e.id, { path: e.path, standby: e.role === "standby" });
+        history.set(e.id, { cls: e.cls, path: e.path, ...(e.role === "standby" ? {} : { from: e.t }) });
+      }
+      if (e.ev === "closed") {
+        open.delete(e.id);
+        const h = history.get(e.id);
+        if (h) h.until = e.t;
+      }
       if (e.ev === "decision" && e.action === "promote-standby" && e.circuit) {
         const c = open.get(e.circuit);
         if (c) c.standby = false;
+        const h = history.get(e.circuit);
+        if (h && h.from === undefined) h.from = e.t;
       }
       entryEvents.push(e);
     },
