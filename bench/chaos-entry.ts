@@ -1,47 +1,55 @@
 /**
- * Chaos harness helper: today's SOCKS5 entry (relayer/src/node/entry.ts, default timeouts, 3 hops)
- * over a folder of descriptors, reporting what it sees as JSON lines on stdout for the harness to
+ * Chaos harness helper: the SOCKS5 entry (relayer/src/node/entry.ts) with its mesh loop — beacons,
+ * standby circuits, route choice by Knowledge — at its defaults but for the prefix rule, which a
+ * network on one host turns off. It reports what it sees as JSON lines on stdout for the harness to
  * time detection by:
  *
  *   {"ev":"ready","port":...}
- *   {"ev":"built","t":...,"id":...,"path":["r3","r7","r1"]}
- *   {"ev":"closed","t":...,"id":...,"path":[...],"reason":...}
+ *   {"ev":"built","t":...,"id":"c3","role":"standby","cls":"3:dl0x","path":["r3","r7","r1"]}
+ *   {"ev":"closed","t":...,"id":"c3","path":[...],"reason":...}
  *   {"ev":"suspected","t":...,"relay":"r7","why":"..."}
+ *   {"ev":"decision","t":...,"action":"promote-standby","relay":"r7",...}
  *
- * argv: <descriptor folder> <SOCKS port>. Phase 2 replaces this entry with the mesh-driven one.
+ * argv: <descriptor folder> <SOCKS port> [knowledge file].
  */
 import { initCrypto } from "../relayer/src/crypto/keys.ts";
 import { createLogger } from "../relayer/src/log.ts";
-import type { ClientCircuit } from "../relayer/src/circuit/client.ts";
 import { readDirectory } from "../relayer/src/node/directory.ts";
 import { startEntry } from "../relayer/src/node/entry.ts";
 
-const [dir, port] = [process.argv[2] as string, Number(process.argv[3])];
+const [dir, port, knowledge] = [process.argv[2] as string, Number(process.argv[3]), process.argv[4]];
 const emit = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + "\n");
 
 await initCrypto();
 const relays = readDirectory(dir);
-const nameOf = new Map(relays.map((r) => [`${r.host}:${r.port}`, r.name]));
 const logger = createLogger({
   level: "info",
   write: (line) => {
-    const record = JSON.parse(line) as { msg?: string; relay?: string; why?: string };
-    if (record.msg === "relay suspected")
+    const record = JSON.parse(line) as Record<string, unknown> & { msg?: string; level?: string };
+    if (record.msg?.startsWith("relay suspected"))
       emit({ ev: "suspected", t: Date.now(), relay: record.relay, why: record.why });
+    else if (record.msg === "mesh decision") emit({ ev: "decision", t: Date.now(), ...record, msg: undefined });
+    else if (record.level === "warn" || record.level === "error") emit({ ev: "log", t: Date.now(), ...record });
   },
 });
-const entry = await startEntry({ socksHost: "127.0.0.1", socksPort: port, hops: 3, directory: () => relays, logger });
+const entry = await startEntry({
+  socksHost: "127.0.0.1",
+  socksPort: port,
+  hops: 3,
+  directory: () => relays,
+  diversity: { prefix: false },
+  ...(knowledge ? { knowledge } : {}),
+  logger,
+});
 
-const seen = new WeakSet<ClientCircuit>();
-let next = 0;
+const seen = new Set<string>();
 const watch = () => {
-  for (const c of entry.circuits()) {
-    if (seen.has(c)) continue;
-    seen.add(c);
-    const id = ++next;
-    const path = c.path.map((h) => nameOf.get(`${h.host}:${h.port}`) ?? `${h.host}:${h.port}`);
-    emit({ ev: "built", t: Date.now(), id, path });
-    c.onClose((error) => emit({ ev: "closed", t: Date.now(), id, path, reason: error.reason }));
+  for (const pc of entry.pool.circuits()) {
+    if (seen.has(pc.id)) continue;
+    seen.add(pc.id);
+    const path = pc.path.map((r) => r.name);
+    emit({ ev: "built", t: Date.now(), id: pc.id, role: pc.role, cls: pc.isolation, path });
+    pc.circuit.onClose((error) => emit({ ev: "closed", t: Date.now(), id: pc.id, path, reason: error.reason }));
   }
 };
 setInterval(watch, 10);

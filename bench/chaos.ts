@@ -6,7 +6,7 @@
  * connections that succeeded and the share of running long downloads that broke.
  *
  *   npm run chaos -- [--relays 12] [--faults 30] [--kinds crash,freeze,latency,loss] [--rate 20]
- *                    [--classes 4] [--downloads 4] [--json]
+ *                    [--classes 4] [--downloads 4] [--json] [--trace events.jsonl]
  *
  * Mode: each relay in its own network namespace with tc netem where the kernel allows it;
  * otherwise ("loopback+shim") every relay on 127.0.0.1 behind a delaying TCP shim
@@ -22,7 +22,7 @@
  * running at t0. Percentiles are nearest-rank.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -45,6 +45,7 @@ const { values: args } = parseArgs({
     downloads: { type: "string", default: "4" },
     "hurt-ms": { type: "string", default: "2000" },
     json: { type: "boolean", default: false },
+    trace: { type: "string" },
   },
 });
 const int = (name: keyof typeof args, min: number, max: number): number => {
@@ -121,6 +122,16 @@ function probeNamespaces(): { mode: string; why: string } {
   }
 }
 
+/** User + system CPU seconds of a process so far (Linux /proc; 0 where it cannot be read). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return 0;
+  }
+}
+
 function freePort(): Promise<number> {
   const server = createServer();
   return new Promise((r) =>
@@ -178,7 +189,7 @@ interface Relay {
 
 const REGIONS = ["DE", "FR", "NL", "SE", "US", "JP"];
 
-async function startRelay(r: Relay): Promise<void> {
+async function startRelay(r: Relay, relayDir: string): Promise<void> {
   r.child = spawnNode([
     CLI,
     "relay",
@@ -190,23 +201,30 @@ async function startRelay(r: Relay): Promise<void> {
     r.name,
     "--region",
     r.region,
+    // Relays EXTEND only to the relays these descriptors name (the shims' ports).
+    "--directory",
+    relayDir,
     ...(r.exit ? ["--exit", "--allow-loopback-targets"] : []),
   ]);
-  await waitForPort(r.port, 30_000);
+  await waitForPort(r.port, 120_000); // a loaded machine starts 12 Node processes slowly
 }
 
 type EntryEvent =
-  | { ev: "built"; t: number; id: number; path: string[] }
-  | { ev: "closed"; t: number; id: number; path: string[]; reason: number }
-  | { ev: "suspected"; t: number; relay: string };
+  | { ev: "built"; t: number; id: string; role: "active" | "standby"; cls: string; path: string[] }
+  | { ev: "closed"; t: number; id: string; path: string[]; reason: number }
+  | { ev: "suspected"; t: number; relay: string; why?: string }
+  | { ev: "decision"; t: number; action: string; circuit?: string };
 type TrafficEvent =
-  { ev: "conn"; start: number; end: number; ok: boolean } | { ev: "dl"; start: number; end: number; ok: boolean };
+  | { ev: "conn"; start: number; end: number; ok: boolean; cls: string }
+  | { ev: "dl"; start: number; end: number; ok: boolean; cls: string };
 
 interface FaultRecord {
   kind: Kind;
   victim: string;
   t0: number;
   window: number;
+  /** Crash: when the killed process was gone (its exit seen), ms after t0. */
+  goneMs?: number;
 }
 
 const pct = (xs: number[], p: number): number | null => {
@@ -252,19 +270,38 @@ async function main(): Promise<void> {
   const impair = (name: string, imp: { delayMs?: number; lossRate?: number; stallMs?: number }) =>
     shim.stdin?.write(JSON.stringify({ name, ...imp }) + "\n");
   const started = Date.now();
-  await Promise.all(relays.map(startRelay));
+  await Promise.all(relays.map((r) => startRelay(r, relayDir)));
   for (const r of relays) await waitForPort(r.shimPort, 10_000);
   say(`chaos: ${RELAYS} relays up in ${Date.now() - started} ms (${relays.filter((r) => r.exit).length} exits)`);
 
   const entryEvents: EntryEvent[] = [];
-  const open = new Map<number, string[]>();
+  /** Every circuit the entry built: its class, path, and when it carried traffic (attribution). */
+  const history = new Map<string, { cls: string; path: string[]; from?: number; until?: number }>();
+  /** Circuits open at the entry that carry traffic (standbys do not, until promoted). */
+  const open = new Map<string, { path: string[]; standby: boolean }>();
   const socksPort = await freePort();
-  spawnNode([join(root, "bench/chaos-entry.ts"), relayDir, String(socksPort)], (o) => {
-    const e = o as unknown as EntryEvent;
-    if (e.ev === "built") open.set(e.id, e.path);
-    if (e.ev === "closed") open.delete(e.id);
-    if (e.ev === "built" || e.ev === "closed" || e.ev === "suspected") entryEvents.push(e);
-  });
+  const entryProcess = spawnNode(
+    [join(root, "bench/chaos-entry.ts"), relayDir, String(socksPort), join(state, "entry-mesh.sqlite")],
+    (o) => {
+      const e = o as unknown as EntryEvent;
+      if (e.ev === "built") {
+        open.set(e.id, { path: e.path, standby: e.role === "standby" });
+        history.set(e.id, { cls: e.cls, path: e.path, ...(e.role === "standby" ? {} : { from: e.t }) });
+      }
+      if (e.ev === "closed") {
+        open.delete(e.id);
+        const h = history.get(e.id);
+        if (h) h.until = e.t;
+      }
+      if (e.ev === "decision" && e.action === "promote-standby" && e.circuit) {
+        const c = open.get(e.circuit);
+        if (c) c.standby = false;
+        const h = history.get(e.circuit);
+        if (h && h.from === undefined) h.from = e.t;
+      }
+      entryEvents.push(e);
+    },
+  );
   await waitForPort(socksPort, 30_000);
 
   const traffic: TrafficEvent[] = [];
@@ -292,22 +329,36 @@ async function main(): Promise<void> {
   await sleep(3_000);
 
   const faults: FaultRecord[] = [];
+  const entryCpuAtStart = cpuSeconds(entryProcess.pid);
+  const faultsStarted = Date.now();
   for (const kind of kinds) {
     for (let i = 0; i < FAULTS; i++) {
-      const inUse = [...new Set([...open.values()].flat())];
+      const inUse = [
+        ...new Set(
+          [...open.values()]
+            .filter((c) => !c.standby)
+            .map((c) => c.path)
+            .flat(),
+        ),
+      ];
       const pool = inUse.length > 0 ? inUse : relays.map((r) => r.name);
       const pick = pool[Math.floor(Math.random() * pool.length)];
       const victim = relays.find((r) => r.name === pick);
       if (!victim) throw new Error(`no relay named ${JSON.stringify(pick)} (pool ${JSON.stringify(pool)})`);
       const window = WINDOW_MS[kind];
       const t0 = Date.now();
-      faults.push({ kind, victim: victim.name, t0, window });
-      if (kind === "crash") victim.child?.kill("SIGKILL");
-      else if (kind === "freeze") victim.child?.kill("SIGSTOP");
+      const record: FaultRecord = { kind, victim: victim.name, t0, window };
+      faults.push(record);
+      if (kind === "crash") {
+        // The kernel frees the process's memory before it closes its sockets: nobody can see a
+        // crash before the process is gone, so the harness notes when that was.
+        victim.child?.once("exit", () => (record.goneMs = Date.now() - t0));
+        victim.child?.kill("SIGKILL");
+      } else if (kind === "freeze") victim.child?.kill("SIGSTOP");
       else if (kind === "latency") impair(victim.name, { delayMs: LATENCY_MS });
       else impair(victim.name, LOSS);
       await sleep(window);
-      if (kind === "crash") await startRelay(victim);
+      if (kind === "crash") await startRelay(victim, relayDir);
       else if (kind === "freeze") victim.child?.kill("SIGCONT");
       else impair(victim.name, {});
       await sleep(SETTLE_MS);
@@ -315,7 +366,19 @@ async function main(): Promise<void> {
     }
   }
   await sleep(CONN_TIMEOUT_MS + 500); // the last window's connections finish or time out
+  // What the entry (SOCKS, circuits, the mesh loop) cost: CPU seconds per second of the fault phase.
+  const entryCpu = (cpuSeconds(entryProcess.pid) - entryCpuAtStart) / ((Date.now() - faultsStarted) / 1000);
   driver.kill("SIGTERM");
+  if (args.trace) {
+    // Everything the entry and the traffic reported, and the faults, in time order (JSON lines).
+    const lines = [
+      ...faults.map((f) => ({ ev: "fault", t: f.t0, ...f })),
+      ...entryEvents,
+      ...traffic.map((e) => ({ ...e, t: e.start })),
+    ].sort((a, b) => a.t - b.t);
+    writeFileSync(args.trace, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+    say(`chaos: trace written to ${args.trace}`);
+  }
 
   const report: Record<string, unknown> = {};
   const rows: string[] = [];
@@ -323,10 +386,14 @@ async function main(): Promise<void> {
     const mine = faults.filter((f) => f.kind === kind);
     const mttd: number[] = [];
     const mttr: number[] = [];
+    const connMs: number[] = [];
+    const goneMs = mine.flatMap((f) => (f.goneMs === undefined ? [] : [f.goneMs]));
     let conns = 0;
     let ok = 0;
     let running = 0;
     let broken = 0;
+    /** Broken downloads whose class had a circuit through the faulted relay at the fault. */
+    let brokenThrough = 0;
     for (const f of mine) {
       const end = f.t0 + f.window + SETTLE_MS;
       const detected = entryEvents.find(
@@ -339,6 +406,7 @@ async function main(): Promise<void> {
       const inWindow = traffic.filter((e) => e.ev === "conn" && e.start >= f.t0 && e.start < f.t0 + f.window);
       conns += inWindow.length;
       ok += inWindow.filter((e) => e.ok).length;
+      for (const e of inWindow) if (e.ok) connMs.push(e.end - e.start);
       const hurt = inWindow.filter((e) => !e.ok || e.end - e.start > HURT_MS);
       const lastHurt = Math.max(f.t0, ...hurt.map((e) => e.end));
       const healedAfter = traffic.some(
@@ -347,8 +415,30 @@ async function main(): Promise<void> {
       if (hurt.length === 0) mttr.push(0);
       else if (healedAfter) mttr.push(lastHurt - f.t0);
       const dls = traffic.filter((e) => e.ev === "dl");
-      running += dls.filter((e) => e.start < f.t0 && e.end > f.t0).length;
-      broken += dls.filter((e) => !e.ok && e.start < f.t0 && e.end > f.t0 && e.end < end).length;
+      const runningNow = dls.filter((e) => e.start < f.t0 && e.end > f.t0).length;
+      const brokenDls = dls.filter((e) => !e.ok && e.start < f.t0 && e.end > f.t0 && e.end < end);
+      const brokenNow = brokenDls.length;
+      // A download's class is its SOCKS username ("dl0") as the entry keys it ("3:dl0x").
+      const through = (cls: string) =>
+        [...history.values()].some(
+          (h) =>
+            h.cls === `${cls.length}:${cls}x` &&
+            h.from !== undefined &&
+            h.from <= f.t0 &&
+            (h.until === undefined || h.until > f.t0) &&
+            h.path.includes(f.victim),
+        );
+      brokenThrough += brokenDls.filter((e) => through(e.cls)).length;
+      running += runningNow;
+      broken += brokenNow;
+      // One line per fault, so that a tail can be explained.
+      const how = !detected ? "not detected" : detected.ev === "suspected" ? "suspected" : `circuit ${detected.ev}`;
+      say(
+        `chaos: ${kind} on ${f.victim}: ${how}${detected ? ` after ${detected.t - f.t0} ms` : ""}` +
+          `${f.goneMs === undefined ? "" : ` (process gone after ${f.goneMs} ms)`}; ` +
+          `${inWindow.length - inWindow.filter((e) => e.ok).length}/${inWindow.length} connections failed, ` +
+          `${hurt.length} hurt; downloads broken ${brokenNow}/${runningNow}`,
+      );
     }
     const r2 = (x: number | null) => (x === null ? null : Math.round(x));
     report[kind] = {
@@ -357,17 +447,21 @@ async function main(): Promise<void> {
       recovered: mttr.length,
       mttd_ms: { p50: r2(pct(mttd, 0.5)), p99: r2(pct(mttd, 0.99)) },
       mttr_ms: { p50: r2(pct(mttr, 0.5)), p99: r2(pct(mttr, 0.99)) },
+      conn_ms: { p50: r2(pct(connMs, 0.5)), p99: r2(pct(connMs, 0.99)) },
+      ...(goneMs.length > 0 ? { process_gone_ms: { p50: r2(pct(goneMs, 0.5)), p99: r2(pct(goneMs, 0.99)) } } : {}),
       new_conn_success: conns === 0 ? null : Number((ok / conns).toFixed(4)),
       new_conns: conns,
       downloads_broken: running === 0 ? null : Number((broken / running).toFixed(3)),
       downloads_running: running,
+      downloads_broken_through_faulted_relay: brokenThrough,
     };
     const fmt = (x: number | null) => (x === null ? "—" : String(Math.round(x)));
     rows.push(
       `| ${kind} | ${mine.length} | ${mttd.length}/${mine.length} | ${fmt(pct(mttd, 0.5))} / ${fmt(pct(mttd, 0.99))} | ` +
         `${mttr.length}/${mine.length} | ${fmt(pct(mttr, 0.5))} / ${fmt(pct(mttr, 0.99))} | ` +
         `${conns === 0 ? "—" : ((100 * ok) / conns).toFixed(2)}% of ${conns} | ` +
-        `${running === 0 ? "—" : `${broken}/${running}`} |`,
+        `${fmt(pct(connMs, 0.5))} / ${fmt(pct(connMs, 0.99))} | ` +
+        `${running === 0 ? "—" : `${broken}/${running} (${brokenThrough} through it)`} |`,
     );
   }
   console.log(
@@ -375,11 +469,23 @@ async function main(): Promise<void> {
       `SOCKS usernames, ${DOWNLOADS} long downloads; faults ${kinds.join(", ")} x ${FAULTS}\n`,
   );
   console.log(
-    "| fault | n | detected | MTTD p50 / p99 ms | recovered | MTTR p50 / p99 ms | new connections ok | downloads broken |",
+    "| fault | n | detected | MTTD p50 / p99 ms | recovered | MTTR p50 / p99 ms | new connections ok | connection ms p50 / p99 | downloads broken |",
   );
-  console.log("| --- | --: | --: | --: | --: | --: | --: | --: |");
+  console.log("| --- | --: | --: | --: | --: | --: | --: | --: | --: |");
   for (const row of rows) console.log(row);
-  if (args.json) console.log(JSON.stringify({ mode, why, relays: RELAYS, faults: report }));
+  for (const kind of kinds) {
+    const gone = (report[kind] as { process_gone_ms?: { p50: number; p99: number } }).process_gone_ms;
+    if (gone)
+      console.log(
+        `\n${kind}: the harness saw the killed process exit after ${gone.p50} / ${gone.p99} ms (p50 / p99): ` +
+          "its sockets close only once the kernel has freed its memory, so no peer can see a crash sooner",
+      );
+  }
+  console.log(`\nentry CPU: ${(100 * entryCpu).toFixed(1)}% of a core over the fault phase`);
+  if (args.json)
+    console.log(
+      JSON.stringify({ mode, why, relays: RELAYS, entry_cpu_share: Number(entryCpu.toFixed(3)), faults: report }),
+    );
 }
 
 main().then(

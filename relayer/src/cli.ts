@@ -6,7 +6,13 @@
  *             [--allow-private-targets]
  *             [--name r1] [--region DE] [--descriptor-out dir/r1.json] [--creates-per-second 200]
  *             [--metrics [host:]port]
- *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3] [--metrics [host:]port]
+ *             [--directory dir]                       EXTEND only to the relays these descriptors name
+ *             [--bootstrap url]... --deployment d.json --signer-key k --operator 0x… [--trust 0xsigner[:0xoperator]]...
+ *                                                     publish a signed descriptor, know relays from there
+ *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3] [--knowledge mesh.sqlite] [--metrics [host:]port]
+ *             [--diversity-prefix on|off] [--bootstrap url... --deployment d.json --trust 0xsigner...]
+ *   x0t bootstrap --listen 127.0.0.1:7000 --deployment d.json --trust 0xsigner[:0xoperator]... [--peer url]...
+ *                                       a bootstrap node: keeps and hands out signed relay descriptors
  *   x0t node start --config node.json   an entry, relay or exit from a config file (node/config.ts),
  *                                       paid or not; `x0t node schema` prints its JSON Schema
  *   x0t keys  --keys relay.key          prints the keysHash to register on-chain
@@ -23,6 +29,9 @@ import type { Logger } from "./log.ts";
 import { ConfigError, loadNodeConfig, nodeConfigJsonSchema, parseEndpoint, parseNodeConfig } from "./node/config.ts";
 import { loadOrCreateKeys } from "./node/keyfile.ts";
 import { startNode } from "./node/run.ts";
+import { domainOf } from "./node/run-mesh.ts";
+import { startBootstrapNode } from "./node/bootstrap.ts";
+import { type Address, isAddress } from "viem";
 import { ACCOUNT_COMMANDS, runAccountCommand } from "./cli/account.ts";
 import { runTreasuryCommand } from "./cli/treasury.ts";
 
@@ -61,6 +70,12 @@ async function relay(argv: string[], log: Logger): Promise<void> {
       "advertise-host": { type: "string" },
       "creates-per-second": { type: "string" },
       metrics: { type: "string" },
+      directory: { type: "string" },
+      bootstrap: { type: "string", multiple: true },
+      trust: { type: "string", multiple: true },
+      "signer-key": { type: "string" },
+      operator: { type: "string" },
+      deployment: { type: "string" },
     },
   });
   if (!values.keys) throw new UsageError("--keys: path of the relay's key file is required (created if missing)");
@@ -83,8 +98,20 @@ async function relay(argv: string[], log: Logger): Promise<void> {
         advertiseHost: values["advertise-host"],
         descriptorOut: values["descriptor-out"],
         createsPerSecond,
+        ...(values.directory || values.bootstrap
+          ? {
+              mesh: {
+                directory: values.directory,
+                bootstrap: values.bootstrap,
+                trust: trustFlags(values.trust),
+                signerKey: values["signer-key"],
+                operator: values.operator,
+              },
+            }
+          : {}),
       },
       metrics: values.metrics,
+      ...(values.deployment ? { chain: { deployment: values.deployment } } : {}),
       ...(values.exit
         ? {
             exit: {
@@ -109,19 +136,35 @@ async function entry(argv: string[], log: Logger): Promise<void> {
       directory: { type: "string" },
       hops: { type: "string", default: "3" },
       metrics: { type: "string" },
+      knowledge: { type: "string" },
+      "diversity-prefix": { type: "string" },
+      bootstrap: { type: "string", multiple: true },
+      trust: { type: "string", multiple: true },
+      deployment: { type: "string" },
     },
   });
-  if (!values.directory) throw new UsageError("--directory: folder of relay descriptors (*.json) is required");
+  if (!values.directory && !values.bootstrap)
+    throw new UsageError("--directory: folder of relay descriptors (*.json) is required (or --bootstrap)");
+  const prefix = values["diversity-prefix"];
+  if (prefix !== undefined && prefix !== "on" && prefix !== "off")
+    throw new UsageError(`--diversity-prefix: expected on or off, got "${prefix}"`);
   const hops = Number(values.hops);
   if (!Number.isInteger(hops) || hops < 1 || hops > 5)
     throw new UsageError(`--hops: expected 1..5, got "${values.hops}"`);
   parseEndpoint("--socks", values.socks);
+  const mesh = {
+    knowledge: values.knowledge,
+    bootstrap: values.bootstrap,
+    trust: trustFlags(values.trust),
+    ...(prefix ? { diversity: { prefix: prefix === "on" } } : {}),
+  };
   const node = await startNode(
     parseNodeConfig(
       {
         role: "entry",
-        entry: { socks: values.socks, directory: values.directory, hops },
+        entry: { socks: values.socks, directory: values.directory, hops, mesh },
         metrics: values.metrics,
+        ...(values.deployment ? { chain: { deployment: values.deployment } } : {}),
       },
       "flags",
     ),
@@ -147,6 +190,47 @@ async function nodeCommand(argv: string[], log: Logger): Promise<void> {
   onShutdown(nodeLog, () => node.close());
 }
 
+/** `--trust 0xsigner[:0xoperator]` flags → the config's trust list (the schema checks the addresses). */
+function trustFlags(values: string[] | undefined): { signer: string; operator?: string }[] | undefined {
+  return values?.map((v) => {
+    const [signer = "", operator] = v.split(":");
+    return operator === undefined ? { signer } : { signer, operator };
+  });
+}
+
+/** `x0t bootstrap`: a bootstrap node for signed relay descriptors (node/bootstrap.ts). */
+async function bootstrapCommand(argv: string[], log: Logger): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      listen: { type: "string", default: "127.0.0.1:7000" },
+      deployment: { type: "string" },
+      trust: { type: "string", multiple: true },
+      peer: { type: "string", multiple: true },
+    },
+  });
+  if (!values.deployment)
+    throw new UsageError("--deployment: the deployment file is required (descriptors are signed for its registry)");
+  const trust = trustFlags(values.trust) ?? [];
+  if (trust.length === 0) throw new UsageError("--trust: list at least one signer whose descriptors to keep");
+  for (const [i, t] of trust.entries())
+    for (const [what, value] of Object.entries(t))
+      if (!isAddress(value)) throw new UsageError(`--trust (${i + 1}): ${what} "${value}" is not an address`);
+  for (const peer of values.peer ?? [])
+    if (!URL.canParse(peer)) throw new UsageError(`--peer: expected a URL, got "${peer}"`);
+  const { host, port } = parseEndpoint("--listen", values.listen);
+  const node = await startBootstrapNode({
+    host,
+    port,
+    domain: domainOf({ deployment: values.deployment }, "x0t bootstrap", "--deployment"),
+    trust: trust as { signer: Address; operator?: Address }[],
+    peers: values.peer ?? [],
+    logger: log,
+  });
+  onShutdown(log, () => node.close());
+}
+
 function keysCommand(argv: string[]): void {
   const { values } = parseArgs({ args: argv, strict: true, options: { keys: { type: "string" } } });
   if (!values.keys) throw new UsageError("--keys: path of the key file is required");
@@ -163,11 +247,12 @@ export async function main(argv: string[]): Promise<number> {
     else if (command === "entry") await entry(rest, log);
     else if (command === "node") await nodeCommand(rest, log);
     else if (command === "keys") keysCommand(rest);
+    else if (command === "bootstrap") await bootstrapCommand(rest, log);
     else if (command === "treasury") return await runTreasuryCommand(rest);
     else if ((ACCOUNT_COMMANDS as readonly string[]).includes(command ?? "")) return await runAccountCommand(argv);
     else
       throw new UsageError(
-        `usage: x0t node|relay|entry|keys|treasury|${ACCOUNT_COMMANDS.join("|")} [options]  (got "${command ?? ""}")`,
+        `usage: x0t node|relay|entry|bootstrap|keys|treasury|${ACCOUNT_COMMANDS.join("|")} [options]  (got "${command ?? ""}")`,
       );
     return 0;
   } catch (error) {

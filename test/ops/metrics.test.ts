@@ -12,6 +12,7 @@ import {
   metricsListen,
   startMetricsServer,
 } from "../../relayer/src/metrics/index.ts";
+import { Counters } from "../../relayer/src/mesh/counters.ts";
 
 /** The value of one sample line `name{labels} value` in Prometheus text, or undefined. */
 function sample(text: string, series: string): number | undefined {
@@ -89,6 +90,31 @@ describe("node metrics over HTTP", () => {
     assert.equal(sample(text, 'x0t_circuit_build_duration_seconds_count{hops="3"}'), 2);
     assert.equal(sample(text, 'x0t_circuit_build_duration_seconds_bucket{le="0.05",hops="3"}'), 2);
     assert.ok((sample(text, "process_resident_memory_bytes") ?? 0) > 0, "process metrics are there");
+  });
+
+  it("mirrors the mesh's counters (decisions, beacons, probes, link failures, descriptor drops) in closed label sets", async () => {
+    const metrics = createMetrics({ nodeId: "entry", role: "entry", defaultMetrics: false });
+    const counters = new Counters((name, labels, by) => metrics.mesh(name, labels, by));
+    const zero = await metrics.registry.metrics();
+    assert.equal(sample(zero, 'x0t_mesh_decisions_total{action="promote-standby"}'), 0, "series exist at zero");
+    counters.inc("mesh_decisions", { action: "promote-standby" });
+    counters.inc("mesh_decisions", { action: "retry-stream" }, 2);
+    counters.inc("mesh_decisions", { action: "something-new" });
+    counters.inc("mesh_beacons_sent", {}, 6);
+    counters.inc("mesh_beacons_lost");
+    counters.inc("mesh_probes_sent");
+    counters.inc("mesh_link_failures", { kind: "closed" });
+    counters.inc("mesh_descriptors_dropped", { reason: "unknown-signer" }, 3);
+    counters.inc("mesh_unheard_of"); // ignored
+    const text = await metrics.registry.metrics();
+    assert.equal(sample(text, 'x0t_mesh_decisions_total{action="promote-standby"}'), 1);
+    assert.equal(sample(text, 'x0t_mesh_decisions_total{action="retry-stream"}'), 2);
+    assert.equal(sample(text, 'x0t_mesh_decisions_total{action="other"}'), 1, "an unknown action is 'other'");
+    assert.equal(sample(text, 'x0t_mesh_beacons_total{outcome="sent"}'), 6);
+    assert.equal(sample(text, 'x0t_mesh_beacons_total{outcome="lost"}'), 1);
+    assert.equal(sample(text, 'x0t_mesh_probes_total{outcome="sent"}'), 1);
+    assert.equal(sample(text, 'x0t_mesh_link_failures_total{kind="closed"}'), 1);
+    assert.equal(sample(text, 'x0t_mesh_descriptors_dropped_total{reason="unknown-signer"}'), 3);
   });
 
   it("answers only GET/HEAD /metrics; registries are independent", async () => {

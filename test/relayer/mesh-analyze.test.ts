@@ -4,10 +4,12 @@ import { describe, it } from "node:test";
 import {
   analyzeHop,
   type Baseline,
+  DEFAULT_ANALYZE,
   frozenThresholdMs,
   type HopObservation,
   keepRecent,
 } from "../../relayer/src/mesh/analyze.ts";
+import { judgeCircuits, type JudgedCircuit } from "../../relayer/src/mesh/judge.ts";
 
 const baseline: Baseline = { rttMs: 20, jitterMs: 2, loss: 0 };
 
@@ -82,6 +84,11 @@ describe("mesh analyze", () => {
       "ok",
       "25 ms more than the baseline is below spikeMinMs",
     );
+    assert.equal(
+      analyzeHop(spiking, { rttMs: 20, jitterMs: 30, loss: 0 }, 20 * 500).state,
+      "ok",
+      "100 ms more is within four times the jitter of a hop that always varies this much",
+    );
   });
 
   it("loss shows as late echoes (TCP retransmits) above the baseline's own loss", () => {
@@ -106,10 +113,78 @@ describe("mesh analyze", () => {
     );
   });
 
+  it("traffic heard after a beacon left answers for it: a busy hop whose echo waits in a queue is not frozen", () => {
+    // Beacon 11 (t = 5.0 s) has no echo yet, but data from the hop arrived at 5.1 s.
+    const obs: HopObservation[] = [...beacons(11, (i) => (i < 10 ? 20 : undefined)), { kind: "heard", at: 5_100 }];
+    assert.equal(analyzeHop(obs, baseline, 6_000).state, "ok");
+    // Heard before the beacon left proves nothing about it: silence since then is a freeze.
+    const before: HopObservation[] = [
+      ...beacons(10, () => 20),
+      { kind: "heard", at: 4_990 },
+      { kind: "beacon", seq: 11, at: 5_000 },
+    ];
+    assert.equal(analyzeHop(before, baseline, 5_300).state, "frozen");
+    // A beacon answered for by traffic and never echoed is not counted as lost either.
+    const busy: HopObservation[] = [];
+    for (let i = 0; i < 20; i++) {
+      busy.push({ kind: "beacon", seq: i + 1, at: i * 500 }, { kind: "heard", at: i * 500 + 10 });
+    }
+    assert.equal(analyzeHop(busy, baseline, 10_500).state, "ok");
+  });
+
   it("keeps a bounded window of observations", () => {
     const obs = beacons(200, () => 20);
     const kept = keepRecent(obs, 64);
     assert.equal(kept.length, 64);
     assert.deepEqual(kept.at(-1), obs.at(-1));
+  });
+});
+
+describe("mesh judge: circuits together", () => {
+  const base = (rtt: number) => () => ({ rttMs: rtt, jitterMs: 1, loss: 0 });
+  /** A circuit whose hop k's beacons echo after rtt(k) (undefined: silent from 5 s on). */
+  const circuit = (nodes: string[], rtt: (hop: number) => number | undefined): JudgedCircuit => ({
+    nodes,
+    pausedFrom: nodes.length,
+    observations: (hop) =>
+      beacons(20, (i) => {
+        const r = rtt(hop);
+        return r === undefined && i >= 10 ? undefined : (r ?? 5 * (hop + 1));
+      }),
+  });
+
+  it("blames the first silent hop of a circuit, not the hops behind it, and stops beaconing those", () => {
+    const j = judgeCircuits(
+      [circuit(["a", "b", "c"], (hop) => (hop >= 1 ? undefined : 5))],
+      base(5),
+      10_000,
+      DEFAULT_ANALYZE,
+    );
+    assert.deepEqual([...j.verdicts.keys()], ["b"]);
+    assert.equal(j.verdicts.get("b")!.state, "dead");
+    assert.deepEqual(j.silentFrom, [2], "c is not beaconed while b is silent");
+    assert.ok(!j.seen.has("c"));
+  });
+
+  it("a spike counts only when the relay stands out from the others measured now", () => {
+    // Every hop 4x its baseline (a busy machine): nobody spikes.
+    const busy = ["a", "b", "c", "d"].map((n) => circuit([n], () => 80));
+    assert.equal(judgeCircuits(busy, base(20), 10_000, DEFAULT_ANALYZE).verdicts.size, 0);
+    // One hop 10x while the rest answer as usual: that one.
+    const one = [...["a", "b", "c"].map((n) => circuit([n], () => 20)), circuit(["d"], () => 200)];
+    const j = judgeCircuits(one, base(20), 10_000, DEFAULT_ANALYZE);
+    assert.deepEqual(
+      [...j.verdicts].map(([n, v]) => [n, v.state]),
+      [["d", "spike"]],
+    );
+  });
+
+  it("many relays silent at once is the entry's stall, said as such", () => {
+    const all = ["a", "b", "c", "d"].map((n) => circuit([n], (hop) => (n === "d" ? 5 : hop === 0 ? undefined : 5)));
+    const j = judgeCircuits(all, base(5), 10_000, DEFAULT_ANALYZE);
+    assert.equal(j.verdicts.size, 3);
+    assert.equal(j.silentStall, true);
+    const single = judgeCircuits(all.slice(2), base(5), 10_000, DEFAULT_ANALYZE);
+    assert.equal(single.silentStall, false, "one silent relay of two is that relay");
   });
 });

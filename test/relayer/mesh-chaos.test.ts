@@ -1,7 +1,8 @@
 /**
  * A short run of the chaos harness (bench/chaos.ts): 12 relay processes, one crash and one freeze
- * under steady traffic. It asserts behaviour, not timings: the harness says which mode ran, the
- * crash is detected, connections keep succeeding, and no process it started is left behind.
+ * under steady traffic, against the mesh-driven entry. It asserts behaviour, not timings: the
+ * harness says which mode ran, the crash is noticed (its sockets close) and so is the freeze (only
+ * the beacons can tell), connections keep succeeding, and no process it started is left behind.
  */
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
@@ -49,6 +50,8 @@ describe("chaos harness (short)", () => {
     assert.equal(crash.n, 1);
     assert.equal(crash.detected, 1, "a crashed relay on a circuit is noticed (its sockets close)");
     assert.ok(crash.mttd_ms.p50 !== null);
+    const freeze = report.faults.freeze as KindReport;
+    assert.equal(freeze.detected, 1, "a frozen relay is noticed while it is frozen (beacons)");
     for (const kind of ["crash", "freeze"]) {
       const k = report.faults[kind] as KindReport;
       assert.ok(k.new_conns > 0, `${kind}: connections were attempted during the fault`);

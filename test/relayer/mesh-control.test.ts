@@ -88,6 +88,66 @@ describe("mesh monitor", () => {
   });
 });
 
+describe("mesh monitor: traffic, pace and per-hop round trips", () => {
+  it("a busy link is not beaconed; once quiet for quietMs it is asked at once", () => {
+    const c = clock();
+    const sent: number[] = [];
+    const m = new Monitor({ now: c.now, effects: { sendBeacon: () => sent.push(c.now()), sendProbe: () => {} } });
+    m.linkInUse("L", "r");
+    for (let t = 0; t <= 3_000; t += 10) {
+      if (t > 0 && t < 2_000 && t % 100 === 0) m.heard("L"); // data every 100 ms until 2 s
+      m.tick();
+      c.advance(10);
+    }
+    assert.equal(sent[0], 0, "the first beacon goes at once");
+    assert.deepEqual(
+      sent.filter((t) => t > 0 && t < 2_000),
+      [],
+      "no beacon while traffic proves the hop alive",
+    );
+    assert.equal(sent[1], 1_900 + 250, "asked 250 ms after the last cell");
+    assert.equal(sent[2], 1_900 + 250 + 500, "then every 500 ms");
+    const obs = m.observations("L");
+    assert.equal(obs.filter((o) => o.kind === "heard").length, 1, "consecutive heard observations coalesce");
+  });
+
+  it("paces a link (idle paid circuits) and takes a sooner pace at once", () => {
+    const c = clock();
+    const sent: number[] = [];
+    const m = new Monitor({ now: c.now, effects: { sendBeacon: () => sent.push(c.now()), sendProbe: () => {} } });
+    m.linkInUse("L", "r", 30_000);
+    for (let t = 0; t < 65_000; t += 50) {
+      if (t === 40_000) m.pace("L", 500);
+      m.tick();
+      c.advance(50);
+    }
+    assert.deepEqual(sent.slice(0, 3), [0, 30_000, 40_000]);
+    assert.equal(sent[3], 40_500);
+  });
+
+  it("records the node's own share of a beacon's round trip in Knowledge", () => {
+    const c = clock();
+    const k = new Knowledge(":memory:");
+    const seqs = new Map<string, number>();
+    const m: Monitor = new Monitor({
+      now: c.now,
+      knowledge: k,
+      effects: { sendBeacon: (l, seq) => seqs.set(l, seq), sendProbe: () => {} },
+      rttOf: (link, rtt): number => (link === "C/1" ? rtt - (m.rtt("C/0") ?? 0) : rtt),
+    });
+    m.linkInUse("C/0", "first");
+    m.linkInUse("C/1", "second");
+    m.tick();
+    c.advance(10);
+    m.echo("C/0", seqs.get("C/0")!);
+    c.advance(15);
+    m.echo("C/1", seqs.get("C/1")!);
+    assert.equal(m.rtt("C/1"), 25);
+    assert.equal(k.stats("first").rttMs, 10);
+    assert.equal(k.stats("second").rttMs, 15, "25 ms to the second hop, 10 of them to the first");
+  });
+});
+
 describe("mesh execute", () => {
   const circuits: CircuitView[] = [
     { id: "A1", isolation: "a", path: ["r1", "r2", "r3"], role: "active", pendingStreams: ["s1", "s2"] },
@@ -97,13 +157,14 @@ describe("mesh execute", () => {
     { id: "C2", isolation: "c", path: ["r1", "r2", "r6"], role: "standby", pendingStreams: [] },
   ];
 
-  it("a frozen hop: standby promoted, pending streams retried, circuit closed, new standby built", () => {
+  it("a frozen hop: standby promoted, pending streams retried, circuit retired, new standby built", () => {
     const d = decide("r2", { state: "frozen", reason: "no echo" }, circuits);
     const a = d.filter((x) => "isolation" in x && x.isolation === "a").map((x) => x.action);
     assert.deepEqual(d[0], { action: "suspect", node: "r2", ms: 600_000, why: "frozen: no echo" });
-    const closeA1 = d.findIndex((x) => x.action === "close" && x.circuit === "A1");
+    const retireA1 = d.findIndex((x) => x.action === "retire" && x.circuit === "A1");
     const lastRetryA = d.findLastIndex((x) => x.action === "retry-stream" && x.from === "A1");
-    assert.ok(closeA1 > lastRetryA && lastRetryA > 0, "pending streams are moved before the circuit closes");
+    assert.ok(retireA1 > lastRetryA && lastRetryA > 0, "pending streams are moved before the circuit is retired");
+    assert.ok(!d.some((x) => x.action === "close" && x.circuit === "A1"), "a stall may end: its streams are kept");
     assert.deepEqual(a, ["promote-standby", "retry-stream", "retry-stream", "rebuild"]);
     const rebuildA = d.find((x) => x.action === "rebuild" && x.isolation === "a");
     assert.ok(rebuildA && rebuildA.action === "rebuild" && rebuildA.role === "standby" && rebuildA.background);
@@ -116,13 +177,33 @@ describe("mesh execute", () => {
     const b = d
       .filter((x) => JSON.stringify(x).includes('"b"') || JSON.stringify(x).includes("B1"))
       .map((x) => x.action);
-    assert.deepEqual(b, ["rebuild", "retry-stream", "close", "rebuild"]);
+    assert.deepEqual(b, ["rebuild", "retry-stream", "retire", "rebuild"]);
     // Class c's active circuit does not use r2, its standby does: only the standby is replaced.
     const cc = d
       .filter((x) => JSON.stringify(x).includes('"c"') || JSON.stringify(x).includes("C"))
       .map((x) => x.action);
     assert.deepEqual(cc, ["close", "rebuild"]);
     assert.ok(!d.some((x) => x.action === "close" && x.circuit === "C1"));
+  });
+
+  it("a dead hop closes its circuits, retired ones too, after moving their pending streams", () => {
+    const withRetired: CircuitView[] = [
+      ...circuits,
+      { id: "A0", isolation: "a", path: ["r9", "r2", "r8"], role: "retired", pendingStreams: ["s0"] },
+    ];
+    const d = decide("r2", { state: "dead", reason: "6 beacons unanswered" }, withRetired);
+    for (const id of ["A0", "A1", "B1", "C2"])
+      assert.ok(
+        d.some((x) => x.action === "close" && x.circuit === id),
+        id,
+      );
+    const retryS0 = d.findIndex((x) => x.action === "retry-stream" && x.stream === "s0");
+    assert.ok(retryS0 > 0 && retryS0 < d.findIndex((x) => x.action === "close" && x.circuit === "A0"));
+    assert.ok(!d.some((x) => x.action === "retire"));
+    // A frozen hop leaves a retired circuit as it is, but still moves its pending streams.
+    const f = decide("r2", { state: "frozen", reason: "no echo" }, withRetired);
+    assert.ok(!f.some((x) => "circuit" in x && x.circuit === "A0" && x.action !== "promote-standby"));
+    assert.ok(f.some((x) => x.action === "retry-stream" && x.stream === "s0"));
   });
 
   it("a latency spike retires circuits (running streams finish) and suspects the node for less long", () => {

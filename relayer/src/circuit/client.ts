@@ -51,10 +51,17 @@ export class CircuitError extends Error {
   readonly reason: DestroyReason;
   /** During a build: the 0-based hop that did not answer or could not be reached, if known. */
   readonly hop: number | undefined;
-  constructor(reason: DestroyReason, message: string, options?: { cause?: unknown; hop?: number }) {
+  /** EXTEND_FAILED's reason (a StreamReason) when the hop before refused to extend. */
+  readonly extendReason: number | undefined;
+  constructor(
+    reason: DestroyReason,
+    message: string,
+    options?: { cause?: unknown; hop?: number; extendReason?: number },
+  ) {
     super(message, options);
     this.reason = reason;
     this.hop = options?.hop;
+    this.extendReason = options?.extendReason;
   }
 }
 
@@ -92,6 +99,18 @@ export class ClientCircuit implements CircuitEndpoint {
   /** Outstanding liveness probe. */
   private probing: Probe | undefined;
   private probeCount = 0;
+  /**
+   * Mesh beacons (mesh/monitor.ts): PROBED answers to `beacon` go here with the hop that sent them.
+   * Beacon nonces have the top bit set; `probe` nonces never do.
+   */
+  onBeaconEcho: ((hop: number, nonce: Buffer) => void) | undefined;
+  /**
+   * Stream cells (BEGIN, CONNECTED, DATA, END, SENDME) received from and sent to the exit: the mesh
+   * reads them as liveness (traffic from the exit proves every hop alive) and activity. Control
+   * cells (beacons, receipts) are not counted, so that they cannot keep a circuit looking busy.
+   */
+  streamCellsIn = 0;
+  streamCellsOut = 0;
   /** Set once this circuit must take no new streams (a stream open timed out, a hop is silent). */
   private retiredFlag = false;
   private nextStreamId = 1;
@@ -155,7 +174,7 @@ export class ClientCircuit implements CircuitEndpoint {
       const hop = circuit.hops.length; // the hop being added when the build stopped
       circuit.fail(
         error instanceof CircuitError
-          ? new CircuitError(error.reason, error.message, { cause: error.cause, hop })
+          ? new CircuitError(error.reason, error.message, { cause: error.cause, hop, extendReason: error.extendReason })
           : new CircuitError(reason, `circuit build failed: ${(error as Error).message}`, { cause: error, hop }),
       );
       throw circuit.error;
@@ -205,6 +224,22 @@ export class ClientCircuit implements CircuitEndpoint {
     });
   }
 
+  /**
+   * Sends a beacon to hop `hop`: a PROBE carrying `nonce` (8 bytes, top bit set), which that hop
+   * answers for itself; the answer goes to `onBeaconEcho`. False if the circuit is closed.
+   */
+  beacon(hop: number, nonce: Buffer): boolean {
+    if (this.error || hop < 0 || hop >= this.hops.length) return false;
+    if (nonce.length !== PROBE_MAX_BYTES || (nonce[0] as number) < 0x80) throw new RangeError("beacon nonce");
+    this.sendTo(hop, RelayCommand.probe, 0, [nonce]);
+    return true;
+  }
+
+  /** Streams opened and not yet answered by the exit. */
+  get openingCount(): number {
+    return this.opening.size;
+  }
+
   get streamCount(): number {
     return this.streams.size;
   }
@@ -219,7 +254,10 @@ export class ClientCircuit implements CircuitEndpoint {
     if (this.error) return Promise.reject(new StreamOpenError(StreamReason.generalFailure, this.error.message));
     const streamId = this.allocateStreamId();
     const stream = new CircuitStream(streamId, {
-      send: (command, id, parts) => this.sendTo(this.hops.length - 1, command, id, parts),
+      send: (command, id, parts) => {
+        this.streamCellsOut++;
+        return this.sendTo(this.hops.length - 1, command, id, parts);
+      },
       whenWritable: (callback) => this.mux.link.onceDrained(callback),
       release: (id, peerEnded) => {
         if (this.streams.get(id) !== stream) return;
@@ -249,6 +287,7 @@ export class ClientCircuit implements CircuitEndpoint {
           reject(error);
         },
       });
+      this.streamCellsOut++;
       this.sendTo(this.hops.length - 1, RelayCommand.begin, streamId, [encodeTarget(target)]);
     });
   }
@@ -290,6 +329,7 @@ export class ClientCircuit implements CircuitEndpoint {
     this.fail(
       new CircuitError(DestroyReason.linkClosed, `link to the first hop closed${error ? `: ${error.message}` : ""}`, {
         cause: error,
+        hop: 0,
       }),
     );
   }
@@ -309,10 +349,15 @@ export class ClientCircuit implements CircuitEndpoint {
           new CircuitError(
             DestroyReason.connectFailed,
             `hop ${hop + 1} could not extend (reason ${message.data[0] ?? 1})`,
+            {
+              extendReason: message.data[0] ?? 1,
+            },
           ),
         );
       }
       case RelayCommand.probed: {
+        if (message.data.length === PROBE_MAX_BYTES && (message.data[0] as number) >= 0x80)
+          return this.onBeaconEcho?.(hop, message.data);
         // A late answer (after the probe gave up) is not a violation: ignore it.
         const probing = this.probing;
         if (!probing || !message.data.equals(probing.nonce)) return;
@@ -339,6 +384,7 @@ export class ClientCircuit implements CircuitEndpoint {
       case RelayCommand.end:
       case RelayCommand.sendme: {
         if (hop !== last) throw new ProtocolError("stream message from a middle hop");
+        this.streamCellsIn++;
         const opening = this.opening.get(message.streamId);
         const stream = this.streams.get(message.streamId);
         if (opening) {

@@ -112,6 +112,11 @@ export interface RelayCoreOptions {
    * a hello that fails is answered like a bad receipt. Without it, hellos are taken on trust (tests).
    */
   checkPayHello?: (binding: Buffer, hello: PayHello) => Promise<boolean>;
+  /**
+   * Whether an EXTEND may go to this endpoint with these keys (mesh/known-relays.ts: the relays this
+   * relay knows from its directory, bootstrap nodes or the registry). Unset: any relay a client names.
+   */
+  isKnownRelay?: (host: string, port: number, keysHash: Uint8Array) => boolean;
 }
 
 /** UPTIME cells a link may push in a burst, and how often it earns another (an honest attester sends one per epoch). */
@@ -586,6 +591,14 @@ class RelayCircuit {
     if (this.next || this.extending) throw new ProtocolError("EXTEND on a circuit that already goes on");
     const req = decodeExtend(data, { x25519: X25519_PUBLIC_BYTES, mlkem: MLKEM768_PUBLIC_BYTES, hello: HELLO_BYTES });
     const relay = { x25519: req.x25519, mlkem: req.mlkem, keysHash: keysHashOf(req.x25519, req.mlkem) };
+    const known = this.core.options.isKnownRelay;
+    if (known && !known(req.host, req.port, relay.keysHash)) {
+      // Not a relay this one knows: no connection is even attempted (no port probing through us).
+      this.core.logger.info("extend refused: not a known relay");
+      this.core.logger.debug("extend refused", { host: req.host, port: req.port });
+      this.sendBackward(RelayCommand.extendFailed, 0, [Buffer.of(StreamReason.notAllowed)]);
+      return;
+    }
     this.extending = true;
     const fail = (reason: StreamReason, why: string) => {
       this.extending = false;

@@ -10,12 +10,15 @@
  *   came back late (beyond the threshold) or not at all. Beacons ride TCP, so loss shows as late
  *   echoes (retransmissions), not missing ones;
  * - spike: the median of the last `spikeSamples` round trips exceeds the baseline by `spikeFactor`
- *   and by at least `spikeMinMs`.
+ *   and by at least `spikeMinMs` and four times the node's jitter (a hop whose round trips always
+ *   vary a lot is not spiking when they do).
  */
 
 export type HopObservation =
   | { kind: "beacon"; seq: number; at: number }
   | { kind: "echo"; seq: number; at: number }
+  /** Traffic from the hop (or beyond it) arrived: it was alive then. */
+  | { kind: "heard"; at: number }
   | { kind: "closed"; at: number }
   | { kind: "cell-error"; at: number };
 
@@ -58,7 +61,9 @@ export interface HopVerdict {
   reason: string;
   /** When the condition began (ms): the close, or the send time of the first unanswered beacon. */
   since?: number;
+  /** The recent round trip: the median of the last `spikeSamples` echoes. */
   rttMs?: number;
+  /** The share of the last `lossWindow` judged beacons that came back late or not at all. */
   loss?: number;
 }
 
@@ -84,10 +89,12 @@ export function analyzeHop(
 ): HopVerdict {
   const sent = new Map<number, number>();
   const rtts = new Map<number, number>();
+  let heard = -Infinity;
   for (const o of observations) {
     if (o.kind === "closed" || o.kind === "cell-error")
       return { state: "dead", reason: o.kind === "closed" ? "link closed" : "cell failed its checks", since: o.at };
-    if (o.kind === "beacon") sent.set(o.seq, o.at);
+    if (o.kind === "heard") heard = Math.max(heard, o.at);
+    else if (o.kind === "beacon") sent.set(o.seq, o.at);
     else {
       const at = sent.get(o.seq);
       if (at !== undefined && !rtts.has(o.seq)) rtts.set(o.seq, o.at - at);
@@ -97,10 +104,11 @@ export function analyzeHop(
   const beacons = [...sent].sort((a, b) => a[0] - b[0]);
 
   // Unanswered beacons at the tail, oldest first: the hop has said nothing since the first of them.
+  // Traffic heard after a beacon left answers for it (the echo may wait behind that traffic).
   const tail: [number, number][] = [];
   for (let i = beacons.length - 1; i >= 0; i--) {
     const b = beacons[i] as [number, number];
-    if (rtts.has(b[0])) break;
+    if (rtts.has(b[0]) || b[1] < heard) break;
     tail.unshift(b);
   }
   const overdue = tail.filter(([, at]) => now - at > threshold);
@@ -120,10 +128,13 @@ export function analyzeHop(
   }
 
   // Loss: among the last `lossWindow` beacons whose fate is known, the share late or missing.
-  const judged = beacons.filter(([seq, at]) => rtts.has(seq) || now - at > threshold).slice(-options.lossWindow);
+  const judged = beacons
+    .filter(([seq, at]) => rtts.has(seq) || (now - at > threshold && at >= heard))
+    .slice(-options.lossWindow);
+  let loss: number | undefined;
   if (judged.length >= Math.min(options.lossWindow, 10)) {
     const late = judged.filter(([seq]) => (rtts.get(seq) ?? Infinity) > threshold);
-    const loss = late.length / judged.length;
+    loss = late.length / judged.length;
     if (loss > baseline.loss + options.lossThreshold) {
       const firstLate = late[0] as [number, number];
       return {
@@ -137,18 +148,26 @@ export function analyzeHop(
 
   // Spike: recent round trips against the node's own baseline.
   const recent = beacons.filter(([seq]) => rtts.has(seq)).slice(-options.spikeSamples);
-  if (baseline.rttMs !== undefined && recent.length >= options.spikeSamples) {
-    const m = median(recent.map(([seq]) => rtts.get(seq) as number));
-    if (m > baseline.rttMs * options.spikeFactor && m - baseline.rttMs >= options.spikeMinMs)
+  const m = recent.length > 0 ? median(recent.map(([seq]) => rtts.get(seq) as number)) : undefined;
+  if (m !== undefined && baseline.rttMs !== undefined && recent.length >= options.spikeSamples) {
+    if (
+      m > baseline.rttMs * options.spikeFactor &&
+      m - baseline.rttMs >= Math.max(options.spikeMinMs, 4 * baseline.jitterMs)
+    )
       return {
         state: "spike",
         reason: `RTT ${Math.round(m)} ms against a baseline of ${Math.round(baseline.rttMs)} ms`,
         since: (recent[0] as [number, number])[1],
         rttMs: m,
+        ...(loss !== undefined ? { loss } : {}),
       };
   }
-  const last = recent.at(-1);
-  return { state: "ok", reason: "answering", ...(last ? { rttMs: rtts.get(last[0]) } : {}) };
+  return {
+    state: "ok",
+    reason: "answering",
+    ...(m !== undefined ? { rttMs: m } : {}),
+    ...(loss !== undefined ? { loss } : {}),
+  };
 }
 
 /** Keeps at most `max` observations (the newest), so a link's memory is bounded. */

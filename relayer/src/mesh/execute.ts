@@ -7,12 +7,15 @@
  * Dead or frozen hop: the node is suspected (new paths avoid it); every circuit through it is
  * taken out of service: its isolation class moves new streams to its standby at once (or rebuilds
  * in the foreground if it has none), streams that had not connected yet are retried on the class's
- * new circuit (so the SOCKS client sees success), the circuit is closed (streams already carrying
- * data end: a TCP stream through a dead exit cannot be moved), and a new standby is built in the
- * background. A hop with a latency spike or loss is suspected for less long and its circuits are
- * retired (no new streams; running ones finish) in favour of the standby or a rebuild.
+ * new circuit (so the SOCKS client sees success), and a new standby is built in the background. A
+ * frozen hop's circuits are retired (no new streams) but kept: a stall that ends (a pause, a busy
+ * relay) costs the streams on them nothing. A dead hop's circuits, retired ones included, are
+ * closed: their streams already carrying data end, because a TCP stream through a dead exit cannot
+ * be moved. A frozen hop that stays silent becomes dead (analyze.ts: missed beacons in a row). A
+ * hop with a latency spike or loss is suspected for less long and its circuits are retired (no new
+ * streams; running ones finish) in favour of the standby or a rebuild.
  */
-import type { Logger } from "../log.ts";
+import type { LogFields, Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import type { HopVerdict } from "./analyze.ts";
 import { Counters } from "./counters.ts";
@@ -22,7 +25,8 @@ export interface CircuitView {
   isolation: string;
   /** Node names, client side first. */
   path: readonly string[];
-  role: "active" | "standby";
+  /** A retired circuit takes no new streams; its running streams finish. */
+  role: "active" | "standby" | "retired";
   /** Streams that asked to open and have no answer from the exit yet. */
   pendingStreams: readonly string[];
 }
@@ -64,21 +68,23 @@ export function decide(
   options: DecideOptions = {},
 ): Decision[] {
   if (verdict.state === "ok") return [];
-  const failed = verdict.state === "dead" || verdict.state === "frozen";
+  const dead = verdict.state === "dead";
+  const stalled = dead || verdict.state === "frozen";
   const out: Decision[] = [
     {
       action: "suspect",
       node,
-      ms: failed ? (options.deadSuspectMs ?? 600_000) : (options.degradedSuspectMs ?? 120_000),
+      ms: stalled ? (options.deadSuspectMs ?? 600_000) : (options.degradedSuspectMs ?? 120_000),
       why: `${verdict.state}: ${verdict.reason}`,
     },
   ];
   const hit = circuits.filter((c) => c.path.includes(node));
   const classes = new Set(hit.map((c) => c.isolation));
+  const why = `${node} ${verdict.state}`;
   for (const isolation of classes) {
     const mine = circuits.filter((c) => c.isolation === isolation);
-    const active = hit.filter((c) => c.isolation === isolation && c.role === "active");
-    const brokenStandby = hit.filter((c) => c.isolation === isolation && c.role === "standby");
+    const through = (role: CircuitView["role"]) => hit.filter((c) => c.isolation === isolation && c.role === role);
+    const active = through("active");
     const spare = mine.find((c) => c.role === "standby" && !c.path.includes(node));
     const avoid = new Set<string>([node]);
     for (const c of active) {
@@ -88,13 +94,14 @@ export function decide(
       } else {
         out.push({ action: "rebuild", isolation, role: "active", avoid: [node], background: false });
       }
-      if (failed) {
-        for (const stream of c.pendingStreams) out.push({ action: "retry-stream", stream, isolation, from: c.id });
-        out.push({ action: "close", circuit: c.id, why: `${node} ${verdict.state}` });
-      } else {
-        out.push({ action: "retire", circuit: c.id, why: `${node} ${verdict.state}` });
-      }
     }
+    for (const c of [...active, ...through("retired")]) {
+      if (stalled)
+        for (const stream of c.pendingStreams) out.push({ action: "retry-stream", stream, isolation, from: c.id });
+      if (dead) out.push({ action: "close", circuit: c.id, why });
+      else if (c.role === "active") out.push({ action: "retire", circuit: c.id, why });
+    }
+    const brokenStandby = through("standby");
     for (const c of brokenStandby) out.push({ action: "close", circuit: c.id, why: `standby through ${node}` });
     // Whatever happened above, the class needs a standby that avoids the node and its new circuit.
     if (active.length > 0 || brokenStandby.length > 0)
@@ -118,13 +125,13 @@ export class Executor {
   }
 
   /** Decides for `node` and applies the decisions; returns them. */
-  onVerdict(node: string, verdict: HopVerdict, circuits: readonly CircuitView[]): Decision[] {
+  onVerdict(node: string, verdict: HopVerdict, circuits: readonly CircuitView[], context: LogFields = {}): Decision[] {
     const decisions = decide(node, verdict, circuits, this.#options);
-    this.apply(decisions, { node, state: verdict.state });
+    this.apply(decisions, { node, state: verdict.state, ...context });
     return decisions;
   }
 
-  apply(decisions: readonly Decision[], context: { node?: string; state?: string } = {}): void {
+  apply(decisions: readonly Decision[], context: LogFields = {}): void {
     for (const d of decisions) {
       this.counters.inc("mesh_decisions", { action: d.action });
       const { action, ...fields } = d;

@@ -4,6 +4,12 @@
  * latency probe every `probeIntervalMs` (30 s), staggered by a hash of its name so that probes do
  * not all leave at once. Link closes and cell errors are observations too.
  *
+ * Traffic is a beacon too: a cell that came back from the hop (or from beyond it) proves it alive,
+ * so a link that was `heard` within the last `quietMs` is not asked (a busy circuit costs no
+ * beacons, and a beacon stuck behind a queue of data would only measure the queue); once it falls
+ * quiet for `quietMs` it is asked at once. Each link has its own pace (`pace`): the entry beacons
+ * idle paid circuits less often, because every beacon cell is paid for.
+ *
  * Sockets are not here: sending is an injected effect, answers come back as method calls, and the
  * clock is injected, so the schedule is tested tick by tick. `observations(link)` feeds analyze.ts;
  * every answer (or a beacon given up on after `lostAfterMs`) goes to Knowledge.
@@ -35,20 +41,38 @@ export interface MonitorOptions {
   /** The reward epoch of a time (uptime attestations count probes per epoch). */
   epochOf?: (ms: number) => bigint;
   beaconIntervalMs?: number;
+  /** A link heard from within this long is not asked (default half the beacon interval). */
+  quietMs?: number;
   probeIntervalMs?: number;
+  /**
+   * A node first known gets its first latency probe within this (default the probe interval): an
+   * entry that starts knowing nothing measures every relay within seconds, not half a minute.
+   */
+  firstProbeWithinMs?: number;
   /** A beacon or probe unanswered this long counts as lost (default 5 s). */
   lostAfterMs?: number;
   /** Observations kept per link (default 64). */
   maxObservations?: number;
   /** Most outstanding beacons or probes per link or node (default 32). */
   maxOutstanding?: number;
+  /**
+   * The part of a beacon's round trip that belongs to the link's node, for Knowledge (default: all
+   * of it). A beacon to the third hop of a circuit crosses the first two as well: the entry
+   * subtracts the round trip to the hop before.
+   */
+  rttOf?: (link: string, rttMs: number) => number;
   counters?: Counters;
   logger?: Logger;
 }
 
 interface LinkState {
   node: string;
+  intervalMs: number;
   nextBeacon: number;
+  /** When traffic from the hop last arrived (-Infinity: never). */
+  lastHeard: number;
+  /** The last echo's round trip, ms. */
+  lastRttMs: number | undefined;
   seq: number;
   pending: Map<number, number>;
   observations: HopObservation[];
@@ -67,7 +91,13 @@ export function phaseOf(name: string, period: number): number {
 
 export class Monitor {
   readonly counters: Counters;
-  readonly #o: Required<Omit<MonitorOptions, "knowledge" | "epochOf" | "counters" | "logger">>;
+  readonly #o: Required<
+    Omit<MonitorOptions, "knowledge" | "epochOf" | "counters" | "logger" | "rttOf" | "quietMs" | "firstProbeWithinMs">
+  > & {
+    quietMs: number;
+    firstProbeWithinMs: number;
+  };
+  readonly #rttOf: ((link: string, rttMs: number) => number) | undefined;
   readonly #knowledge: KnowledgeSink | undefined;
   readonly #epochOf: ((ms: number) => bigint) | undefined;
   readonly #log: Logger;
@@ -79,21 +109,77 @@ export class Monitor {
       effects: options.effects,
       now: options.now,
       beaconIntervalMs: options.beaconIntervalMs ?? 500,
+      quietMs: options.quietMs ?? (options.beaconIntervalMs ?? 500) / 2,
       probeIntervalMs: options.probeIntervalMs ?? 30_000,
+      firstProbeWithinMs: options.firstProbeWithinMs ?? options.probeIntervalMs ?? 30_000,
       lostAfterMs: options.lostAfterMs ?? 5_000,
       maxObservations: options.maxObservations ?? 64,
       maxOutstanding: options.maxOutstanding ?? 32,
     };
     this.#knowledge = options.knowledge;
     this.#epochOf = options.epochOf;
+    this.#rttOf = options.rttOf;
     this.counters = options.counters ?? new Counters();
     this.#log = options.logger ?? silentLogger;
   }
 
-  /** `link` (to `node`) carries circuits: beacon it from now on (the first beacon goes at once). */
-  linkInUse(link: string, node: string): void {
+  /**
+   * `link` (to `node`) carries circuits: beacon it from now on, every `intervalMs` (default the
+   * beacon interval); the first beacon goes at once.
+   */
+  linkInUse(link: string, node: string, intervalMs = this.#o.beaconIntervalMs): void {
     if (this.#links.has(link)) return;
-    this.#links.set(link, { node, nextBeacon: this.#o.now(), seq: 0, pending: new Map(), observations: [] });
+    this.#links.set(link, {
+      node,
+      intervalMs,
+      nextBeacon: this.#o.now(),
+      lastHeard: -Infinity,
+      lastRttMs: undefined,
+      seq: 0,
+      pending: new Map(),
+      observations: [],
+    });
+  }
+
+  /** Beacons `link` every `intervalMs` from now on; a sooner pace takes effect at once. */
+  pace(link: string, intervalMs: number): void {
+    const l = this.#links.get(link);
+    if (!l || l.intervalMs === intervalMs) return;
+    l.nextBeacon = Math.min(l.nextBeacon, l.nextBeacon - l.intervalMs + intervalMs);
+    l.intervalMs = intervalMs;
+  }
+
+  /**
+   * A cell from the hop on `link` (or from a hop beyond it) arrived: the hop is alive now. Beacons
+   * sent before it no longer count as unanswered, and the link is not asked while it stays busy.
+   */
+  heard(link: string): void {
+    const l = this.#links.get(link);
+    if (!l) return;
+    const at = this.#o.now();
+    l.lastHeard = at;
+    // Consecutive "heard" observations say no more than the last one: keep only that.
+    const last = l.observations.at(-1);
+    if (last?.kind === "heard") l.observations[l.observations.length - 1] = { kind: "heard", at };
+    else l.observations = keepRecent([...l.observations, { kind: "heard", at }], this.#o.maxObservations);
+  }
+
+  /** Forgets what `link` saw (a stall that ended is history): beacons go on from now. */
+  reset(link: string): void {
+    const l = this.#links.get(link);
+    if (!l) return;
+    l.pending.clear();
+    l.observations = [];
+  }
+
+  /**
+   * The next beacon on `link` goes at the next tick. The hops of one circuit are beaconed together
+   * (a hop's silence is told from the silence of the hops before it only if their beacons left
+   * at the same time): after one of them was reset or resumed, the entry puts them back in step.
+   */
+  beaconNow(link: string): void {
+    const l = this.#links.get(link);
+    if (l) l.nextBeacon = Math.min(l.nextBeacon, this.#o.now());
   }
 
   /** `link` carries nothing any more (or closed and was handled): stop beaconing it. */
@@ -109,7 +195,7 @@ export class Monitor {
     for (const name of wanted)
       if (!this.#known.has(name))
         this.#known.set(name, {
-          nextProbe: now + phaseOf(name, this.#o.probeIntervalMs),
+          nextProbe: now + phaseOf(name, Math.min(this.#o.probeIntervalMs, this.#o.firstProbeWithinMs)),
           seq: 0,
           pending: new Map(),
         });
@@ -134,9 +220,9 @@ export class Monitor {
           this.#record(l.node, at, undefined);
           this.counters.inc("mesh_beacons_lost");
         }
-      if (now < l.nextBeacon) continue;
-      // Catch up without bursting: one beacon per tick, the schedule moves from now.
-      l.nextBeacon = Math.max(l.nextBeacon + this.#o.beaconIntervalMs, now + 1);
+      if (now < l.nextBeacon || now < l.lastHeard + this.#o.quietMs) continue;
+      // Keep the phase when on time; after a pause (busy, or a late tick) start again from now.
+      l.nextBeacon = l.nextBeacon + l.intervalMs > now ? l.nextBeacon + l.intervalMs : now + l.intervalMs;
       const seq = ++l.seq;
       if (l.pending.size >= this.#o.maxOutstanding) {
         const oldest = l.pending.keys().next().value as number;
@@ -174,16 +260,25 @@ export class Monitor {
     const now = this.#o.now();
     l.pending.delete(seq);
     l.observations = keepRecent([...l.observations, { kind: "echo", seq, at: now }], this.#o.maxObservations);
-    this.#record(l.node, sent, now - sent);
+    l.lastRttMs = now - sent;
+    this.#record(l.node, sent, this.#rttOf ? Math.max(0, this.#rttOf(link, now - sent)) : now - sent);
   }
 
-  /** `node` answered latency probe `seq`. */
-  probeAnswered(node: string, seq: number): void {
+  /** The round trip of the last beacon `link` echoed, ms (undefined: none yet). */
+  rtt(link: string): number | undefined {
+    return this.#links.get(link)?.lastRttMs;
+  }
+
+  /**
+   * `node` answered latency probe `seq`; `rttMs` overrides the time since it was sent (a probe
+   * that takes two round trips, a TCP connect and a handshake, reports one).
+   */
+  probeAnswered(node: string, seq: number, rttMs?: number): void {
     const p = this.#known.get(node);
     const sent = p?.pending.get(seq);
     if (!p || sent === undefined) return;
     p.pending.delete(seq);
-    this.#record(node, sent, this.#o.now() - sent);
+    this.#record(node, sent, rttMs ?? this.#o.now() - sent);
   }
 
   /** Latency probe `seq` to `node` failed at once (refused, reset): lost, and a failure. */
@@ -218,7 +313,7 @@ export class Monitor {
   /** When `tick()` next has something to send (ms), for a timer that sleeps until then. */
   nextDue(): number {
     let next = Infinity;
-    for (const l of this.#links.values()) next = Math.min(next, l.nextBeacon);
+    for (const l of this.#links.values()) next = Math.min(next, Math.max(l.nextBeacon, l.lastHeard + this.#o.quietMs));
     for (const p of this.#known.values()) next = Math.min(next, p.nextProbe);
     return next;
   }

@@ -32,8 +32,10 @@ export interface PlanOptions {
   hops: number;
   /** Uniform in [0, 1). */
   random: () => number;
-  /** Node names never to use (suspects, the active circuit when planning its standby). */
+  /** Nodes never to use (suspects, the active circuit when planning its standby), by `idOf`. */
   avoid?: ReadonlySet<string>;
+  /** A node's identity for `avoid` (default its name; the entry uses its keys hash). */
+  idOf?: (entry: DirectoryEntry) => string;
   diversity?: Partial<DiversityRules>;
   /** Candidates scoring at least this share of the best are drawn from (default 0.5). */
   goodShare?: number;
@@ -101,7 +103,8 @@ function draw(pool: readonly Candidate[], options: PlanOptions): Candidate | und
 export function planPath(candidates: readonly Candidate[], options: PlanOptions): DirectoryEntry[] {
   const rules: DiversityRules = { region: true, prefix: true, operator: true, ...options.diversity };
   const avoid = options.avoid ?? new Set<string>();
-  const usable = candidates.filter((c) => !avoid.has(c.entry.name) && c.state !== "dead" && c.state !== "frozen");
+  const idOf = options.idOf ?? ((e: DirectoryEntry) => e.name);
+  const usable = candidates.filter((c) => !avoid.has(idOf(c.entry)) && c.state !== "dead" && c.state !== "frozen");
   if (!usable.some((c) => c.entry.exit)) throw new PlanError("no usable exit relay");
   const attempts = options.attempts ?? 16;
   for (let attempt = 0; attempt < attempts; attempt++) {

@@ -42,6 +42,36 @@ export type ErrorKind = (typeof ERROR_KINDS)[number];
 /** Why the entry moved traffic off a circuit or a relay. */
 export const FAILOVER_REASONS = ["build_failed", "circuit_closed", "probe_silent", "stream_retry", "other"] as const;
 export type FailoverReason = (typeof FAILOVER_REASONS)[number];
+/** What the mesh decided (mesh/execute.ts); anything else is "other". */
+export const MESH_ACTIONS = [
+  "suspect",
+  "promote-standby",
+  "rebuild",
+  "retry-stream",
+  "retire",
+  "close",
+  "other",
+] as const;
+export const MESH_LINK_FAILURES = ["closed", "cell-error", "other"] as const;
+/** Why a descriptor was dropped (mesh/descriptor.ts DropReason); anything else is "other". */
+export const DESCRIPTOR_DROP_REASONS = [
+  "malformed",
+  "bad-keys",
+  "not-yet-valid",
+  "expired",
+  "validity-too-long",
+  "bad-signature",
+  "unregistered",
+  "wrong-signer",
+  "keys-mismatch",
+  "endpoint-mismatch",
+  "region-mismatch",
+  "unstaked",
+  "unknown-signer",
+  "trust-unavailable",
+  "stale",
+  "other",
+] as const;
 export const RECEIPT_OUTCOMES = ["accepted", "refused", "submitted"] as const;
 export type ReceiptOutcome = (typeof RECEIPT_OUTCOMES)[number];
 export const BATCH_STATUSES = ["sent", "confirmed", "failed"] as const;
@@ -92,7 +122,18 @@ export interface NodeMetrics {
   readonly batches: Counter<"status">;
   readonly lockRequests: Counter<"outcome">;
   readonly errors: Counter<"kind">;
+  readonly meshDecisions: Counter<"action">;
+  readonly meshBeacons: Counter<"outcome">;
+  readonly meshProbes: Counter<"outcome">;
+  readonly meshLinkFailures: Counter<"kind">;
+  readonly descriptorsDropped: Counter<"reason">;
 
+  /**
+   * Mirrors a mesh counter (mesh/counters.ts `onIncrement`): mesh_decisions{action},
+   * mesh_beacons_sent/lost, mesh_probes_sent/lost, mesh_link_failures{kind},
+   * mesh_descriptors_dropped{reason}. Unknown names are ignored.
+   */
+  mesh(name: string, labels: Record<string, string>, by?: number): void;
   /** Counts one relayed cell of `bytes` payload bytes. */
   cell(direction: Direction, bytes: number): void;
   error(kind: ErrorKind | string): void;
@@ -220,6 +261,42 @@ export function createMetrics(options: MetricsOptions = {}): NodeMetrics {
     labelNames: ["kind"] as const,
     registers,
   });
+  const meshDecisions = new Counter({
+    name: "x0t_mesh_decisions_total",
+    help: "Mesh decisions (suspect a relay, promote a standby, rebuild, retry a stream, retire, close)",
+    labelNames: ["action"] as const,
+    registers,
+  });
+  const meshBeacons = new Counter({
+    name: "x0t_mesh_beacons_total",
+    help: "Beacons to the hops of circuits in use: sent, and lost (unanswered for 5 s)",
+    labelNames: ["outcome"] as const,
+    registers,
+  });
+  const meshProbes = new Counter({
+    name: "x0t_mesh_probes_total",
+    help: "Latency and reachability probes (a link handshake) to relays: sent, and lost",
+    labelNames: ["outcome"] as const,
+    registers,
+  });
+  const meshLinkFailures = new Counter({
+    name: "x0t_mesh_link_failures_total",
+    help: "Links and circuits lost under traffic, by kind (closed, a cell that failed its checks)",
+    labelNames: ["kind"] as const,
+    registers,
+  });
+  const descriptorsDropped = new Counter({
+    name: "x0t_mesh_descriptors_dropped_total",
+    help: "Relay descriptors refused, by reason",
+    labelNames: ["reason"] as const,
+    registers,
+  });
+  for (const action of MESH_ACTIONS) meshDecisions.inc({ action }, 0);
+  for (const outcome of ["sent", "lost"]) {
+    meshBeacons.inc({ outcome }, 0);
+    meshProbes.inc({ outcome }, 0);
+  }
+  for (const kind of MESH_LINK_FAILURES) meshLinkFailures.inc({ kind }, 0);
   // Every series exists from the start, so that rate() and the dashboard see zeros, not gaps.
   for (const outcome of RECEIPT_OUTCOMES) receipts.inc({ outcome }, 0);
   for (const status of BATCH_STATUSES) batches.inc({ status }, 0);
@@ -248,6 +325,29 @@ export function createMetrics(options: MetricsOptions = {}): NodeMetrics {
     batches,
     lockRequests,
     errors,
+    meshDecisions,
+    meshBeacons,
+    meshProbes,
+    meshLinkFailures,
+    descriptorsDropped,
+    mesh(name, labels, by = 1) {
+      switch (name) {
+        case "mesh_decisions":
+          return meshDecisions.inc({ action: oneOf(MESH_ACTIONS, labels.action ?? "", "other") }, by);
+        case "mesh_beacons_sent":
+          return meshBeacons.inc({ outcome: "sent" }, by);
+        case "mesh_beacons_lost":
+          return meshBeacons.inc({ outcome: "lost" }, by);
+        case "mesh_probes_sent":
+          return meshProbes.inc({ outcome: "sent" }, by);
+        case "mesh_probes_lost":
+          return meshProbes.inc({ outcome: "lost" }, by);
+        case "mesh_link_failures":
+          return meshLinkFailures.inc({ kind: oneOf(MESH_LINK_FAILURES, labels.kind ?? "", "other") }, by);
+        case "mesh_descriptors_dropped":
+          return descriptorsDropped.inc({ reason: oneOf(DESCRIPTOR_DROP_REASONS, labels.reason ?? "", "other") }, by);
+      }
+    },
     cell(direction, bytes) {
       const child = cellChildren[direction];
       child.cells.inc();

@@ -64,6 +64,74 @@ const relayPayments = z
   })
   .describe("a paid relay: counts, judges receipts, settles and claims");
 
+const trusted = z
+  .array(
+    z.strictObject({
+      signer: address.describe("a node signer whose descriptors are trusted without the registry"),
+      operator: address.optional().describe("only for this operator"),
+    }),
+  )
+  .describe("offline trust: signers this node vouches for (bootstrap-only networks)");
+
+const bootstrapUrls = z
+  .array(z.url())
+  .min(1)
+  .describe("bootstrap nodes (x0t bootstrap) that hand out signed relay descriptors, as http://host:port");
+
+/** Where a node learns of relays from signed descriptors (mesh/sources.ts); shared by relays and entries. */
+const meshSources = {
+  bootstrap: bootstrapUrls.optional(),
+  trust: trusted.optional(),
+  registry: z
+    .boolean()
+    .default(false)
+    .describe("check descriptors against the RelayerRegistry (needs chain; its verdict is final once read)"),
+  registryCheckpoint: path.optional().describe("where the registry follower keeps its checkpoint (JSON)"),
+};
+
+const relayMesh = z
+  .strictObject({
+    directory: path
+      .optional()
+      .describe("folder of relay descriptors (*.json): this relay EXTENDs only to the relays they name"),
+    ...meshSources,
+    signerKey: path
+      .optional()
+      .describe("the node signer's key file (0x hex, 0600) that signs this relay's descriptor (default: payments')"),
+    operator: address.optional().describe("the operator in the descriptor (default: relay.payments.operator)"),
+    bandwidth: z.number().int().nonnegative().default(0).describe("advertised bytes per second (0: not advertised)"),
+  })
+  .describe("the mesh: which relays this one knows (and EXTENDs to), and publishing its signed descriptor");
+
+const entryMesh = z
+  .strictObject({
+    knowledge: path
+      .optional()
+      .describe("SQLite file of what the mesh measured of every relay (default: in memory, forgotten on restart)"),
+    ...meshSources,
+    diversity: z
+      .strictObject({
+        region: z.boolean().default(true),
+        prefix: z
+          .boolean()
+          .optional()
+          .describe("no two hops in one IPv4 /16 or IPv6 /32 (default: on unless every relay is on loopback)"),
+        operator: z.boolean().default(true),
+      })
+      .optional()
+      .describe("no two hops of a circuit in one region, network prefix or operator"),
+    standbys: z.boolean().default(true).describe("one pre-built standby circuit per active isolation class"),
+    beaconIntervalMs: z.number().int().min(50).max(60_000).default(500).describe("beacons on busy circuits"),
+    idleBeaconIntervalMs: z
+      .number()
+      .int()
+      .min(50)
+      .max(3_600_000)
+      .optional()
+      .describe("beacons on circuits without stream traffic (default 500; 30000 when paying: beacons are paid cells)"),
+  })
+  .describe("the mesh: where relays come from, route choice, beacons and standby circuits");
+
 const relay = z.strictObject({
   listen: endpoint.default("127.0.0.1:9001"),
   keys: path.describe("the relay's static key file (created if missing, mode 0600)"),
@@ -76,6 +144,7 @@ const relay = z.strictObject({
   descriptorOut: path.optional().describe("where to write the relay's descriptor"),
   createsPerSecond: positiveInt.optional(),
   payments: relayPayments.optional(),
+  mesh: relayMesh.optional(),
 });
 
 const exitPolicy = z.strictObject({
@@ -96,9 +165,10 @@ const payer = z
 
 const entry = z.strictObject({
   socks: endpoint.default("127.0.0.1:10809"),
-  directory: path.describe("folder of relay descriptors (*.json)"),
+  directory: path.optional().describe("folder of relay descriptors (*.json); required unless mesh.bootstrap"),
   hops: z.number().int().min(1).max(5).default(3),
   payer: payer.optional(),
+  mesh: entryMesh.optional(),
 });
 
 const log = z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).optional();
@@ -158,6 +228,33 @@ export function parseNodeConfig(value: unknown, source: string): NodeConfig {
     (config.role === "entry" && config.entry.payer) || (config.role !== "entry" && config.relay.payments);
   if (needsChain && !config.chain)
     throw new ConfigError(`${source}: chain: required when the node pays or is paid (chain.deployment)`);
+  const mesh = config.role === "entry" ? config.entry.mesh : config.relay.mesh;
+  const prefix = config.role === "entry" ? "entry.mesh" : "relay.mesh";
+  if (mesh?.registry && !config.chain)
+    throw new ConfigError(`${source}: chain: required by ${prefix}.registry (chain.deployment, chain.rpcUrl)`);
+  // Signed descriptors live in the registry's EIP-712 domain: the deployment names it.
+  if ((mesh?.bootstrap || (config.role !== "entry" && config.relay.mesh?.signerKey)) && !config.chain)
+    throw new ConfigError(
+      `${source}: chain.deployment: required by ${prefix} (descriptors are signed for its registry)`,
+    );
+  if (mesh?.bootstrap && !mesh.registry && !mesh.trust?.length)
+    throw new ConfigError(
+      `${source}: ${prefix}.trust: list the signers to trust, or set ${prefix}.registry (a descriptor needs someone to vouch for it)`,
+    );
+  if (config.role === "entry" && config.entry.mesh?.registry && !config.entry.mesh.bootstrap)
+    throw new ConfigError(
+      `${source}: entry.mesh.bootstrap: required by entry.mesh.registry (the registry names relays, bootstrap nodes carry their keys)`,
+    );
+  if (config.role === "entry" && !config.entry.directory && !config.entry.mesh?.bootstrap)
+    throw new ConfigError(`${source}: entry.directory: required unless entry.mesh.bootstrap names bootstrap nodes`);
+  if (config.role !== "entry" && config.relay.mesh?.bootstrap) {
+    const r = config.relay;
+    if (!r.mesh?.signerKey && !r.payments)
+      throw new ConfigError(`${source}: relay.mesh.signerKey: required to publish this relay's descriptor`);
+    if (!r.mesh?.operator && !r.payments)
+      throw new ConfigError(`${source}: relay.mesh.operator: required to publish this relay's descriptor`);
+    if (!r.region) throw new ConfigError(`${source}: relay.region: required to publish this relay's descriptor`);
+  }
   return config;
 }
 
@@ -174,7 +271,10 @@ export function loadNodeConfig(file: string): NodeConfig {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   if (config.chain) config.chain.deployment = abs(config.chain.deployment);
   if (config.role === "entry") {
-    config.entry.directory = abs(config.entry.directory);
+    if (config.entry.directory) config.entry.directory = abs(config.entry.directory);
+    const m = config.entry.mesh;
+    if (m?.knowledge) m.knowledge = abs(m.knowledge);
+    if (m?.registryCheckpoint) m.registryCheckpoint = abs(m.registryCheckpoint);
     if (config.entry.payer) {
       config.entry.payer.clientKey = abs(config.entry.payer.clientKey);
       config.entry.payer.state = abs(config.entry.payer.state);
@@ -182,6 +282,10 @@ export function loadNodeConfig(file: string): NodeConfig {
   } else {
     config.relay.keys = abs(config.relay.keys);
     if (config.relay.descriptorOut) config.relay.descriptorOut = abs(config.relay.descriptorOut);
+    const m = config.relay.mesh;
+    if (m?.directory) m.directory = abs(m.directory);
+    if (m?.signerKey) m.signerKey = abs(m.signerKey);
+    if (m?.registryCheckpoint) m.registryCheckpoint = abs(m.registryCheckpoint);
     if (config.relay.payments) {
       config.relay.payments.signerKey = abs(config.relay.payments.signerKey);
       config.relay.payments.accounting = abs(config.relay.payments.accounting);

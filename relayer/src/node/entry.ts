@@ -1,16 +1,21 @@
 /**
  * The local node a user's apps talk to: a SOCKS5 entry on 127.0.0.1:10809 whose streams leave
- * through circuits of relays. Circuits are built ahead of time, shared by streams with the same
- * isolation key (the SOCKS5 username and password, Tor's IsolateSOCKSAuth), retired after `maxCircuitAgeMs`,
- * and replaced when one dies: a stream that could not open because its circuit died is retried
- * once on a fresh circuit through other relays.
+ * through circuits of relays. Circuits are built ahead of time and shared by streams with the same
+ * isolation key (the SOCKS5 username and password, Tor's IsolateSOCKSAuth); each active class keeps
+ * a standby circuit through other relays (node/circuit-pool.ts). The mesh loop (node/entry-mesh.ts)
+ * beacons every hop of every circuit, and when a relay dies, freezes or degrades moves new streams
+ * to the standby at once and rebuilds in the background. A stream whose circuit dies or stalls
+ * before the exit answered is opened again on the class's current circuit, so the application
+ * sees success; a stream already carrying data ends with its circuit (docs/self-healing.md).
  */
-import { randomInt } from "node:crypto";
-import { CircuitError, ClientCircuit } from "../circuit/client.ts";
-import { CircuitMux } from "../circuit/mux.ts";
-import { Link } from "../link/link.ts";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { ClientCircuit } from "../circuit/client.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
+import { Counters } from "../mesh/counters.ts";
+import { Knowledge } from "../mesh/knowledge.ts";
+import type { DiversityRules } from "../mesh/plan.ts";
 import { startSocksServer } from "../socks/index.ts";
 import type { OpenStream, SocksServer } from "../socks/index.ts";
 import type { Target } from "../wire/cell.ts";
@@ -19,11 +24,13 @@ import type { DirectoryEntry } from "./directory.ts";
 import type { PayerChannels } from "../accounting/payer.ts";
 import type { NodeMetrics } from "../metrics/index.ts";
 import { DestroyReason } from "../wire/cell.ts";
+import { CircuitPool, type PooledCircuit } from "./circuit-pool.ts";
+import { EntryMesh } from "./entry-mesh.ts";
 
 export interface EntryOptions {
   socksHost?: string;
   socksPort?: number;
-  /** Relays to build circuits through. */
+  /** Relays to build circuits through (read at every build: a folder, or a descriptor store). */
   directory: () => DirectoryEntry[];
   /** Hops per circuit, 1..5 (default 3). */
   hops?: number;
@@ -32,14 +39,15 @@ export interface EntryOptions {
   /**
    * A stream open with no answer from the exit within this (default 5 s) retires its circuit for
    * new streams at once and probes its hops: a silent hop (a frozen relay) is avoided by the
-   * rebuild, its circuit is closed and the stream retried on the new one.
+   * rebuild, its circuit is closed and the stream retried on the new one. The mesh's beacons
+   * normally find a frozen relay long before; this is the fallback.
    */
   streamOpenTimeoutMs?: number;
   /** Every hop must answer a probe within this (default 2 s). */
   probeTimeoutMs?: number;
   /** Each hop of a build must answer within this (default 5 s). */
   buildStepTimeoutMs?: number;
-  /** A relay found silent or unreachable is left out of new paths for this long (default 10 min). */
+  /** A relay a build failed at is left out of new paths for this long (default 10 min). */
   suspectMs?: number;
   socksAuth?: { verify(username: string, password: string): boolean };
   /**
@@ -50,7 +58,29 @@ export interface EntryOptions {
    */
   payer?: PayerChannels;
   paymentBackoffMs?: number;
-  /** Prometheus metrics (relayer/src/metrics): circuit builds, failovers, streams, errors. */
+  /**
+   * What the mesh measured of every relay (mesh/knowledge.ts): a SQLite file that outlives
+   * restarts, an open Knowledge, or (default) one in memory.
+   */
+  knowledge?: string | Knowledge;
+  /**
+   * Path diversity (mesh/plan.ts): no two hops in one region, network prefix (IPv4 /16, IPv6 /32)
+   * or operator. A network on one host turns `prefix` off; left undefined, it is off only when
+   * every relay of the directory is on loopback.
+   */
+  diversity?: Partial<DiversityRules>;
+  /** One standby circuit per active isolation class (default true). */
+  standbys?: boolean;
+  /** Beacons on each hop of a circuit someone waits on: a stream opening or an answer due (default 500 ms). */
+  beaconIntervalMs?: number;
+  /**
+   * Beacons on a circuit without stream traffic, standbys included (default: 500 ms; 30 s when
+   * paying, because every beacon cell is paid for: docs/self-healing.md, "What beacons cost").
+   */
+  idleBeaconIntervalMs?: number;
+  /** Latency probes (a link handshake) to relays not in use (default 30 s; 0: none). */
+  latencyProbeIntervalMs?: number;
+  /** Prometheus metrics (relayer/src/metrics): circuit builds, failovers, streams, errors, mesh. */
   metrics?: NodeMetrics;
   logger?: Logger;
 }
@@ -63,32 +93,12 @@ export interface EntryNode {
     isolation?: string,
     signal?: AbortSignal,
   ) => Promise<import("node:stream").Duplex>;
-  /** Circuits currently open. */
+  /** Circuits currently open (active, standby and retired ones). */
   readonly circuits: () => ClientCircuit[];
+  /** The circuit table and the mesh loop (tests, the chaos harness, metrics). */
+  readonly pool: CircuitPool;
+  readonly mesh: EntryMesh;
   close(): Promise<void>;
-}
-
-/** Picks `hops` distinct relays, the last an exit, preferring regions not used yet. */
-export function choosePath(
-  relays: readonly DirectoryEntry[],
-  hops: number,
-  avoid: ReadonlySet<string> = new Set(),
-): DirectoryEntry[] {
-  const usable = relays.filter((r) => !avoid.has(r.name));
-  const exits = usable.filter((r) => r.exit);
-  if (exits.length === 0) throw new StreamOpenError(StreamReason.networkUnreachable, "no exit relay available");
-  const exit = exits[randomInt(exits.length)] as DirectoryEntry;
-  const path = [exit];
-  for (let i = 1; i < hops; i++) {
-    const left = usable.filter((r) => !path.includes(r));
-    if (left.length === 0)
-      throw new StreamOpenError(StreamReason.networkUnreachable, `need ${hops} relays, have ${path.length}`);
-    const regions = new Set(path.map((r) => r.region));
-    const diverse = left.filter((r) => r.region === undefined || !regions.has(r.region));
-    const pool = diverse.length > 0 ? diverse : left;
-    path.unshift(pool[randomInt(pool.length)] as DirectoryEntry);
-  }
-  return path;
 }
 
 /**
@@ -101,6 +111,16 @@ export function isolationKey(username: string | undefined, password: string | un
   return `${u.length}:${u}${password ?? ""}`;
 }
 
+/** Attempts per stream open: the first circuit, then up to two others (a dead or stalled circuit). */
+const STREAM_ATTEMPTS = 3;
+
+function openKnowledge(value: EntryOptions["knowledge"]): { knowledge: Knowledge; owned: boolean } {
+  if (value instanceof Knowledge) return { knowledge: value, owned: false };
+  const path = value ?? ":memory:";
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  return { knowledge: new Knowledge(path), owned: true };
+}
+
 export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const log = options.logger ?? silentLogger;
   const hops = options.hops ?? 3;
@@ -108,7 +128,6 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const maxAge = options.maxCircuitAgeMs ?? 10 * 60_000;
   const streamOpenTimeoutMs = options.streamOpenTimeoutMs ?? 5_000;
   const probeTimeoutMs = options.probeTimeoutMs ?? 2_000;
-  const buildStepTimeoutMs = options.buildStepTimeoutMs ?? 5_000;
   const suspectMs = options.suspectMs ?? 10 * 60_000;
   const paymentBackoffMs = options.paymentBackoffMs ?? 10_000;
   /** Why and until when new streams are refused after a hop stopped serving this payer. */
@@ -116,151 +135,84 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   /** When relays stopped this payer within the back-off (at most a few: older ones are dropped). */
   const paymentStops: number[] = [];
 
-  /** Relay name → Date.now() until which new paths avoid it (bounded by the directory's size). */
-  const suspects = new Map<string, number>();
-  const pathNames = new WeakMap<ClientCircuit, string[]>();
+  const { knowledge, owned } = openKnowledge(options.knowledge);
+  const counters = new Counters(options.metrics ? (n, l, by) => options.metrics?.mesh(n, l, by) : undefined);
+  const beaconIntervalMs = options.beaconIntervalMs ?? 500;
+  const mesh = new EntryMesh({
+    knowledge,
+    directory: options.directory,
+    beaconIntervalMs,
+    idleBeaconIntervalMs: options.idleBeaconIntervalMs ?? (options.payer ? 30_000 : beaconIntervalMs),
+    probeIntervalMs: options.latencyProbeIntervalMs,
+    probeTimeoutMs,
+    counters,
+    logger: log,
+  });
 
-  const suspect = (name: string | undefined, why: string) => {
-    if (name === undefined) return;
-    suspects.set(name, Date.now() + suspectMs);
-    options.metrics?.failover(why.startsWith("circuit build") ? "build_failed" : "probe_silent");
-    log.warn("relay suspected: new circuits avoid it", { relay: name, why, ms: suspectMs });
-  };
-  /** `avoid` plus the relays suspected now; forgets expired suspicions. */
-  const avoiding = (avoid: ReadonlySet<string>): Set<string> => {
+  /** A relay stopped serving this payer (PAY_STOP): avoid it, and after two, refuse for a while. */
+  const onPaymentStop = (pc: PooledCircuit, message: string, hop: number | undefined) => {
+    const relay = hop === undefined ? undefined : pc.nodes[hop];
     const now = Date.now();
-    const out = new Set(avoid);
-    for (const [name, until] of suspects) {
-      if (until <= now) suspects.delete(name);
-      else out.add(name);
-    }
-    return out;
-  };
-  const muxes = new Map<string, Promise<CircuitMux>>();
-  const circuits = new Map<string, Promise<ClientCircuit>>();
-  const open = new Set<ClientCircuit>();
-  let closing = false;
-
-  const muxTo = (relay: DirectoryEntry): Promise<CircuitMux> => {
-    const key = Buffer.from(relay.keys.keysHash).toString("hex");
-    let mux = muxes.get(key);
-    if (!mux) {
-      mux = Link.connect(relay.host, relay.port, relay.keys).then(
-        (link) => new CircuitMux(link, () => muxes.delete(key)),
-      );
-      mux.catch(() => muxes.delete(key));
-      muxes.set(key, mux);
-    }
-    return mux;
-  };
-
-  const build = async (avoid: Set<string>): Promise<ClientCircuit> => {
-    const relays = options.directory();
-    let path: DirectoryEntry[];
-    try {
-      path = choosePath(relays, hops, avoiding(avoid));
-    } catch {
-      // Too many relays suspected to make a path: a suspicion is a guess, so try them again.
-      path = choosePath(relays, hops, avoid);
-    }
-    const started = performance.now();
-    const timed = options.metrics?.timeCircuitBuild();
-    let circuit: ClientCircuit;
-    try {
-      const mux = await muxTo(path[0] as DirectoryEntry);
-      circuit = await ClientCircuit.build(mux, path, {
-        stepTimeoutMs: buildStepTimeoutMs,
-        payer: options.payer ? { channels: options.payer, operators: path.map((r) => r.operator) } : undefined,
+    while (paymentStops.length > 0 && now - paymentStops[0]! > paymentBackoffMs) paymentStops.shift();
+    paymentStops.push(now);
+    if (paymentStops.length > 16) paymentStops.shift();
+    if (relay !== undefined) pool.suspect(relay, suspectMs, message);
+    if (paymentStops.length >= 2 || relay === undefined) {
+      paymentStop = { message, until: now + paymentBackoffMs };
+      log.error("relays stopped serving this payer: new streams are refused for a while", {
+        error: message,
+        ms: paymentBackoffMs,
       });
-    } catch (error) {
-      // The hop that did not answer or could not be reached (a link to hop 1 that failed: hop 0).
-      options.metrics?.error("circuit_build");
-      const hop = error instanceof CircuitError ? error.hop : 0;
-      if (hop !== undefined) suspect(path[hop]?.name, `circuit build: ${(error as Error).message}`);
-      throw error;
-    }
-    timed?.(path.length);
-    pathNames.set(
-      circuit,
-      path.map((r) => r.name),
-    );
-    open.add(circuit);
-    circuit.onClose((error) => {
-      open.delete(circuit);
-      if (error.reason === DestroyReason.payment && !closing) {
-        // One relay's stop makes new paths avoid that relay (it may be hostile, or our lock with it
-        // short); a second stop within the back-off — another relay, or the same one when no path
-        // avoids it — means this payer cannot pay: then every new stream is refused for a while.
-        const relay = error.hop === undefined ? undefined : pathNames.get(circuit)?.[error.hop];
-        const now = Date.now();
-        while (paymentStops.length > 0 && now - paymentStops[0]! > paymentBackoffMs) paymentStops.shift();
-        paymentStops.push(now);
-        if (paymentStops.length > 16) paymentStops.shift();
-        if (relay !== undefined) suspect(relay, error.message);
-        if (paymentStops.length >= 2 || relay === undefined) {
-          paymentStop = { message: error.message, until: now + paymentBackoffMs };
-          log.error("relays stopped serving this payer: new streams are refused for a while", {
-            error: error.message,
-            ms: paymentBackoffMs,
-          });
-        } else log.warn("a relay stopped serving this payer: new paths avoid it", { relay, error: error.message });
-      } else if (!closing) log.info("circuit closed", { reason: error.reason, error: error.message });
-    });
-    log.info("circuit built", {
-      hops: path.length,
-      ms: Math.round(performance.now() - started),
-      path: path.map((r) => r.name).join(">"),
-    });
-    return circuit;
+    } else
+      log.warn("a relay stopped serving this payer: new paths avoid it", { relay: pool.nameOf(relay), error: message });
   };
 
-  /** The live circuit for an isolation key, building one (retrying other relays) if needed. */
-  const circuitFor = async (isolation: string, avoid = new Set<string>()): Promise<ClientCircuit> => {
-    const current = circuits.get(isolation);
-    if (current) {
-      const c = await current.catch(() => undefined);
-      if (c && !c.retired && Date.now() - c.createdAt < maxAge) return c;
-      if (circuits.get(isolation) === current) circuits.delete(isolation);
-    }
-    const next = (async () => {
-      let lastError: unknown;
-      for (let attempt = 0; attempt < 3; attempt++) {
-        try {
-          return await build(avoid);
-        } catch (error) {
-          lastError = error;
-          log.warn("circuit build failed", { attempt, error: (error as Error).message });
-        }
-      }
-      throw new StreamOpenError(
-        StreamReason.networkUnreachable,
-        `could not build a circuit: ${(lastError as Error).message}`,
-        { cause: lastError },
-      );
-    })();
-    circuits.set(isolation, next);
-    next.catch(() => circuits.get(isolation) === next && circuits.delete(isolation));
-    return next;
-  };
+  const pool: CircuitPool = new CircuitPool({
+    directory: options.directory,
+    hops,
+    maxCircuitAgeMs: maxAge,
+    buildStepTimeoutMs: options.buildStepTimeoutMs ?? 5_000,
+    suspectMs,
+    diversity: options.diversity,
+    standbys: options.standbys,
+    nodeInfo: (id) => mesh.nodeInfo(id),
+    payer: options.payer,
+    metrics: options.metrics,
+    logger: log,
+    onDecision: (action, fields) => mesh.decision(action, fields),
+    onBuilt: (pc) => mesh.watch(pc),
+    onBuildFailed: (id) => mesh.buildFailed(id),
+    onClosed: (pc, error) => {
+      mesh.closed(pc, error);
+      if (pool.closing) return;
+      if (error.reason === DestroyReason.payment) onPaymentStop(pc, error.message, error.hop);
+      else if (error.reason !== DestroyReason.requested)
+        log.info("circuit closed", { circuit: pc.id, reason: error.reason, error: error.message });
+      if (error.reason !== DestroyReason.requested) options.metrics?.failover("circuit_closed");
+    },
+  });
+  mesh.bind(pool);
 
   /**
-   * Opens a stream on `circuit`; past `streamOpenTimeoutMs` without an answer the circuit takes no
-   * new streams, and if a probe finds a silent hop, that relay is suspected and the circuit closed
+   * Opens a stream on `pc`; past `streamOpenTimeoutMs` without an answer the circuit takes no new
+   * streams, and if a probe finds a silent hop, that relay is suspected and the circuit closed
    * (which fails this open, so the caller retries on a fresh circuit that avoids the relay).
    */
-  const openOn = async (circuit: ClientCircuit, target: Target, signal?: AbortSignal) => {
+  const openOn = async (pc: PooledCircuit, target: Target, signal: AbortSignal) => {
+    const circuit = pc.circuit;
     const timer = setTimeout(() => {
       if (circuit.closed) return;
       circuit.retire();
-      log.warn("stream open timed out: circuit retired, probing its hops", { ms: streamOpenTimeoutMs });
+      log.warn("stream open timed out: circuit retired, probing its hops", { circuit: pc.id, ms: streamOpenTimeoutMs });
       void circuit.probe(probeTimeoutMs).then((silent) => {
         if (circuit.closed) return;
         if (silent < 0) {
           // Every hop answered: the target is slow, not a relay. The circuit is fine for new streams.
-          log.info("every hop answered the probe: circuit reinstated");
+          log.info("every hop answered the probe: circuit reinstated", { circuit: pc.id });
           return circuit.reinstate();
         }
-        suspect(pathNames.get(circuit)?.[silent], `hop ${silent + 1} did not answer a probe`);
+        const node = pc.nodes[silent];
+        if (node !== undefined) pool.suspect(node, suspectMs, `hop ${silent + 1} did not answer a probe`);
         circuit.close();
       });
     }, streamOpenTimeoutMs);
@@ -276,21 +228,36 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     if (paymentStop && Date.now() < paymentStop.until)
       throw new StreamOpenError(StreamReason.notAllowed, `payment: ${paymentStop.message}`);
   };
+  let streamSerial = 0;
   const openStream = async (target: Target, isolation = "", signal?: AbortSignal) => {
-    checkPayment();
-    const circuit = await circuitFor(isolation);
-    try {
-      return await openOn(circuit, target, signal);
-    } catch (error) {
-      // The exit's verdict (refused, unreachable, not allowed) is final; a dead circuit is not,
-      // unless relays stopped serving this payer (checkPayment below then refuses at once).
-      if (!circuit.closed || signal?.aborted) throw error;
-      log.info("stream failed on a dying circuit: retrying on a fresh one");
-      options.metrics?.failover("stream_retry");
+    let lastError: unknown;
+    for (let attempt = 0; attempt < STREAM_ATTEMPTS; attempt++) {
       checkPayment();
-      const fresh = await circuitFor(isolation);
-      return openOn(fresh, target, signal);
+      if (attempt > 0) {
+        options.metrics?.failover("stream_retry");
+        log.info("stream not answered on its circuit: opening it on the class's current one", { attempt });
+      }
+      const pc = await pool.circuitFor(isolation);
+      // The mesh may move an open in flight (its circuit stalled): it aborts this attempt.
+      const move = new AbortController();
+      const onAbort = () => move.abort();
+      if (signal?.aborted) move.abort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const key = `s${++streamSerial}`;
+      pc.pending.set(key, () => move.abort());
+      try {
+        return await openOn(pc, target, move.signal);
+      } catch (error) {
+        lastError = error;
+        // The exit's verdict (refused, unreachable, not allowed) is final; a dead or stalled
+        // circuit is not, unless relays stopped serving this payer (checkPayment then refuses).
+        if (signal?.aborted || !(move.signal.aborted || pc.circuit.closed)) throw error;
+      } finally {
+        pc.pending.delete(key);
+        signal?.removeEventListener("abort", onAbort);
+      }
     }
+    throw lastError;
   };
 
   const socksOpen: OpenStream = async (request, signal) => {
@@ -320,29 +287,28 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const sweeper = setInterval(
     () => {
       const now = Date.now();
-      for (const c of open) if (c.streamCount === 0 && (c.retired || now - c.createdAt >= maxAge)) c.close();
+      for (const { circuit: c } of pool.circuits())
+        if (c.streamCount === 0 && (c.retired || now - c.createdAt >= maxAge)) c.close();
     },
     Math.max(50, Math.min(30_000, maxAge / 2)),
   );
   sweeper.unref();
   // Build the default circuit now, so that the first connection does not wait for it.
-  circuitFor("").catch((error: Error) => log.warn("first circuit not built yet", { error: error.message }));
+  pool.circuitFor("").catch((error: Error) => log.warn("first circuit not built yet", { error: error.message }));
   log.info("SOCKS5 entry listening", { host: socks.address.host, port: socks.address.port, hops });
 
   return {
     socks,
     openStream,
-    circuits: () => [...open],
+    circuits: () => pool.circuits().map((pc) => pc.circuit),
+    pool,
+    mesh,
     close: async () => {
-      closing = true;
       clearInterval(sweeper);
+      mesh.close();
       await socks.close();
-      for (const c of [...open]) c.close();
-      for (const m of muxes.values())
-        await m.then(
-          (x) => x.link.close(),
-          () => {},
-        );
+      await pool.close();
+      if (owned) knowledge.close();
     },
   };
 }

@@ -34,6 +34,8 @@ export interface RelayNodeOptions {
   /** Checks each PAY_HELLO's signature over its hop handshake (accounting/client-keys.ts). */
   checkPayHello?: RelayCoreOptions["checkPayHello"];
   metrics?: RelayCoreOptions["metrics"];
+  /** EXTEND only to relays this check knows (mesh/known-relays.ts); unset: to any relay named. */
+  isKnownRelay?: RelayCoreOptions["isKnownRelay"];
 }
 
 export interface RelayNode {
@@ -59,6 +61,7 @@ export async function startRelay(options: RelayNodeOptions): Promise<RelayNode> 
     onUptime: options.onUptime,
     checkPayHello: options.checkPayHello,
     metrics: options.metrics,
+    isKnownRelay: options.isKnownRelay,
     connectLink: (host, port, relay) => Link.connect(host, port, relay, { rekeyInterval: options.rekeyInterval }),
   });
   const listener = await listenForLinks({

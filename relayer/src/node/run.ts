@@ -55,6 +55,7 @@ import {
   type UptimePeer,
   UptimeProber,
 } from "./uptime.ts";
+import { prepareRelayMesh, startEntrySources } from "./run-mesh.ts";
 
 export interface RunningNode {
   relay?: RelayNode;
@@ -266,6 +267,13 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     rlog.info("payments on", { operator, signer: signer.address, accounting: p.accounting });
   }
 
+  const mesh = await prepareRelayMesh(config, {
+    name,
+    keys,
+    connect: () => connectChain(config.chain!),
+    metrics,
+    log: rlog,
+  });
   const { host, port } = parseEndpoint("relay.listen", r.listen);
   const node = await startRelay({
     host,
@@ -279,8 +287,10 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     onUptime: inbox ? (attestation) => void inbox.receive(attestation) : undefined,
     checkPayHello: clientKeys ? (binding, hello) => clientKeys.checkHello(binding, hello) : undefined,
     metrics,
+    isKnownRelay: mesh.isKnownRelay,
   });
   const prober = await startProber?.();
+  await mesh.start({ host: node.host, port: node.port });
   const server = metrics ? await serveMetrics(metrics, config.metrics!, rlog) : undefined;
   if (r.descriptorOut) {
     mkdirSync(dirname(r.descriptorOut), { recursive: true });
@@ -309,6 +319,7 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
       prober?.stop();
       clock?.stop();
       await node.close();
+      await mesh.close();
       await duties?.close();
       await server?.close();
       store?.close();
@@ -319,7 +330,6 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
 
 async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, log: Logger): Promise<RunningNode> {
   const e = config.entry;
-  readDirectory(e.directory); // fail at start-up on a bad descriptor, naming the file and field
   let payer: PayerChannels | undefined;
   let stop = () => {};
   let payerStore: PayerStore | undefined;
@@ -356,18 +366,24 @@ async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, lo
     log.info("paying with client key", { key: key.address, account });
   }
   const { host: socksHost, port: socksPort } = parseEndpoint("entry.socks", e.socks);
-  const dir = e.directory;
   const metrics =
     config.metrics === undefined || config.metrics === "off"
       ? undefined
       : createMetrics({ nodeId: "entry", role: "entry" });
+  const sources = await startEntrySources(config, { connect: () => connectChain(config.chain!), metrics, log });
+  const m = e.mesh;
   const node = await startEntry({
     socksHost,
     socksPort,
     hops: e.hops,
-    directory: () => readDirectory(dir),
+    directory: sources.directory,
     payer,
     metrics,
+    knowledge: m?.knowledge,
+    diversity: m?.diversity,
+    standbys: m?.standbys,
+    beaconIntervalMs: m?.beaconIntervalMs,
+    idleBeaconIntervalMs: m?.idleBeaconIntervalMs,
     logger: log.child({ entry: "socks" }),
   });
   const server = metrics ? await serveMetrics(metrics, config.metrics!, log) : undefined;
@@ -377,6 +393,7 @@ async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, lo
     close: async () => {
       stop();
       await node.close();
+      await sources.close();
       await server?.close();
       payerStore?.close();
     },
