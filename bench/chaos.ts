@@ -1,11 +1,12 @@
 /**
  * `npm run chaos`: a local network of relays as separate processes, steady traffic through the
  * SOCKS5 entry, and faults injected one at a time — SIGKILL (crash), SIGSTOP/SIGCONT (freeze: only
- * liveness checks can tell), added latency and emulated loss — with, per fault kind, the time to
+ * liveness checks can tell), added latency and emulated loss, and a hostile relay that corrupts or
+ * drops the cells it passes on (bench/chaos-relay.ts) — with, per fault kind, the time to
  * detection (MTTD), the time until new connections succeed again (MTTR), the share of new
  * connections that succeeded and the share of running long downloads that broke.
  *
- *   npm run chaos -- [--relays 12] [--faults 30] [--kinds crash,freeze,latency,loss] [--rate 20]
+ *   npm run chaos -- [--relays 12] [--faults 30] [--kinds crash,freeze,latency,loss,corrupt,drop] [--rate 20]
  *                    [--classes 4] [--downloads 4] [--json] [--trace events.jsonl]
  *
  * Mode: each relay in its own network namespace with tc netem where the kernel allows it;
@@ -32,8 +33,8 @@ import { initCrypto, publicKeysOf } from "../relayer/src/crypto/keys.ts";
 import { descriptorOf } from "../relayer/src/node/directory.ts";
 import { loadOrCreateKeys } from "../relayer/src/node/keyfile.ts";
 
-type Kind = "crash" | "freeze" | "latency" | "loss";
-const KINDS: readonly Kind[] = ["crash", "freeze", "latency", "loss"];
+type Kind = "crash" | "freeze" | "latency" | "loss" | "corrupt" | "drop";
+const KINDS: readonly Kind[] = ["crash", "freeze", "latency", "loss", "corrupt", "drop"];
 
 const { values: args } = parseArgs({
   options: {
@@ -65,7 +66,14 @@ const kinds = String(args.kinds)
   .map((k) => k.trim()) as Kind[];
 for (const k of kinds) if (!KINDS.includes(k)) throw new Error(`--kinds: unknown fault "${k}" (${KINDS.join(", ")})`);
 /** How long each fault lasts (the window in which detection and recovery are timed), then settle time. */
-const WINDOW_MS: Record<Kind, number> = { crash: 5_000, freeze: 12_000, latency: 10_000, loss: 10_000 };
+const WINDOW_MS: Record<Kind, number> = {
+  crash: 5_000,
+  freeze: 12_000,
+  latency: 10_000,
+  loss: 10_000,
+  corrupt: 10_000,
+  drop: 10_000,
+};
 const SETTLE_MS = 2_000;
 const CONN_TIMEOUT_MS = 10_000;
 const LATENCY_MS = 300;
@@ -73,7 +81,6 @@ const LOSS = { lossRate: 0.3, stallMs: 300 };
 
 const say = (line: string) => process.stderr.write(line + "\n");
 const root = resolve(import.meta.dirname, "..");
-const CLI = join(root, "relayer/src/cli.ts");
 const state = mkdtempSync(join(tmpdir(), "x0t-chaos-"));
 const children = new Set<ChildProcess>();
 
@@ -190,22 +197,24 @@ interface Relay {
 const REGIONS = ["DE", "FR", "NL", "SE", "US", "JP"];
 
 async function startRelay(r: Relay, relayDir: string): Promise<void> {
-  r.child = spawnNode([
-    CLI,
-    "relay",
-    "--listen",
-    `127.0.0.1:${r.port}`,
-    "--keys",
-    r.keyFile,
-    "--name",
-    r.name,
-    "--region",
-    r.region,
-    // Relays EXTEND only to the relays these descriptors name (the shims' ports).
-    "--directory",
-    relayDir,
-    ...(r.exit ? ["--exit", "--allow-loopback-targets"] : []),
-  ]);
+  // The relay as `x0t node start` runs it, in bench/chaos-relay.ts, which can also turn hostile.
+  const config = join(state, `${r.name}.node.json`);
+  writeFileSync(
+    config,
+    JSON.stringify({
+      role: r.exit ? "exit" : "relay",
+      relay: {
+        listen: `127.0.0.1:${r.port}`,
+        keys: r.keyFile,
+        name: r.name,
+        region: r.region,
+        // Relays EXTEND only to the relays these descriptors name (the shims' ports).
+        mesh: { directory: relayDir },
+      },
+      ...(r.exit ? { exit: { allowLoopbackTargets: true } } : {}),
+    }),
+  );
+  r.child = spawnNode([join(root, "bench/chaos-relay.ts"), config]);
   await waitForPort(r.port, 120_000); // a loaded machine starts 12 Node processes slowly
 }
 
@@ -356,11 +365,13 @@ async function main(): Promise<void> {
         victim.child?.kill("SIGKILL");
       } else if (kind === "freeze") victim.child?.kill("SIGSTOP");
       else if (kind === "latency") impair(victim.name, { delayMs: LATENCY_MS });
-      else impair(victim.name, LOSS);
+      else if (kind === "loss") impair(victim.name, LOSS);
+      else victim.child?.stdin?.write(`${kind}\n`); // corrupt or drop the cells it passes on
       await sleep(window);
       if (kind === "crash") await startRelay(victim, relayDir);
       else if (kind === "freeze") victim.child?.kill("SIGCONT");
-      else impair(victim.name, {});
+      else if (kind === "latency" || kind === "loss") impair(victim.name, {});
+      else victim.child?.stdin?.write("off\n");
       await sleep(SETTLE_MS);
       say(`chaos: ${kind} ${i + 1}/${FAULTS} on ${victim.name}`);
     }
@@ -394,6 +405,8 @@ async function main(): Promise<void> {
     let broken = 0;
     /** Broken downloads whose class had a circuit through the faulted relay at the fault. */
     let brokenThrough = 0;
+    /** Relays other than the faulted one that the entry suspected during the fault. */
+    let wrongSuspects = 0;
     for (const f of mine) {
       const end = f.t0 + f.window + SETTLE_MS;
       const detected = entryEvents.find(
@@ -403,6 +416,12 @@ async function main(): Promise<void> {
           ((e.ev === "suspected" && e.relay === f.victim) || (e.ev === "closed" && e.path.includes(f.victim))),
       );
       if (detected) mttd.push(detected.t - f.t0);
+      const wrong = new Set(
+        entryEvents.flatMap((e) =>
+          e.ev === "suspected" && e.t >= f.t0 && e.t < f.t0 + f.window && e.relay !== f.victim ? [e.relay] : [],
+        ),
+      );
+      wrongSuspects += wrong.size;
       const inWindow = traffic.filter((e) => e.ev === "conn" && e.start >= f.t0 && e.start < f.t0 + f.window);
       conns += inWindow.length;
       ok += inWindow.filter((e) => e.ok).length;
@@ -437,7 +456,8 @@ async function main(): Promise<void> {
         `chaos: ${kind} on ${f.victim}: ${how}${detected ? ` after ${detected.t - f.t0} ms` : ""}` +
           `${f.goneMs === undefined ? "" : ` (process gone after ${f.goneMs} ms)`}; ` +
           `${inWindow.length - inWindow.filter((e) => e.ok).length}/${inWindow.length} connections failed, ` +
-          `${hurt.length} hurt; downloads broken ${brokenNow}/${runningNow}`,
+          `${hurt.length} hurt; downloads broken ${brokenNow}/${runningNow}` +
+          `${wrong.size > 0 ? `; others suspected: ${[...wrong].join(", ")}` : ""}`,
       );
     }
     const r2 = (x: number | null) => (x === null ? null : Math.round(x));
@@ -454,6 +474,7 @@ async function main(): Promise<void> {
       downloads_broken: running === 0 ? null : Number((broken / running).toFixed(3)),
       downloads_running: running,
       downloads_broken_through_faulted_relay: brokenThrough,
+      wrong_suspects: wrongSuspects,
     };
     const fmt = (x: number | null) => (x === null ? "—" : String(Math.round(x)));
     rows.push(
@@ -461,7 +482,7 @@ async function main(): Promise<void> {
         `${mttr.length}/${mine.length} | ${fmt(pct(mttr, 0.5))} / ${fmt(pct(mttr, 0.99))} | ` +
         `${conns === 0 ? "—" : ((100 * ok) / conns).toFixed(2)}% of ${conns} | ` +
         `${fmt(pct(connMs, 0.5))} / ${fmt(pct(connMs, 0.99))} | ` +
-        `${running === 0 ? "—" : `${broken}/${running} (${brokenThrough} through it)`} |`,
+        `${running === 0 ? "—" : `${broken}/${running} (${brokenThrough} through it)`} | ${wrongSuspects} |`,
     );
   }
   console.log(
@@ -469,9 +490,9 @@ async function main(): Promise<void> {
       `SOCKS usernames, ${DOWNLOADS} long downloads; faults ${kinds.join(", ")} x ${FAULTS}\n`,
   );
   console.log(
-    "| fault | n | detected | MTTD p50 / p99 ms | recovered | MTTR p50 / p99 ms | new connections ok | connection ms p50 / p99 | downloads broken |",
+    "| fault | n | detected | MTTD p50 / p99 ms | recovered | MTTR p50 / p99 ms | new connections ok | connection ms p50 / p99 | downloads broken | others suspected |",
   );
-  console.log("| --- | --: | --: | --: | --: | --: | --: | --: | --: |");
+  console.log("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |");
   for (const row of rows) console.log(row);
   for (const kind of kinds) {
     const gone = (report[kind] as { process_gone_ms?: { p50: number; p99: number } }).process_gone_ms;

@@ -370,6 +370,7 @@ async function main() {
         directory: relayDir,
         clientKey,
         payerState: join(dataDir, "payer.db"),
+        knowledge: join(dataDir, "entry-mesh.db"),
       }),
     );
     return { relays, entry };

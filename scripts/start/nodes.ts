@@ -37,7 +37,7 @@ export function relayConfig(
     operator: Address;
     descriptor: string;
     accounting: string;
-    /** The relays' descriptors: each relay measures the others and attests their uptime. */
+    /** The relays' descriptors: each relay measures the others, attests their uptime and EXTENDs only to them. */
     peers: string;
   },
 ) {
@@ -51,6 +51,7 @@ export function relayConfig(
       name: r.name,
       region: r.region,
       descriptorOut: o.descriptor,
+      mesh: { directory: o.peers },
       payments: {
         operator: o.operator,
         signerKey: o.signerKey,
@@ -73,6 +74,8 @@ export function entryConfig(o: {
   directory: string;
   clientKey: string;
   payerState: string;
+  /** What the entry's mesh learnt of each relay (latency, failures), kept across restarts. */
+  knowledge: string;
 }) {
   return {
     role: "entry",
@@ -82,6 +85,7 @@ export function entryConfig(o: {
       socks: `127.0.0.1:${o.socksPort}`,
       directory: o.directory,
       hops: 3,
+      mesh: { knowledge: o.knowledge },
       payer: { clientKey: o.clientKey, state: o.payerState, lockMiB: 64, lockEpochs: 2 },
     },
   };

@@ -86,6 +86,15 @@ describe("mesh in the entry: standby, frozen and crashed relays (relay processes
     assert.ok(!active.nodes.some((n) => standby.nodes.includes(n)), "the standby shares no relay with the active");
     const victim = byNode(active.nodes[0] as string)!;
     const movedBefore = entry.mesh.counters.get("mesh_decisions", { action: "retry-stream" });
+    const promotedBefore = entry.mesh.counters.get("mesh_decisions", { action: "promote-standby" });
+    // On a loaded machine the standby may have been replaced since (a relay of it looked slow for
+    // a moment): whichever standby the class has when the relay freezes is the one to take over.
+    const standbys = new Set(
+      classCircuits("alice")
+        .filter((pc) => pc.role === "standby")
+        .map((pc) => pc.id),
+    );
+    assert.ok(standbys.size > 0);
 
     victim.freeze();
     // Opened at once: it goes to the frozen circuit, which cannot answer until the mesh moves it.
@@ -93,10 +102,12 @@ describe("mesh in the entry: standby, frozen and crashed relays (relay processes
     assert.equal(await ping(await stream), "pong\n", "the stream opening on the frozen circuit succeeded");
 
     assert.equal(active.circuit.retired, true, "the frozen circuit takes no new streams");
-    assert.equal(standby.role, "active", "the standby was promoted");
-    assert.equal((await entry.pool.circuitFor("alice")).id, standby.id, "new streams of alice go to it");
+    const serving = await entry.pool.circuitFor("alice");
+    assert.ok(standbys.has(serving.id), "new streams of alice go to the standby it had at the freeze");
+    assert.equal(serving.role, "active", "the standby was promoted");
+    assert.ok(!serving.nodes.includes(nodeId(victim.entry)));
     assert.ok(entry.mesh.counters.get("mesh_decisions", { action: "retry-stream" }) > movedBefore, "moved");
-    assert.ok(entry.mesh.counters.get("mesh_decisions", { action: "promote-standby" }) >= 1);
+    assert.ok(entry.mesh.counters.get("mesh_decisions", { action: "promote-standby" }) > promotedBefore);
     assert.ok(entry.pool.suspects().has(nodeId(victim.entry)), "the frozen relay is suspected");
     const failures = entry.mesh.knowledge.stats(nodeId(victim.entry)).failures;
     assert.ok(failures >= 1, "and its failure is in Knowledge");

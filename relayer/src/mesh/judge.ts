@@ -14,6 +14,9 @@
  *   the median hop's by `lossThreshold` (a busy machine or the entry's own uplink slows them all).
  * - Many relays silent at once (at least 3, and half of those judged) is the entry's own stall or
  *   its network: `silentStall` says so, and the caller blames nobody new.
+ * - A hop found silent behind another (hop k > 0, the hops before it answering) may be alive and
+ *   the relay before it dropping what it should pass on: `silentBehind` names the relay before it,
+ *   so that the caller can check the silent one directly before it blames it (node/entry-mesh.ts).
  */
 import { type AnalyzeOptions, analyzeHop, type HopObservation, type HopState, type HopVerdict } from "./analyze.ts";
 
@@ -43,6 +46,11 @@ export interface Judgement {
   silentFrom: number[];
   /** Many relays silent at once: the entry or its network, not them. */
   silentStall: boolean;
+  /**
+   * Relays found silent only behind another hop (never as a first hop): per relay, the relay just
+   * before it on each circuit where it was silent, and that circuit's index.
+   */
+  silentBehind: Map<string, { pred: string; circuit: number }[]>;
 }
 
 function median(xs: number[]): number | undefined {
@@ -88,6 +96,8 @@ export function judgeCircuits(
   const netRatio = Math.max(1, median(ratios) ?? 1);
   const netLoss = median(losses) ?? 0;
   const verdicts = new Map<string, HopVerdict>();
+  const silentFirst = new Set<string>();
+  const silentBehind = new Map<string, { pred: string; circuit: number }[]>();
   const silentFrom = judged.map((hops, i) => {
     for (const [hop, { node, v, ratio }] of hops.entries()) {
       const outlier =
@@ -99,10 +109,17 @@ export function judgeCircuits(
       if (v.state === "ok" || !outlier) continue;
       const held = verdicts.get(node);
       if (!held || RANK[v.state] > RANK[held.state]) verdicts.set(node, v);
-      return RANK[v.state] >= RANK.frozen ? hop + 1 : (circuits[i] as JudgedCircuit).nodes.length;
+      if (RANK[v.state] < RANK.frozen) return (circuits[i] as JudgedCircuit).nodes.length;
+      if (hop === 0) silentFirst.add(node);
+      else {
+        const pred = (circuits[i] as JudgedCircuit).nodes[hop - 1] as string;
+        silentBehind.set(node, [...(silentBehind.get(node) ?? []), { pred, circuit: i }]);
+      }
+      return hop + 1;
     }
     return (circuits[i] as JudgedCircuit).nodes.length;
   });
   const silent = [...verdicts.values()].filter((v) => RANK[v.state] >= RANK.frozen).length;
-  return { verdicts, seen, silentFrom, silentStall: silent >= 3 && silent * 2 >= seen.size };
+  for (const node of silentFirst) silentBehind.delete(node);
+  return { verdicts, seen, silentFrom, silentStall: silent >= 3 && silent * 2 >= seen.size, silentBehind };
 }

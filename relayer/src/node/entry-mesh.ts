@@ -27,7 +27,7 @@ import { silentLogger } from "../log.ts";
 import { type AnalyzeOptions, DEFAULT_ANALYZE, type HopState, type HopVerdict } from "../mesh/analyze.ts";
 import { judgeCircuits, RANK } from "../mesh/judge.ts";
 import { Counters } from "../mesh/counters.ts";
-import { Executor } from "../mesh/execute.ts";
+import { decide, Executor } from "../mesh/execute.ts";
 import { healthScore, type Knowledge, type NodeStats } from "../mesh/knowledge.ts";
 import { Monitor } from "../mesh/monitor.ts";
 import { DestroyReason } from "../wire/cell.ts";
@@ -85,6 +85,16 @@ export const ENTRY_ANALYZE: AnalyzeOptions = {
 };
 /** Suspicion left to a relay whose silence ended before it was judged dead (ms). */
 const RECOVERED_SUSPECT_MS = 120_000;
+/**
+ * A relay is blamed for what it passes on when, within this window, relays behind it on at least
+ * `BLAME_DISTINCT` circuits went silent there while answering a direct check, or circuits through
+ * it failed authentication that often. One such event says little (a lossy link into the next
+ * relay stalls its beacons too); a relay that drops or corrupts cells causes them on every circuit.
+ */
+const BLAME_WINDOW_MS = 20_000;
+const BLAME_DISTINCT = 2;
+/** How long a relay that answered a direct check is taken as alive when seen silent behind another. */
+const ALIVE_MS = 30_000;
 const BEACON_FLAG = 1n << 63n;
 
 /** Connects to `relay` and completes a link handshake; resolves with the time taken, ms. */
@@ -117,6 +127,10 @@ export class EntryMesh {
   readonly #deadAt = new Map<string, number>();
   readonly #stats = new Map<string, { at: number; stats: NodeStats }>();
   readonly #probing = new Set<string>();
+  /** Relays that answered a direct check after being seen silent behind another hop: until when. */
+  readonly #aliveUntil = new Map<string, number>();
+  /** Per relay: the relays behind it seen silent while alive, and circuits through it that failed authentication. */
+  readonly #evidence = new Map<string, { other: string; at: number }[]>();
   /** Relays of the directory by node id (latency probes), refreshed every few seconds. */
   #known = new Map<string, DirectoryEntry>();
   #knownAt = 0;
@@ -263,9 +277,12 @@ export class EntryMesh {
       // A relay on the path lost its link to the next one: find which of them cannot be reached.
       for (let hop = 1; hop < pc.path.length; hop++) this.#probeDead(pc.path[hop] as DirectoryEntry);
     } else if (error.reason === DestroyReason.authentication) {
-      // Some hop saw a cell fail its checks; which one tampered cannot be told: all lose health.
-      for (const node of pc.nodes) this.knowledge.recordFailure(node, now, "cell-error");
+      // Some hop saw a cell fail its checks (or says so: the reason byte is the hop's word); which
+      // one tampered cannot be told from one circuit, and charging them all would let one relay
+      // cut the health of every relay it shares circuits with. A relay on several such circuits
+      // in a short time is blamed, and only then is it a failure in Knowledge.
       this.counters.inc("mesh_link_failures", { kind: "cell-error" });
+      for (const node of pc.nodes) this.#blame(node, pc.id, now, "circuits through it failed authentication");
     }
   }
 
@@ -292,6 +309,66 @@ export class EntryMesh {
         (error: Error) => {
           this.counters.inc("mesh_probes_lost");
           this.#eventDead(node, "closed", `unreachable after a circuit through it lost a link: ${error.message}`);
+        },
+      )
+      .finally(() => this.#probing.delete(node));
+  }
+
+  /**
+   * Evidence against `node` (a silent relay behind it that was alive, or a circuit through it that
+   * failed authentication): at `BLAME_DISTINCT` distinct ones within the window it is suspected as
+   * a relay that drops or corrupts what it passes on — it still answers for itself, so the judge's
+   * episodes (which end when a relay answers) do not manage its suspicion: it lasts the full term.
+   */
+  #blame(node: string, other: string, now: number, what: string): void {
+    const pool = this.#pool;
+    if (!pool || pool.closing) return;
+    const held = (this.#evidence.get(node) ?? []).filter((e) => now - e.at < BLAME_WINDOW_MS && e.other !== other);
+    held.push({ other, at: now });
+    this.#evidence.set(node, held);
+    if (held.length < BLAME_DISTINCT || pool.suspects().has(node)) return;
+    this.#evidence.delete(node);
+    this.knowledge.recordFailure(node, now, "cell-error");
+    this.#stats.delete(node);
+    const others = held.map((e) => pool.nameOf(e.other) ?? e.other).join(", ");
+    this.executor.onVerdict(node, { state: "frozen", reason: `${what} (${others})`, since: now }, pool.views(), {
+      relay: pool.nameOf(node),
+      why: what,
+    });
+  }
+
+  /**
+   * `node` went silent behind another hop: connect to it directly. A relay that answers is alive
+   * and its suspicion is lifted: the relay before it is what went wrong on those circuits (it drops
+   * what it should pass on, or its link to `node` is stuck), and that is evidence against it.
+   */
+  #checkBehind(node: string, behind: readonly { pred: string }[]): void {
+    const relay =
+      this.#known.get(node) ??
+      this.#pool
+        ?.circuits()
+        .flatMap((pc) => pc.path)
+        .find((r) => nodeId(r) === node);
+    if (!relay || this.#probing.has(node)) return;
+    this.#probing.add(node);
+    this.counters.inc("mesh_probes_sent");
+    connectProbe(relay, this.#o.probeTimeoutMs ?? 2_000)
+      .then(
+        () => {
+          const now = Date.now();
+          this.#aliveUntil.set(node, now + ALIVE_MS);
+          this.#pool?.relax(node, 0);
+          this.#endEpisode(node);
+          this.#log.info("relay silent behind another answers directly: the hop before it is in question", {
+            relay: this.#pool?.nameOf(node),
+            before: [...new Set(behind.map((b) => this.#pool?.nameOf(b.pred) ?? b.pred))].join(", "),
+          });
+          for (const b of behind)
+            this.#blame(b.pred, node, now, "relays behind it went silent while answering directly");
+        },
+        () => {
+          this.counters.inc("mesh_probes_lost");
+          this.knowledge.recordFailure(node, Date.now(), "frozen");
         },
       )
       .finally(() => this.#probing.delete(node));
@@ -380,7 +457,7 @@ export class EntryMesh {
     const pool = this.#pool;
     if (!pool) return;
     const watched = [...this.#watched.values()];
-    const { verdicts, seen, silentFrom, silentStall } = judgeCircuits(
+    const { verdicts, seen, silentFrom, silentStall, silentBehind } = judgeCircuits(
       watched.map((w) => ({
         nodes: w.pc.nodes,
         observations: (hop) => this.monitor.observations(w.links[hop] as string),
@@ -421,9 +498,24 @@ export class EntryMesh {
       // Slow or lossy relays are moved away from only while few are suspected: when a third of
       // the network looks degraded, moving traffic around helps nobody (a busy machine, a bad uplink).
       if (!silent && pool.suspects().size >= degradedCap) continue;
-      // A hop that went silent is a failure in Knowledge once per episode (dead after frozen is the same one).
-      if (silent && RANK[prev] < RANK.frozen) this.knowledge.recordFailure(node, now, "frozen");
+      const behind = silent && RANK[prev] < RANK.frozen ? silentBehind.get(node) : undefined;
+      if (behind && (this.#aliveUntil.get(node) ?? 0) > now) {
+        // It answered a direct check a moment ago: only the circuits where it is silent behind
+        // another hop are given up (their pending streams move), and the hop before is in question.
+        const where = new Set(behind.map((b) => watched[b.circuit]?.pc.id));
+        const views = pool.views().filter((c) => where.has(c.id) || c.role === "standby");
+        this.executor.apply(
+          decide(node, v, views).filter((d) => d.action !== "suspect"),
+          { node, state: v.state, relay: pool.nameOf(node), why: "silent behind another hop, alive" },
+        );
+        for (const b of behind) this.#blame(b.pred, node, now, "relays behind it went silent while answering directly");
+        continue;
+      }
+      // A hop that went silent is a failure in Knowledge once per episode (dead after frozen is the
+      // same one); one silent only behind another hop is checked directly first (#checkBehind).
+      if (silent && RANK[prev] < RANK.frozen && !behind) this.knowledge.recordFailure(node, now, "frozen");
       this.#act(node, v);
+      if (behind) this.#checkBehind(node, behind);
     }
     for (const node of this.#states.keys()) if (!seen.has(node)) this.#endEpisode(node);
   }

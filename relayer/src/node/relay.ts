@@ -25,7 +25,8 @@ export interface RelayNodeOptions {
   admission?: Partial<AdmissionLimits>;
   rekeyInterval?: number;
   logger?: Logger;
-  tamperForward?: (body: Buffer) => void;
+  /** Adversarial tests only (circuit/relay.ts): change a cell passed on, or return false to drop it. */
+  tamperForward?: RelayCoreOptions["tamperForward"];
   /** In-band payment: the gate that counts and judges every payer (docs/settlement.md). */
   payments?: RelayCoreOptions["payments"];
   onLockRequest?: RelayCoreOptions["onLockRequest"];

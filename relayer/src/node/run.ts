@@ -45,7 +45,7 @@ import {
   type NodeMetrics,
   startMetricsServer,
 } from "../metrics/index.ts";
-import { type RelayNode, startRelay } from "./relay.ts";
+import { type RelayNode, type RelayNodeOptions, startRelay } from "./relay.ts";
 import { Knowledge } from "../mesh/knowledge.ts";
 import {
   ChainEpochClock,
@@ -118,7 +118,11 @@ async function epochClock(client: PublicClient, rewards: Address, everyMs: numbe
   return { now: () => epoch, stop: () => clearInterval(timer) };
 }
 
-async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exit" }>, log: Logger) {
+async function startRelayNode(
+  config: Extract<NodeConfig, { role: "relay" | "exit" }>,
+  log: Logger,
+  hooks: NodeTestHooks = {},
+) {
   const r = config.relay;
   const { keys, created } = loadOrCreateKeys(r.keys);
   const name = r.name ?? `relay-${keys.keysHash.toString("hex").slice(0, 8)}`;
@@ -288,6 +292,7 @@ async function startRelayNode(config: Extract<NodeConfig, { role: "relay" | "exi
     checkPayHello: clientKeys ? (binding, hello) => clientKeys.checkHello(binding, hello) : undefined,
     metrics,
     isKnownRelay: mesh.isKnownRelay,
+    tamperForward: hooks.tamperForward,
   });
   const prober = await startProber?.();
   await mesh.start({ host: node.host, port: node.port });
@@ -451,6 +456,14 @@ async function serveMetrics(metrics: NodeMetrics, where: string, log: Logger): P
   }
 }
 
-export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
-  return config.role === "entry" ? startEntryNode(config, log) : startRelayNode(config, log);
+/**
+ * What a test harness may inject into a node that no config can: the chaos harness's hostile relay
+ * (bench/chaos-relay.ts) corrupts or drops the cells it passes on.
+ */
+export interface NodeTestHooks {
+  tamperForward?: RelayNodeOptions["tamperForward"];
+}
+
+export async function startNode(config: NodeConfig, log: Logger, hooks?: NodeTestHooks): Promise<RunningNode> {
+  return config.role === "entry" ? startEntryNode(config, log) : startRelayNode(config, log, hooks);
 }
