@@ -7,7 +7,7 @@
  *   {"ev":"ready","port":...}
  *   {"ev":"built","t":...,"id":"c3","role":"standby","cls":"3:dl0x","path":["r3","r7","r1"]}
  *   {"ev":"closed","t":...,"id":"c3","path":[...],"reason":...}
- *   {"ev":"suspected","t":...,"relay":"r7","why":"..."}
+ *   {"ev":"suspected","t":...,"relay":"r7","why":"...","ms":600000}
  *   {"ev":"decision","t":...,"action":"promote-standby","relay":"r7",...}
  *
  * argv: <descriptor folder> <SOCKS port> [knowledge file].
@@ -27,7 +27,7 @@ const logger = createLogger({
   write: (line) => {
     const record = JSON.parse(line) as Record<string, unknown> & { msg?: string; level?: string };
     if (record.msg?.startsWith("relay suspected"))
-      emit({ ev: "suspected", t: Date.now(), relay: record.relay, why: record.why });
+      emit({ ev: "suspected", t: Date.now(), relay: record.relay, why: record.why, ms: record.ms });
     else if (record.msg === "mesh decision") emit({ ev: "decision", t: Date.now(), ...record, msg: undefined });
     else if (record.level === "warn" || record.level === "error") emit({ ev: "log", t: Date.now(), ...record });
   },

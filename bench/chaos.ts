@@ -75,6 +75,8 @@ const WINDOW_MS: Record<Kind, number> = {
   drop: 10_000,
 };
 const SETTLE_MS = 2_000;
+/** A suspicion this short is provisional (the entry is checking the relay directly): not counted as blame. */
+const PROVISIONAL_MS = 5_000;
 const CONN_TIMEOUT_MS = 10_000;
 const LATENCY_MS = 300;
 const LOSS = { lossRate: 0.3, stallMs: 300 };
@@ -221,7 +223,7 @@ async function startRelay(r: Relay, relayDir: string): Promise<void> {
 type EntryEvent =
   | { ev: "built"; t: number; id: string; role: "active" | "standby"; cls: string; path: string[] }
   | { ev: "closed"; t: number; id: string; path: string[]; reason: number }
-  | { ev: "suspected"; t: number; relay: string; why?: string }
+  | { ev: "suspected"; t: number; relay: string; why?: string; ms?: number }
   | { ev: "decision"; t: number; action: string; circuit?: string };
 type TrafficEvent =
   | { ev: "conn"; start: number; end: number; ok: boolean; cls: string }
@@ -342,15 +344,17 @@ async function main(): Promise<void> {
   const faultsStarted = Date.now();
   for (const kind of kinds) {
     for (let i = 0; i < FAULTS; i++) {
+      // A relay that corrupts or drops what it passes on must be one that passes cells on: not an exit.
+      const passesOn = kind === "corrupt" || kind === "drop";
       const inUse = [
         ...new Set(
           [...open.values()]
             .filter((c) => !c.standby)
-            .map((c) => c.path)
+            .map((c) => (passesOn ? c.path.slice(0, -1) : c.path))
             .flat(),
         ),
       ];
-      const pool = inUse.length > 0 ? inUse : relays.map((r) => r.name);
+      const pool = inUse.length > 0 ? inUse : relays.filter((r) => !passesOn || !r.exit).map((r) => r.name);
       const pick = pool[Math.floor(Math.random() * pool.length)];
       const victim = relays.find((r) => r.name === pick);
       if (!victim) throw new Error(`no relay named ${JSON.stringify(pick)} (pool ${JSON.stringify(pool)})`);
@@ -405,7 +409,7 @@ async function main(): Promise<void> {
     let broken = 0;
     /** Broken downloads whose class had a circuit through the faulted relay at the fault. */
     let brokenThrough = 0;
-    /** Relays other than the faulted one that the entry suspected during the fault. */
+    /** Relays other than the faulted one that the entry suspected during the fault (beyond a provisional suspicion). */
     let wrongSuspects = 0;
     for (const f of mine) {
       const end = f.t0 + f.window + SETTLE_MS;
@@ -418,7 +422,13 @@ async function main(): Promise<void> {
       if (detected) mttd.push(detected.t - f.t0);
       const wrong = new Set(
         entryEvents.flatMap((e) =>
-          e.ev === "suspected" && e.t >= f.t0 && e.t < f.t0 + f.window && e.relay !== f.victim ? [e.relay] : [],
+          e.ev === "suspected" &&
+          e.t >= f.t0 &&
+          e.t < f.t0 + f.window &&
+          e.relay !== f.victim &&
+          (e.ms === undefined || e.ms > PROVISIONAL_MS)
+            ? [e.relay]
+            : [],
         ),
       );
       wrongSuspects += wrong.size;

@@ -95,6 +95,8 @@ const BLAME_WINDOW_MS = 20_000;
 const BLAME_DISTINCT = 2;
 /** How long a relay that answered a direct check is taken as alive when seen silent behind another. */
 const ALIVE_MS = 30_000;
+/** How long a dead or frozen relay is avoided (the executor's term for them). */
+const DEAD_SUSPECT_MS = 600_000;
 const BEACON_FLAG = 1n << 63n;
 
 /** Connects to `relay` and completes a link handshake; resolves with the time taken, ms. */
@@ -140,6 +142,8 @@ export class EntryMesh {
   #lastTick = 0;
   #graceUntil = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** After close(): answers still in flight are dropped (Knowledge may be closed). */
+  #closed = false;
 
   constructor(options: EntryMeshOptions) {
     this.#o = options;
@@ -182,9 +186,10 @@ export class EntryMesh {
         sendProbe: (node, seq) => {
           const relay = this.#known.get(node);
           if (!relay) return;
+          // A probe may come back after close(): Knowledge's database is closed by then.
           connectProbe(relay, options.probeTimeoutMs ?? 2_000).then(
-            (ms) => this.monitor.probeAnswered(node, seq, ms / 2),
-            () => this.monitor.probeFailed(node, seq),
+            (ms) => this.#closed || this.monitor.probeAnswered(node, seq, ms / 2),
+            () => this.#closed || this.monitor.probeFailed(node, seq),
           );
         },
       },
@@ -307,6 +312,7 @@ export class EntryMesh {
       .then(
         () => {},
         (error: Error) => {
+          if (this.#closed) return;
           this.counters.inc("mesh_probes_lost");
           this.#eventDead(node, "closed", `unreachable after a circuit through it lost a link: ${error.message}`);
         },
@@ -342,7 +348,7 @@ export class EntryMesh {
    * and its suspicion is lifted: the relay before it is what went wrong on those circuits (it drops
    * what it should pass on, or its link to `node` is stuck), and that is evidence against it.
    */
-  #checkBehind(node: string, behind: readonly { pred: string }[]): void {
+  #checkBehind(node: string, behind: readonly { pred: string }[], verdict: HopVerdict): void {
     const relay =
       this.#known.get(node) ??
       this.#pool
@@ -355,6 +361,7 @@ export class EntryMesh {
     connectProbe(relay, this.#o.probeTimeoutMs ?? 2_000)
       .then(
         () => {
+          if (this.#closed) return;
           const now = Date.now();
           this.#aliveUntil.set(node, now + ALIVE_MS);
           this.#pool?.relax(node, 0);
@@ -366,9 +373,15 @@ export class EntryMesh {
           for (const b of behind)
             this.#blame(b.pred, node, now, "relays behind it went silent while answering directly");
         },
-        () => {
+        (error: Error) => {
+          if (this.#closed) return;
           this.counters.inc("mesh_probes_lost");
           this.knowledge.recordFailure(node, Date.now(), "frozen");
+          this.#pool?.suspect(
+            node,
+            DEAD_SUSPECT_MS,
+            `${verdict.state}: ${verdict.reason}; no answer to a direct check either (${error.message})`,
+          );
         },
       )
       .finally(() => this.#probing.delete(node));
@@ -380,13 +393,22 @@ export class EntryMesh {
     this.#stats.delete(node);
   }
 
-  #act(node: string, verdict: HopVerdict): void {
+  /** Acts on a verdict; `provisionalMs` suspects the node only that long (a direct check is under way). */
+  #act(node: string, verdict: HopVerdict, provisionalMs?: number): void {
     const pool = this.#pool;
     if (!pool || pool.closing) return;
     if (!this.#states.has(node)) this.#since.set(node, Date.now());
     this.#states.set(node, verdict.state);
     this.#stats.delete(node);
-    this.executor.onVerdict(node, verdict, pool.views(), { relay: pool.nameOf(node), why: verdict.reason });
+    const context = { relay: pool.nameOf(node), why: verdict.reason };
+    if (provisionalMs === undefined) {
+      this.executor.onVerdict(node, verdict, pool.views(), context);
+      return;
+    }
+    const decisions = decide(node, verdict, pool.views()).map((d) =>
+      d.action === "suspect" ? { ...d, ms: provisionalMs, why: `${d.why} (provisional: checked directly)` } : d,
+    );
+    this.executor.apply(decisions, { node, state: verdict.state, ...context });
   }
 
   /**
@@ -514,8 +536,12 @@ export class EntryMesh {
       // A hop that went silent is a failure in Knowledge once per episode (dead after frozen is the
       // same one); one silent only behind another hop is checked directly first (#checkBehind).
       if (silent && RANK[prev] < RANK.frozen && !behind) this.knowledge.recordFailure(node, now, "frozen");
-      this.#act(node, v);
-      if (behind) this.#checkBehind(node, behind);
+      if (!behind) this.#act(node, v);
+      else {
+        // Its circuits are given up at once; it is suspected for good only if the check fails.
+        this.#act(node, v, (this.#o.probeTimeoutMs ?? 2_000) + 1_000);
+        this.#checkBehind(node, behind, v);
+      }
     }
     for (const node of this.#states.keys()) if (!seen.has(node)) this.#endEpisode(node);
   }
@@ -570,6 +596,7 @@ export class EntryMesh {
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
