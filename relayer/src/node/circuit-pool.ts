@@ -25,6 +25,9 @@ import { chooseRoute, type NodeInfo, nodeId } from "./route.ts";
 
 export { isLoopback, type NodeInfo, nodeId } from "./route.ts";
 
+/** How long a relay a build failed at (past the first hop) is avoided while the mesh checks it directly. */
+const BUILD_CHECK_MS = 5_000;
+
 export interface PooledCircuit {
   /** "c1", "c2", … (decisions and logs name circuits by it). */
   readonly id: string;
@@ -61,8 +64,11 @@ export interface CircuitPoolOptions {
   /** Decisions the pool takes by itself (a promotion, a standby built or dropped): log line and counter. */
   onDecision?: (action: string, fields: LogFields) => void;
   onBuilt?: (pc: PooledCircuit) => void;
-  /** A build failed at this node's hop. */
-  onBuildFailed?: (id: string) => void;
+  /**
+   * A build failed at this node's hop; `before` is the relay that was asked to extend to it (hop
+   * > 0), which may be the one at fault: the mesh checks `id` directly before it blames it.
+   */
+  onBuildFailed?: (id: string, before?: string) => void;
   onClosed?: (pc: PooledCircuit, error: CircuitError) => void;
 }
 
@@ -391,8 +397,16 @@ export class CircuitPool {
       // allowed") says nothing about that relay's health: it is left out for a moment only.
       const refused = error instanceof CircuitError && error.extendReason === StreamReason.notAllowed;
       if (relay) {
-        if (!refused) this.#o.onBuildFailed?.(nodeId(relay));
-        this.suspect(nodeId(relay), refused ? 30_000 : this.#o.suspectMs, `circuit build: ${(error as Error).message}`);
+        // Past the first hop the relay before it may have dropped the EXTEND: with a mesh to check
+        // the relay directly, it is avoided only for the check's time until then.
+        const before = hop ? path[hop - 1] : undefined;
+        const checked = !refused && before !== undefined && this.#o.onBuildFailed !== undefined;
+        if (!refused) this.#o.onBuildFailed?.(nodeId(relay), before && nodeId(before));
+        this.suspect(
+          nodeId(relay),
+          refused ? 30_000 : checked ? BUILD_CHECK_MS : this.#o.suspectMs,
+          `circuit build: ${(error as Error).message}${checked ? " (provisional: checked directly)" : ""}`,
+        );
       }
       throw error;
     }

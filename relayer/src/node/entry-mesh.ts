@@ -344,11 +344,13 @@ export class EntryMesh {
   }
 
   /**
-   * `node` went silent behind another hop: connect to it directly. A relay that answers is alive
-   * and its suspicion is lifted: the relay before it is what went wrong on those circuits (it drops
-   * what it should pass on, or its link to `node` is stuck), and that is evidence against it.
+   * `node` failed behind other hops (`before`: the relays just before it where it went silent, or
+   * the relay asked to extend to it in a build that failed, or a probe's silent hop): connect to it
+   * directly. A relay that answers is alive and its suspicion is lifted: the relay before it is
+   * what went wrong there (it drops what it should pass on, or its link to `node` is stuck), and
+   * that is evidence against it. One that does not answer is suspected for the full term.
    */
-  #checkBehind(node: string, behind: readonly { pred: string }[], verdict: HopVerdict): void {
+  checkBehind(node: string, before: readonly string[], failure: "frozen" | "build", what: string): void {
     const relay =
       this.#known.get(node) ??
       this.#pool
@@ -365,30 +367,33 @@ export class EntryMesh {
           const now = Date.now();
           this.#aliveUntil.set(node, now + ALIVE_MS);
           this.#pool?.relax(node, 0);
-          this.#endEpisode(node);
-          this.#log.info("relay silent behind another answers directly: the hop before it is in question", {
+          if (this.#states.has(node)) this.#endEpisode(node);
+          const names = [...new Set(before)].map((b) => this.#pool?.nameOf(b) ?? b);
+          this.#log.info("relay that failed behind another answers directly: the hop before it is in question", {
             relay: this.#pool?.nameOf(node),
-            before: [...new Set(behind.map((b) => this.#pool?.nameOf(b.pred) ?? b.pred))].join(", "),
+            before: names.join(", "),
+            what,
           });
-          for (const b of behind)
-            this.#blame(b.pred, node, now, "relays behind it went silent while answering directly");
+          for (const b of new Set(before))
+            this.#blame(b, node, now, `relays behind it failed (${failure}) while answering directly`);
         },
         (error: Error) => {
           if (this.#closed) return;
           this.counters.inc("mesh_probes_lost");
-          this.knowledge.recordFailure(node, Date.now(), "frozen");
-          this.#pool?.suspect(
-            node,
-            DEAD_SUSPECT_MS,
-            `${verdict.state}: ${verdict.reason}; no answer to a direct check either (${error.message})`,
-          );
+          this.knowledge.recordFailure(node, Date.now(), failure);
+          this.#stats.delete(node);
+          this.#pool?.suspect(node, DEAD_SUSPECT_MS, `${what}; no answer to a direct check either (${error.message})`);
         },
       )
       .finally(() => this.#probing.delete(node));
   }
 
-  /** A build through `node` failed at that hop: Knowledge remembers it (route choice weighs it). */
-  buildFailed(node: string): void {
+  /**
+   * A build through `node` failed at that hop: Knowledge remembers it (route choice weighs it).
+   * Past the first hop (`before` was asked to extend to it) it is checked directly first.
+   */
+  buildFailed(node: string, before?: string): void {
+    if (before) return this.checkBehind(node, [before], "build", "a circuit build failed there");
     this.knowledge.recordFailure(node, Date.now(), "build");
     this.#stats.delete(node);
   }
@@ -534,13 +539,18 @@ export class EntryMesh {
         continue;
       }
       // A hop that went silent is a failure in Knowledge once per episode (dead after frozen is the
-      // same one); one silent only behind another hop is checked directly first (#checkBehind).
+      // same one); one silent only behind another hop is checked directly first (checkBehind).
       if (silent && RANK[prev] < RANK.frozen && !behind) this.knowledge.recordFailure(node, now, "frozen");
       if (!behind) this.#act(node, v);
       else {
         // Its circuits are given up at once; it is suspected for good only if the check fails.
         this.#act(node, v, (this.#o.probeTimeoutMs ?? 2_000) + 1_000);
-        this.#checkBehind(node, behind, v);
+        this.checkBehind(
+          node,
+          behind.map((b) => b.pred),
+          "frozen",
+          `${v.state}: ${v.reason}`,
+        );
       }
     }
     for (const node of this.#states.keys()) if (!seen.has(node)) this.#endEpisode(node);

@@ -181,7 +181,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     logger: log,
     onDecision: (action, fields) => mesh.decision(action, fields),
     onBuilt: (pc) => mesh.watch(pc),
-    onBuildFailed: (id) => mesh.buildFailed(id),
+    onBuildFailed: (id, before) => mesh.buildFailed(id, before),
     onClosed: (pc, error) => {
       mesh.closed(pc, error);
       if (pool.closing) return;
@@ -212,7 +212,13 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
           return circuit.reinstate();
         }
         const node = pc.nodes[silent];
-        if (node !== undefined) pool.suspect(node, suspectMs, `hop ${silent + 1} did not answer a probe`);
+        // Past the first hop the relay before it may be dropping what it passes on: the mesh
+        // checks the silent one directly before it is avoided for the full term.
+        const before = silent > 0 ? pc.nodes[silent - 1] : undefined;
+        if (node !== undefined && before !== undefined) {
+          pool.suspect(node, 5_000, `hop ${silent + 1} did not answer a probe (provisional: checked directly)`);
+          mesh.checkBehind(node, [before], "frozen", `hop ${silent + 1} did not answer a probe`);
+        } else if (node !== undefined) pool.suspect(node, suspectMs, `hop ${silent + 1} did not answer a probe`);
         circuit.close();
       });
     }, streamOpenTimeoutMs);

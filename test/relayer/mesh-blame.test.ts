@@ -1,0 +1,101 @@
+/**
+ * A relay that drops what it passes on (it still answers for itself: its own beacons, EXTENDs to
+ * it) must be the one blamed, not the honest relays behind it whose beacons it swallows. Real
+ * relays on loopback (in this process, so that one can be made hostile through its tamper hook),
+ * the real entry with its mesh; bounded waits only, no assertion on how long anything took.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer, type Server } from "node:net";
+import type { Duplex } from "node:stream";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { nodeId } from "../../relayer/src/node/circuit-pool.ts";
+import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
+import { type EntryNode, startEntry } from "../../relayer/src/node/entry.ts";
+import type { RelayNode } from "../../relayer/src/node/relay.ts";
+import { startRelays } from "./helpers.ts";
+
+/** Writes "ping" and resolves with what comes back before the target ends the stream. */
+async function ping(stream: Duplex): Promise<string> {
+  const chunks: Buffer[] = [];
+  stream.on("data", (c: Buffer) => chunks.push(c));
+  const ended = new Promise<void>((resolve, reject) => {
+    stream.once("end", resolve);
+    stream.once("error", reject);
+  });
+  stream.write("ping\n");
+  await ended;
+  stream.destroy();
+  return Buffer.concat(chunks).toString();
+}
+
+describe("mesh blame: a relay that drops what it passes on", () => {
+  let relays: RelayNode[] = [];
+  let directory: DirectoryEntry[] = [];
+  let entry: EntryNode;
+  let echo: Server;
+  let dir: string;
+  let dropping = false;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "x0t-mesh-blame-"));
+    // Relay 0 is the hostile one; every relay may be an exit (loopback targets).
+    const hostile = await startRelays(1, { tamperForward: () => (dropping ? false : undefined) });
+    relays = [...hostile, ...(await startRelays(4))];
+    directory = relays.map((r, i) => ({
+      name: `b${i}`,
+      host: r.host,
+      port: r.port,
+      keys: r.keys,
+      exit: true,
+      region: ["DE", "FR", "NL", "SE", "US"][i],
+    }));
+    echo = createServer((s) => {
+      s.on("error", () => {});
+      s.once("data", () => s.end("pong\n"));
+    });
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+    entry = await startEntry({
+      socksPort: 0,
+      hops: 2,
+      directory: () => directory,
+      diversity: { prefix: false },
+      knowledge: join(dir, "mesh.sqlite"),
+    });
+  });
+  after(async () => {
+    await entry?.close();
+    await Promise.all(relays.map((r) => r.close()));
+    await new Promise((r) => echo?.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("suspects the dropping relay for the full term and leaves the relays behind it in use", async () => {
+    const target = { type: "ipv4" as const, host: "127.0.0.1", port: (echo.address() as AddressInfo).port };
+    const hostile = nodeId(directory[0]!);
+    dropping = true;
+    // New classes keep building circuits; those with the hostile relay first lose their second hop.
+    let ok = 0;
+    for (let i = 0; i < 60 && !entry.pool.suspects().has(hostile); i++) {
+      const opened = await Promise.race([
+        entry.openStream(target, `user-${i}`).then(ping, () => "failed"),
+        new Promise<string>((r) => setTimeout(() => r("timed out"), 15_000)),
+      ]);
+      if (opened === "pong\n") ok++;
+    }
+    assert.ok(entry.pool.suspects().has(hostile), "the relay that drops cells is suspected");
+    assert.ok(ok > 0, "streams went on meanwhile");
+    // Provisional suspicions of the relays behind it (5 s at most) have lapsed, and were not renewed.
+    await new Promise((r) => setTimeout(r, 5_500));
+    const honest = directory.slice(1).map(nodeId);
+    const stillSuspected = honest.filter((n) => entry.pool.suspects().has(n));
+    assert.deepEqual(stillSuspected, [], "no honest relay stays suspected");
+    for (const n of honest)
+      assert.equal(entry.mesh.knowledge.stats(n).failures, 0, "no failure recorded for an honest relay");
+    assert.ok(entry.mesh.knowledge.stats(hostile).failures >= 1, "the hostile relay's failure is in Knowledge");
+    // And the network works around it.
+    for (let i = 0; i < 3; i++) assert.equal(await ping(await entry.openStream(target, `after-${i}`)), "pong\n");
+  });
+});
