@@ -63,6 +63,24 @@ describe("mesh analyze", () => {
     assert.equal(at(7_500 + threshold + 1).state, "dead");
   });
 
+  it("at a slow pace (a paid idle circuit) a hop is dead once its first unanswered beacon waited deadAfterMs", () => {
+    // A beacon every 30 s; silent from the third (t = 60 s) on: two overdue beacons, not forty.
+    const obs: HopObservation[] = [
+      { kind: "beacon", seq: 1, at: 0 },
+      { kind: "echo", seq: 1, at: 20 },
+      { kind: "beacon", seq: 2, at: 30_000 },
+      { kind: "echo", seq: 2, at: 30_020 },
+      { kind: "beacon", seq: 3, at: 60_000 },
+      { kind: "beacon", seq: 4, at: 60_500 },
+    ];
+    const options = { ...DEFAULT_ANALYZE, deadMissed: 40, deadAfterMs: 20_000 };
+    assert.equal(analyzeHop(obs, baseline, 79_000, options).state, "frozen");
+    const dead = analyzeHop(obs, baseline, 80_001, options);
+    assert.equal(dead.state, "dead");
+    assert.equal(dead.since, 60_000);
+    assert.equal(analyzeHop(obs, baseline, 80_001, { ...options, deadAfterMs: undefined }).state, "frozen");
+  });
+
   it("the frozen threshold follows the hop's own RTT within its bounds", () => {
     assert.equal(frozenThresholdMs({ rttMs: 100, jitterMs: 10, loss: 0 }), 560);
     assert.equal(frozenThresholdMs({ rttMs: 400, jitterMs: 50, loss: 0 }), 1_000, "capped");

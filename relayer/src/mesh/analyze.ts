@@ -3,7 +3,8 @@
  * that failed its checks), what state is the hop in? Pure functions over observations with an
  * explicit clock, so every rule is tested by replaying sequences.
  *
- * - dead: the socket closed or a cell failed, or `deadMissed` beacons in a row went unanswered;
+ * - dead: the socket closed or a cell failed, or `deadMissed` beacons in a row went unanswered (or
+ *   the first of them waited `deadAfterMs`);
  * - frozen: the link is open but a beacon has waited longer than the frozen threshold, which adapts
  *   to the hop (`frozenRttFactor` × (RTT + 4 × jitter), TCP's RTO shape) within [min, max];
  * - loss: of the last `lossWindow` beacons, a share above the node's own baseline loss + `lossThreshold`
@@ -31,6 +32,8 @@ export interface Baseline {
 
 export interface AnalyzeOptions {
   deadMissed: number;
+  /** Dead also once the first unanswered beacon has waited this long, however few were sent (a slow pace). */
+  deadAfterMs?: number;
   frozenMinMs: number;
   frozenMaxMs: number;
   frozenRttFactor: number;
@@ -112,10 +115,11 @@ export function analyzeHop(
     tail.unshift(b);
   }
   const overdue = tail.filter(([, at]) => now - at > threshold);
-  if (overdue.length >= options.deadMissed)
+  const waited = overdue.length > 0 ? now - (overdue[0] as [number, number])[1] : 0;
+  if (overdue.length >= options.deadMissed || (options.deadAfterMs !== undefined && waited >= options.deadAfterMs))
     return {
       state: "dead",
-      reason: `${overdue.length} beacons unanswered`,
+      reason: `${overdue.length} beacons unanswered over ${Math.round(waited)} ms`,
       since: (overdue[0] as [number, number])[1],
     };
   if (overdue.length > 0) {

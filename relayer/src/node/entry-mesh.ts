@@ -71,8 +71,10 @@ interface Watched {
  * The entry's analysis rules: analyze.ts's defaults, but
  * - a hop is frozen once a beacon waits 200 ms on a fast path (the floor; RTT + 4 jitters times 4
  *   above it): with a beacon every 500 ms that puts the median detection under 0.5 s;
- * - a circuit whose hop went silent is closed only after 40 missed beacons (20 s): streams carrying
- *   data survive a pause or a short freeze (new streams are moved at the first overdue beacon);
+ * - a circuit whose hop went silent is closed only after 40 missed beacons or 20 s of silence,
+ *   whichever comes first (a paid idle circuit is beaconed every 30 s, and its silent hop at the
+ *   busy pace once judged): streams carrying data survive a pause or a short freeze (new streams
+ *   are moved at the first overdue beacon);
  * - a latency spike must hold for six beacons (3 s) and add 250 ms to the baseline before circuits
  *   are moved for it (less is noise on a busy machine, and little for a user).
  */
@@ -80,6 +82,7 @@ export const ENTRY_ANALYZE: AnalyzeOptions = {
   ...DEFAULT_ANALYZE,
   frozenMinMs: 200,
   deadMissed: 40,
+  deadAfterMs: 20_000,
   spikeSamples: 6,
   spikeMinMs: 250,
 };
@@ -452,8 +455,12 @@ export class EntryMesh {
         w.streamOut = c.streamCellsOut;
         w.lastOut = now;
       }
-      // Someone waits on this circuit: a stream opening, or cells sent and nothing back since.
-      const waiting = c.openingCount > 0 || (c.streamCount > 0 && w.lastOut > w.lastIn);
+      // Someone waits on this circuit: a stream opening, or cells sent and nothing back since, or a
+      // relay of it judged silent (its episode is followed closely, whatever the idle pace).
+      const waiting =
+        c.openingCount > 0 ||
+        (c.streamCount > 0 && w.lastOut > w.lastIn) ||
+        w.pc.nodes.some((n) => RANK[this.#states.get(n) ?? "ok"] >= RANK.frozen);
       const pace = waiting ? busyPace : idlePace;
       for (const link of w.links) this.monitor.pace(link, pace);
     }
