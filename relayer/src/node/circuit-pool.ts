@@ -187,7 +187,10 @@ export class CircuitPool {
       if (cls.active === slot) {
         cls.active = undefined;
         // Too old for new streams: it closes once its streams are done (the sweeper).
-        if (pc && !pc.circuit.closed) pc.circuit.retire();
+        if (pc && !pc.circuit.closed && !pc.circuit.retired) {
+          pc.circuit.retire();
+          this.#o.onDecision?.("retire", { circuit: pc.id, why: "too old or closed for new streams" });
+        }
       }
     }
     if (!cls.active) {
@@ -402,6 +405,7 @@ export class CircuitPool {
         const before = hop ? path[hop - 1] : undefined;
         const checked = !refused && before !== undefined && this.#o.onBuildFailed !== undefined;
         if (!refused) this.#o.onBuildFailed?.(nodeId(relay), before && nodeId(before));
+        this.#o.onDecision?.("suspect", { relay: relay.name, why: `circuit build: ${(error as Error).message}` });
         this.suspect(
           nodeId(relay),
           refused ? 30_000 : checked ? BUILD_CHECK_MS : this.#o.suspectMs,

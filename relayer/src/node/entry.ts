@@ -133,7 +133,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   /** Why and until when new streams are refused after a hop stopped serving this payer. */
   let paymentStop: { message: string; until: number } | undefined;
   /** When relays stopped this payer within the back-off (at most a few: older ones are dropped). */
-  const paymentStops: number[] = [];
+  const paymentStops: { at: number; relay: string }[] = [];
 
   const { knowledge, owned } = openKnowledge(options.knowledge);
   const counters = new Counters(options.metrics ? (n, l, by) => options.metrics?.mesh(n, l, by) : undefined);
@@ -149,22 +149,30 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     logger: log,
   });
 
-  /** A relay stopped serving this payer (PAY_STOP): avoid it, and after two, refuse for a while. */
+  /**
+   * A relay stopped serving this payer (PAY_STOP): avoid it, and once two different relays did
+   * within the back-off, refuse new streams for a while (the credit is likely gone). One relay
+   * alone cannot shut the payer out: it is only avoided. An unpaid entry has nothing to stop.
+   */
   const onPaymentStop = (pc: PooledCircuit, message: string, hop: number | undefined) => {
+    if (!options.payer) return;
     const relay = hop === undefined ? undefined : pc.nodes[hop];
     const now = Date.now();
-    while (paymentStops.length > 0 && now - paymentStops[0]! > paymentBackoffMs) paymentStops.shift();
-    paymentStops.push(now);
+    while (paymentStops.length > 0 && now - paymentStops[0]!.at > paymentBackoffMs) paymentStops.shift();
+    paymentStops.push({ at: now, relay: relay ?? "unknown" });
     if (paymentStops.length > 16) paymentStops.shift();
     if (relay !== undefined) pool.suspect(relay, suspectMs, message);
-    if (paymentStops.length >= 2 || relay === undefined) {
+    if (new Set(paymentStops.map((s) => s.relay)).size >= 2) {
       paymentStop = { message, until: now + paymentBackoffMs };
       log.error("relays stopped serving this payer: new streams are refused for a while", {
         error: message,
         ms: paymentBackoffMs,
       });
     } else
-      log.warn("a relay stopped serving this payer: new paths avoid it", { relay: pool.nameOf(relay), error: message });
+      log.warn("a relay stopped serving this payer: new paths avoid it", {
+        relay: relay === undefined ? "unknown hop" : pool.nameOf(relay),
+        error: message,
+      });
   };
 
   const pool: CircuitPool = new CircuitPool({
@@ -203,6 +211,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
     const timer = setTimeout(() => {
       if (circuit.closed) return;
       circuit.retire();
+      mesh.decision("retire", { circuit: pc.id, why: `stream open timed out after ${streamOpenTimeoutMs} ms` });
       log.warn("stream open timed out: circuit retired, probing its hops", { circuit: pc.id, ms: streamOpenTimeoutMs });
       void circuit.probe(probeTimeoutMs).then((silent) => {
         if (circuit.closed) return;
@@ -219,6 +228,8 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
           pool.suspect(node, 5_000, `hop ${silent + 1} did not answer a probe (provisional: checked directly)`);
           mesh.checkBehind(node, [before], "frozen", `hop ${silent + 1} did not answer a probe`);
         } else if (node !== undefined) pool.suspect(node, suspectMs, `hop ${silent + 1} did not answer a probe`);
+        mesh.decision("suspect", { relay: pc.path[silent]?.name, why: `hop ${silent + 1} did not answer a probe` });
+        mesh.decision("close", { circuit: pc.id, why: "a hop did not answer a probe" });
         circuit.close();
       });
     }, streamOpenTimeoutMs);
