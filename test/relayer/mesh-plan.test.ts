@@ -50,6 +50,25 @@ describe("mesh plan: network prefixes", () => {
     assert.notEqual(networkPrefix("a.example"), networkPrefix("b.example"));
   });
 
+  it("folds every spelling of an IPv4-carrying IPv6 address to the IPv4 /16, and parses IPv6 fully", () => {
+    const ten1 = networkPrefix("10.1.2.3");
+    for (const mapped of [
+      "[::ffff:a01:909]", // hex-mapped: 10.1.9.9
+      "::FFFF:0A01:0909",
+      "0:0:0:0:0:ffff:10.1.9.9",
+      "0000:0000:0000:0000:0000:ffff:0a01:0909",
+      "::ffff:10.1.200.1",
+      "64:ff9b::a01:101", // NAT64 of 10.1.1.1
+      "2002:a01:909::1", // 6to4 of 10.1.9.9
+    ])
+      assert.equal(networkPrefix(mapped), ten1, mapped);
+    assert.notEqual(networkPrefix("::ffff:a02:909"), ten1, "10.2.9.9 is another /16");
+    assert.equal(networkPrefix("2001:db8::1"), networkPrefix("2001:0db8:0:0:0:0:0:2"));
+    assert.equal(networkPrefix("2001:db8:0:0:1::"), networkPrefix("2001:db8::"));
+    assert.notEqual(networkPrefix("::1"), ten1);
+    assert.equal(networkPrefix("localhost"), "name:localhost");
+  });
+
   it("names the conflict between two relays", () => {
     const rules = { region: true, prefix: true, operator: true };
     assert.equal(
@@ -57,6 +76,11 @@ describe("mesh plan: network prefixes", () => {
       "region",
     );
     assert.equal(conflict(relayEntry("a", "10.0.0.1"), relayEntry("b", "10.0.9.9"), rules), "prefix");
+    assert.equal(
+      conflict(relayEntry("a", "10.1.2.3"), relayEntry("b", "[::ffff:a01:909]"), rules),
+      "prefix",
+      "a hex-mapped IPv6 address is its IPv4 /16",
+    );
     assert.equal(
       conflict(relayEntry("a", "2001:db8::1"), relayEntry("b", "2001:db8:1::1"), rules),
       "prefix",
@@ -140,6 +164,43 @@ describe("mesh plan: paths", () => {
     assert.ok((counts.get("fast") ?? 0) > 400, `fast chosen ${counts.get("fast")} / 500`);
     assert.equal(counts.get("slow") ?? 0, 0, "a relay far below the best score is not among the good ones");
     assert.equal(counts.get("sick") ?? 0, 0, "low health scores low");
+  });
+
+  it("puts exits only last while relays that are not exits can fill the other hops (1,000 draws)", () => {
+    const relays = [
+      relayEntry("m-1", "10.0.0.1", { region: "DE" }),
+      relayEntry("m-2", "11.0.0.1", { region: "FR" }),
+      relayEntry("m-3", "12.0.0.1", { region: "NL" }),
+      relayEntry("m-4", "13.0.0.1", { region: "SE" }),
+      // Exits, faster than the others: they would win the middle draws if they were allowed there.
+      ...["US", "CA", "JP", "BR"].map((region, i) => relayEntry(`x-${i}`, `${20 + i}.0.0.1`, { region, exit: true })),
+    ].map((e) => ok(e, e.exit ? 5 : 40));
+    const random = seeded(7);
+    for (let i = 0; i < 1_000; i++) {
+      const path = planPath(relays, { hops: 3, random });
+      assert.equal(path[2]!.exit, true);
+      assert.deepEqual(
+        path.slice(0, -1).filter((r) => r.exit),
+        [],
+        `draw ${i}: ${path.map((r) => r.name).join(" > ")}`,
+      );
+      assertDiverse(path);
+    }
+    // Non-exits that cannot make a diverse path (one region) leave the other hops to exits.
+    const crowded = [
+      relayEntry("m-1", "10.0.0.1", { region: "DE" }),
+      relayEntry("m-2", "11.0.0.1", { region: "DE" }),
+      relayEntry("x-1", "20.0.0.1", { region: "US", exit: true }),
+      relayEntry("x-2", "21.0.0.1", { region: "CA", exit: true }),
+    ].map((e) => ok(e));
+    const path = planPath(crowded, { hops: 3, random });
+    assert.equal(path.filter((r) => r.exit).length, 2, "an exit takes a middle hop when it must");
+    assertDiverse(path);
+    // A network of exits only still makes paths.
+    const onlyExits = ["US", "CA", "JP"].map((region, i) =>
+      ok(relayEntry(`x-${i}`, `${20 + i}.0.0.1`, { region, exit: true })),
+    );
+    assert.equal(planPath(onlyExits, { hops: 3, random }).length, 3);
   });
 
   it("needs an exit", () => {
