@@ -151,6 +151,38 @@ describe("the mesh from the command line (bootstrap node, relays, entry as proce
     assert.equal(createHash("sha256").update(body).digest("hex"), expectedSha256(size));
   });
 
+  it("a relay listening on a wildcard address without relay.advertiseHost refuses to publish, naming the key", async () => {
+    const deployment = join(dir, "wildcard-deployment.json");
+    const address = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
+    writeFileSync(
+      deployment,
+      JSON.stringify({
+        chainId: 31337,
+        contracts: {
+          X0T: address(1),
+          RelayerRegistry: address(2),
+          BandwidthCredit: address(3),
+          EpochRewards: address(4),
+        },
+      }),
+    );
+    const key = join(dir, "wildcard.signer");
+    writeFileSync(key, generatePrivateKey() + "\n", { mode: 0o600 });
+    const args = [
+      CLI,
+      "relay",
+      ...["--listen", `0.0.0.0:${await freePort()}`, "--keys", join(dir, "wildcard.key"), "--region", "DE"],
+      ...["--bootstrap", "http://127.0.0.1:1", "--deployment", deployment, "--signer-key", key],
+      ...["--operator", address(9), "--trust", privateKeyToAccount(generatePrivateKey()).address],
+    ];
+    const failed = await run(process.execPath, args).then(
+      () => undefined,
+      (error: { code?: number; stderr?: string }) => error,
+    );
+    assert.equal(failed?.code, 2, "the relay does not start");
+    assert.match(failed?.stderr ?? "", /relay\.advertiseHost: .*0\.0\.0\.0.*wildcard/);
+  });
+
   it("mesh config errors name the key", () => {
     const fails = (value: unknown, key: RegExp) =>
       assert.throws(

@@ -96,6 +96,18 @@ describe("mesh descriptors (bootstrap trust)", () => {
       assert.equal(v.ok, false, `${name} must be refused`);
       if (!v.ok) assert.equal(v.reason, reason, `${name}: ${v.detail}`);
     }
+    const endpoints: [string, RegExp][] = [
+      ["relay.example:9001", /"endpoint" must be an IP address/],
+      ["0.0.0.0:9001", /not the wildcard/],
+      ["[::]:9001", /not the wildcard/],
+      ["[::ffff:0.0.0.0]:9001", /not the wildcard/],
+      ["[10.0.0.1]:9001", /a\.b\.c\.d:port for IPv4/],
+    ];
+    for (const [endpoint, why] of endpoints) {
+      const v = await verify({ ...good, endpoint });
+      assert.ok(!v.ok && v.reason === DropReason.malformed && why.test(v.detail), `${endpoint}: ${JSON.stringify(v)}`);
+      await assert.rejects(sign(a, NOW, { endpoint }), why, `${endpoint} is not signed either`);
+    }
     assert.equal((await verify(good)).ok, true, "the untouched original still verifies");
     assert.equal((await verify(good, NOW + 3_600 + 61)).ok, false, "and expires");
   });

@@ -21,6 +21,7 @@ import {
 } from "viem";
 import { type DirectoryEntry, DescriptorError, parseDescriptor } from "../node/directory.ts";
 import { relayerRegistryDomain } from "../chain/registry.ts";
+import { embeddedIPv4, parseIPv4, parseIPv6 } from "../wire/ip.ts";
 
 export type DescriptorDomain = ReturnType<typeof relayerRegistryDomain>;
 export { relayerRegistryDomain as descriptorDomain };
@@ -56,7 +57,7 @@ export interface SignedNodeDescriptor {
   operator: Address;
   /** A display label (logs, the chaos harness); identity is the operator. */
   nickname: string;
-  /** "host:port" or "[v6]:port", byte for byte as in the registry record. */
+  /** "a.b.c.d:port" or "[v6]:port" (an IP address, not a name), byte for byte as in the registry record. */
   endpoint: string;
   /** ISO 3166-1 alpha-2, upper case. */
   region: string;
@@ -162,6 +163,20 @@ export function splitEndpoint(endpoint: string): { host: string; port: number } 
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
+/**
+ * Why `host` (an endpoint's host, without brackets) cannot be advertised in a signed descriptor, or
+ * undefined. It must be an IP address: the route planner's network-prefix rule needs one (a host
+ * name would be its own "network" and could sit next to any address), and the wildcard addresses
+ * (0.0.0.0, ::, ::ffff:0.0.0.0) name no reachable host.
+ */
+export function advertisedHostProblem(host: string): string | undefined {
+  const bytes = parseIPv4(host) ?? parseIPv6(host);
+  if (!bytes) return "an IP address (a host name has no network prefix to check)";
+  const v4 = bytes.length === 16 ? embeddedIPv4(bytes) : undefined;
+  if (bytes.every((b) => b === 0) || v4 === "0.0.0.0") return "a reachable IP address, not the wildcard 0.0.0.0 or ::";
+  return undefined;
+}
+
 function typedMessage(d: DescriptorFields) {
   return {
     operator: d.operator,
@@ -212,7 +227,11 @@ function checkFields(value: unknown): SignedNodeDescriptor {
   const operator = str("operator", 42);
   if (!isAddress(operator, { strict: false })) fail("operator", "an address");
   const endpoint = str("endpoint", MAX_ENDPOINT);
-  if (!splitEndpoint(endpoint) || /[A-Z]/.test(endpoint)) fail("endpoint", "host:port in lower case");
+  const at = splitEndpoint(endpoint);
+  if (!at || /[A-Z]/.test(endpoint)) return fail("endpoint", "host:port in lower case");
+  const hostProblem = advertisedHostProblem(at.host);
+  if (hostProblem) fail("endpoint", hostProblem);
+  if (endpoint.startsWith("[") !== at.host.includes(":")) fail("endpoint", "[v6]:port for IPv6, a.b.c.d:port for IPv4");
   const region = str("region", 2);
   if (!/^[A-Z]{2}$/.test(region)) fail("region", "two capital letters");
   const keysHash = str("keysHash", 66);

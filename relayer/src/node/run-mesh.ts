@@ -11,12 +11,12 @@ import { readDeployment } from "../cli/account.ts";
 import type { ProtocolAddresses } from "../chain/account.ts";
 import type { StaticKeys } from "../crypto/keys.ts";
 import type { Logger } from "../log.ts";
-import { type DescriptorDomain, descriptorDomain, splitEndpoint } from "../mesh/descriptor.ts";
+import { advertisedHostProblem, type DescriptorDomain, descriptorDomain, splitEndpoint } from "../mesh/descriptor.ts";
 import { type KnownRelay, knownRelayCheck, type KnownRelayCheck } from "../mesh/known-relays.ts";
 import { RegistrySource } from "../mesh/registry-source.ts";
 import { type DescriptorSources, startDescriptorSources } from "../mesh/sources.ts";
 import type { NodeMetrics } from "../metrics/index.ts";
-import { ConfigError, type NodeConfig } from "./config.ts";
+import { ConfigError, type NodeConfig, parseEndpoint } from "./config.ts";
 import { type DirectoryEntry, readDirectory } from "./directory.ts";
 import { loadEvmKey } from "./evmkey.ts";
 
@@ -97,6 +97,17 @@ export async function prepareRelayMesh(
   const r = config.relay;
   const m = r.mesh;
   const log = context.log;
+  if (m?.bootstrap) {
+    // The descriptor is refused by every verifier if it names a host name or a wildcard address:
+    // say so now, naming the key, rather than publish something nobody keeps.
+    const host = r.advertiseHost ?? parseEndpoint("relay.listen", r.listen).host;
+    const problem = advertisedHostProblem(host.replace(/^\[|\]$/g, "").toLowerCase());
+    if (problem)
+      throw new ConfigError(
+        `relay.advertiseHost: this relay would publish "${host}" in its descriptor, which must be ${problem}; ` +
+          `set relay.advertiseHost (--advertise-host) to the IP address clients reach it at`,
+      );
+  }
   const registry = m?.registry ? await startRegistry(await context.connect(), m.registryCheckpoint, log) : undefined;
   let sources: DescriptorSources | undefined;
   const lists: (() => readonly KnownRelay[])[] = [];
