@@ -184,6 +184,17 @@ describe("mesh gossip (bootstrap nodes on loopback)", () => {
       ["10.0.0.1", "10.1.0.1", "10.2.0.1"],
     );
     assert.equal(first.store.dropped["unknown-signer"], 2, "drops are counted by reason");
+    // Pulled again and revalidated, nothing is verified twice: a signature is recovered once per
+    // descriptor, and revalidation only judges validity and trust again.
+    assert.equal(entryStore.signaturesChecked, 3);
+    assert.equal((await pullDescriptors(entryStore, first.url)).accepted, 3);
+    assert.equal(await entryStore.revalidate(), 0);
+    assert.equal(entryStore.signaturesChecked, 3, "no signature recovered again");
+    // A cached verdict is never reused for a different descriptor: one changed field is checked afresh.
+    const tampered = { ...descriptors[0]!, nickname: "evil" };
+    const v = await entryStore.offer(tampered, "test");
+    assert.equal(!v.ok && v.reason, DropReason.unknownSigner);
+    assert.equal(entryStore.signaturesChecked, 4);
   });
 
   it("keeps the newest descriptor of an operator and withdraws expired ones on revalidation", async () => {
@@ -215,5 +226,92 @@ describe("mesh gossip (bootstrap nodes on loopback)", () => {
     }).catch(() => undefined);
     assert.ok(!big || big.status === 400);
     assert.equal((await fetch(new URL("/v1/descriptors", first!.url))).status, 200, "still serving");
+  });
+});
+
+describe("mesh store: a signer trusted without an operator pin holds one operator", () => {
+  let nodes: GossipNode[] = [];
+  after(async () => {
+    for (const n of nodes) await n.close();
+  });
+
+  it("cannot take over or evict another operator, nor mint operators; stale and full are drops", async () => {
+    const [a, b, c, d] = [await identity(), await identity(), await identity(), await identity()];
+    // a, b and d are listed without an operator; c is pinned to its operator.
+    const anchors = [
+      bootstrapAnchor([
+        { signer: a.signer.address },
+        { signer: b.signer.address },
+        { signer: c.signer.address, operator: c.operator },
+        { signer: d.signer.address },
+      ]),
+    ];
+    const node = await startGossipNode({
+      host: "127.0.0.1",
+      port: 0,
+      store: new DescriptorStore({ now: () => NOW * 1000, context: (t) => ({ domain: TEST_DOMAIN, anchors, now: t }) }),
+      intervalMs: 0,
+    });
+    nodes = [node];
+    const held = () =>
+      node.store
+        .entries()
+        .map((e) => `${e.operator}@${e.host}`)
+        .sort();
+    const bOwn = await sign(b, NOW, { endpoint: "10.2.0.1:9001", notBefore: NOW - 10 });
+    assert.deepEqual(await pushDescriptors(node.url, [bOwn]), { accepted: 1, dropped: {} });
+
+    // a signs b's operator, dated later: b is neither evicted nor replaced.
+    const takeover = await sign({ ...a, operator: b.operator }, NOW, {
+      endpoint: "10.1.0.1:9001",
+      notBefore: NOW + 50,
+    });
+    assert.deepEqual(await pushDescriptors(node.url, [takeover]), { accepted: 0, dropped: { "operator-held": 1 } });
+    assert.deepEqual(held(), [`${b.operator.toLowerCase()}@10.2.0.1`]);
+    // b publishing again: the same descriptor is accepted (held), an older one is a stale drop.
+    assert.deepEqual(await pushDescriptors(node.url, [bOwn]), { accepted: 1, dropped: {} });
+    const bOlder = await sign(b, NOW, { endpoint: "10.2.0.1:9001", notBefore: NOW - 20 });
+    assert.deepEqual(await pushDescriptors(node.url, [bOlder]), { accepted: 0, dropped: { stale: 1 } });
+
+    // a holds its own operator, and then cannot mint more.
+    const aOwn = await sign(a, NOW, { endpoint: "10.1.0.1:9001" });
+    const minted = [];
+    for (let i = 0; i < 5; i++) minted.push(await sign({ ...a, operator: (await identity()).operator }, NOW));
+    assert.deepEqual(await pushDescriptors(node.url, [aOwn, ...minted]), {
+      accepted: 1,
+      dropped: { "signer-bound": 5 },
+    });
+
+    // d squats c's operator before c publishes; c's signer is pinned to it, so c takes it back
+    // even with an older descriptor, and d is free to publish its own afterwards.
+    const squat = await sign({ ...d, operator: c.operator }, NOW, { endpoint: "10.4.0.1:9001", notBefore: NOW + 50 });
+    assert.equal((await pushDescriptors(node.url, [squat])).accepted, 1);
+    const cOwn = await sign(c, NOW, { endpoint: "10.3.0.1:9001", notBefore: NOW - 30 });
+    assert.deepEqual(await pushDescriptors(node.url, [cOwn]), { accepted: 1, dropped: {} });
+    assert.equal((await pushDescriptors(node.url, [await sign(d, NOW, { endpoint: "10.4.0.1:9001" })])).accepted, 1);
+    assert.deepEqual(held(), [
+      ...[
+        `${a.operator.toLowerCase()}@10.1.0.1`,
+        `${b.operator.toLowerCase()}@10.2.0.1`,
+        `${c.operator.toLowerCase()}@10.3.0.1`,
+        `${d.operator.toLowerCase()}@10.4.0.1`,
+      ].sort(),
+    ]);
+    assert.deepEqual(
+      { ...node.store.dropped },
+      { "operator-held": 1, stale: 1, "signer-bound": 5 },
+      "every drop is counted for the metric",
+    );
+
+    // A full store says so, and counts it.
+    const small = new DescriptorStore({
+      now: () => NOW * 1000,
+      maxEntries: 1,
+      context: (t) => ({ domain: TEST_DOMAIN, anchors, now: t }),
+    });
+    assert.equal((await small.offer(aOwn, "test")).ok, true);
+    const full = await small.offer(bOwn, "test");
+    assert.ok(!full.ok && full.reason === DropReason.storeFull, JSON.stringify(full));
+    assert.equal(small.dropped["store-full"], 1);
   });
 });

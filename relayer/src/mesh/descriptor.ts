@@ -10,6 +10,7 @@
  * stake active), or, offline, a bootstrap configuration that lists the signer. Everything else is
  * dropped with a `DropReason`.
  */
+import { createHash } from "node:crypto";
 import {
   type Address,
   getAddress,
@@ -50,6 +51,16 @@ export const CLOCK_SKEW_S = 60;
 const MAX_NICKNAME = 32;
 const MAX_ENDPOINT = 128; // RelayerRegistry.MAX_ENDPOINT_LENGTH
 const MAX_EXIT_POLICY = 256;
+const MAX_SIGNATURE = 200;
+/** base64 of the 1,184-byte ML-KEM-768 encapsulation key. */
+const MLKEM_BASE64 = /^[A-Za-z0-9+/]{1579}=$/;
+/**
+ * Most bytes a descriptor that passes `checkFields` takes as JSON (UTF-8): the fixed-form fields
+ * (addresses, hashes, keys, the endpoint, the signature, numbers) take at most ~2.3 KB, and the
+ * two free-text fields at most 6 bytes per UTF-16 unit ("\u0000" escapes): 6 × (32 + 256). A test
+ * serialises the worst case against it; gossip bodies are sized from it.
+ */
+export const MAX_DESCRIPTOR_JSON_BYTES = 4_608;
 
 /** A descriptor as it travels (JSON): every field but `version` and the keys is signed. */
 export interface SignedNodeDescriptor {
@@ -97,6 +108,11 @@ export const DropReason = {
   unknownSigner: "unknown-signer",
   trustUnavailable: "trust-unavailable",
   stale: "stale",
+  /** A signer trusted without an operator pin already vouches for another operator in the store. */
+  signerBound: "signer-bound",
+  /** The operator is held under another signer, and no anchor pins it to this one. */
+  operatorHeld: "operator-held",
+  storeFull: "store-full",
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
@@ -109,6 +125,12 @@ export interface NodeRecord {
   region?: string;
   /** Stake at or above the minimum now. */
   active: boolean;
+  /**
+   * The anchor binds this signer to this operator: the registry's record, or a bootstrap entry
+   * that names the operator. An unpinned signer is trusted for one operator at a time (the store
+   * enforces it), so it can neither take over nor evict another operator.
+   */
+  pinned: boolean;
 }
 
 export type Lookup =
@@ -129,7 +151,8 @@ export interface TrustAnchor {
  * The offline anchor: a descriptor signed by a signer the bootstrap configuration lists (and, if
  * the entry pins one, for that operator) is trusted. Keys, endpoint and stake cannot be checked
  * without the chain; an unlisted signer is "unavailable" here, so a registry anchor after it may
- * still answer.
+ * still answer. A signer listed without an operator is not pinned: the store keeps it to one
+ * operator (store.ts).
  */
 export function bootstrapAnchor(trusted: readonly { signer: Address; operator?: Address }[]): TrustAnchor {
   const bySigner = new Map(trusted.map((t) => [t.signer.toLowerCase(), t]));
@@ -139,7 +162,7 @@ export function bootstrapAnchor(trusted: readonly { signer: Address; operator?: 
       const t = bySigner.get(signer.toLowerCase());
       if (!t || (t.operator !== undefined && t.operator.toLowerCase() !== operator.toLowerCase()))
         return { kind: "unavailable" };
-      return { kind: "record", record: { operator, signer: t.signer, active: true } };
+      return { kind: "record", record: { operator, signer: t.signer, active: true, pinned: t.operator !== undefined } };
     },
   };
 }
@@ -151,6 +174,8 @@ export interface VerifiedNode {
   signer: Address;
   /** Which anchor vouched for it. */
   anchor: TrustAnchor["kind"];
+  /** Whether that anchor binds the signer to the operator (NodeRecord.pinned). */
+  pinned: boolean;
 }
 
 export type Verdict = { ok: true; node: VerifiedNode } | { ok: false; reason: DropReason; detail: string };
@@ -236,7 +261,7 @@ function checkFields(value: unknown): SignedNodeDescriptor {
   if (!/^[A-Z]{2}$/.test(region)) fail("region", "two capital letters");
   const keysHash = str("keysHash", 66);
   if (!/^0x[0-9a-f]{64}$/.test(keysHash)) fail("keysHash", "0x and 64 lower-case hex digits");
-  const signature = str("signature", 200);
+  const signature = str("signature", MAX_SIGNATURE);
   if (!/^0x([0-9a-f]{2})*$/i.test(signature)) fail("signature", "hex");
   if (typeof d.exit !== "boolean") fail("exit", "true or false");
   const out: SignedNodeDescriptor = {
@@ -246,7 +271,7 @@ function checkFields(value: unknown): SignedNodeDescriptor {
     endpoint,
     region,
     x25519: str("x25519", 64),
-    mlkem: str("mlkem", 2048),
+    mlkem: MLKEM_BASE64.test(str("mlkem", 1580)) ? (d.mlkem as string) : fail("mlkem", "1,184 bytes in base64"),
     keysHash: keysHash as Hex,
     exit: d.exit as boolean,
     exitPolicy: str("exitPolicy", MAX_EXIT_POLICY),
@@ -290,39 +315,61 @@ export interface VerifyContext {
 
 const drop = (reason: DropReason, detail: string): Verdict => ({ ok: false, reason, detail });
 
-/** Checks a descriptor from an untrusted source: shape, keys, validity, signature, trust. */
-export async function verifyDescriptor(value: unknown, ctx: VerifyContext): Promise<Verdict> {
-  let d: SignedNodeDescriptor;
-  try {
-    d = checkFields(value);
-  } catch (error) {
-    if (error instanceof Malformed) return drop(DropReason.malformed, error.message);
-    throw error;
+/**
+ * What a descriptor's costly checks found — the keys hash to `keysHash` (an ML-KEM key check) and
+ * the signer the signature recovers to — keyed by a hash of the whole descriptor and its domain,
+ * so that the same descriptor pulled every round, or revalidated, is not checked again. Only what
+ * cannot change is cached; validity and trust are judged every time. Bounded, least recently used
+ * out first.
+ */
+export class VerificationCache {
+  readonly #found = new Map<string, { entry: DirectoryEntry; signer: Address }>();
+  readonly #max: number;
+  /** Signatures recovered (cache misses that got that far), for tests and metrics. */
+  recovered = 0;
+
+  constructor(max = 4_096) {
+    this.#max = max;
   }
-  let entry: DirectoryEntry;
-  try {
-    entry = entryOf(d);
-  } catch (error) {
-    if (error instanceof DescriptorError) return drop(DropReason.badKeys, error.message);
-    throw error;
+
+  static keyOf(d: SignedNodeDescriptor, domain: DescriptorDomain): string {
+    return createHash("sha256")
+      .update(JSON.stringify([domain, d]))
+      .digest("base64");
   }
+
+  get(key: string) {
+    const found = this.#found.get(key);
+    if (found) {
+      this.#found.delete(key);
+      this.#found.set(key, found);
+    }
+    return found;
+  }
+
+  set(key: string, value: { entry: DirectoryEntry; signer: Address }): void {
+    this.#found.set(key, value);
+    if (this.#found.size > this.#max) this.#found.delete(this.#found.keys().next().value as string);
+  }
+}
+
+/** Validity window of `d` at `ctx.now`. */
+function checkValidity(d: SignedNodeDescriptor, ctx: VerifyContext): Verdict | undefined {
   if (d.notBefore > ctx.now + CLOCK_SKEW_S) return drop(DropReason.notYetValid, `notBefore ${d.notBefore}`);
   if (d.notAfter < ctx.now - CLOCK_SKEW_S) return drop(DropReason.expired, `notAfter ${d.notAfter}`);
   const maxValidity = ctx.maxValiditySeconds ?? MAX_VALIDITY_S;
   if (d.notAfter - d.notBefore > maxValidity)
     return drop(DropReason.validityTooLong, `${d.notAfter - d.notBefore} s > ${maxValidity} s`);
-  let signer: Address;
-  try {
-    signer = await recoverTypedDataAddress({
-      domain: ctx.domain,
-      types: NODE_DESCRIPTOR_TYPES,
-      primaryType: "NodeDescriptor",
-      message: typedMessage(d),
-      signature: d.signature,
-    });
-  } catch (error) {
-    return drop(DropReason.badSignature, (error as Error).message.split("\n")[0] ?? "unrecoverable");
-  }
+  return undefined;
+}
+
+/** Whether an anchor vouches for `signer` as the signer of `d.operator`'s node. */
+async function checkTrust(
+  d: SignedNodeDescriptor,
+  entry: DirectoryEntry,
+  signer: Address,
+  ctx: VerifyContext,
+): Promise<Verdict> {
   for (const anchor of ctx.anchors) {
     const found = await anchor.lookup(d.operator, signer);
     if (found.kind === "unavailable") continue;
@@ -337,9 +384,67 @@ export async function verifyDescriptor(value: unknown, ctx: VerifyContext): Prom
     if (r.region !== undefined && r.region !== d.region)
       return drop(DropReason.regionMismatch, `registry region ${r.region}`);
     if (!r.active) return drop(DropReason.unstaked, `operator ${d.operator} below the minimum stake`);
-    return { ok: true, node: { descriptor: d, entry, signer, anchor: anchor.kind } };
+    return { ok: true, node: { descriptor: d, entry, signer, anchor: anchor.kind, pinned: r.pinned } };
   }
   if (ctx.anchors.some((a) => a.kind === "registry"))
     return drop(DropReason.trustUnavailable, `the registry cannot be read yet and no bootstrap entry lists ${signer}`);
   return drop(DropReason.unknownSigner, `signer ${signer} is not listed by the bootstrap configuration`);
+}
+
+/**
+ * Checks a descriptor from an untrusted source: shape, keys, validity, signature, trust. With a
+ * cache, a descriptor seen before skips the key and signature checks.
+ */
+export async function verifyDescriptor(
+  value: unknown,
+  ctx: VerifyContext,
+  cache?: VerificationCache,
+): Promise<Verdict> {
+  let d: SignedNodeDescriptor;
+  try {
+    d = checkFields(value);
+  } catch (error) {
+    if (error instanceof Malformed) return drop(DropReason.malformed, error.message);
+    throw error;
+  }
+  const key = cache ? VerificationCache.keyOf(d, ctx.domain) : undefined;
+  const known = key ? cache?.get(key) : undefined;
+  let entry: DirectoryEntry;
+  try {
+    entry = known?.entry ?? entryOf(d);
+  } catch (error) {
+    if (error instanceof DescriptorError) return drop(DropReason.badKeys, error.message);
+    throw error;
+  }
+  const invalid = checkValidity(d, ctx);
+  if (invalid) return invalid;
+  let signer = known?.signer;
+  if (!signer) {
+    try {
+      signer = await recoverTypedDataAddress({
+        domain: ctx.domain,
+        types: NODE_DESCRIPTOR_TYPES,
+        primaryType: "NodeDescriptor",
+        message: typedMessage(d),
+        signature: d.signature,
+      });
+    } catch (error) {
+      return drop(DropReason.badSignature, (error as Error).message.split("\n")[0] ?? "unrecoverable");
+    }
+    if (cache && key) {
+      cache.recovered++;
+      cache.set(key, { entry, signer });
+    }
+  }
+  return checkTrust(d, entry, signer, ctx);
+}
+
+/**
+ * Judges a node verified before again, without its key and signature checks (they cannot change):
+ * is it still valid now, and does an anchor still vouch for its signer (stake, registry record)?
+ */
+export function recheckNode(node: VerifiedNode, ctx: VerifyContext): Promise<Verdict> {
+  const invalid = checkValidity(node.descriptor, ctx);
+  if (invalid) return Promise.resolve(invalid);
+  return checkTrust(node.descriptor, node.entry, node.signer, ctx);
 }

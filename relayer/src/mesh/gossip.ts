@@ -1,130 +1,23 @@
 /**
- * Descriptor distribution: a store of verified descriptors, and bootstrap nodes that exchange them
- * over plain HTTP (`GET`/`POST /v1/descriptors`, JSON). Descriptors authenticate themselves by
+ * Descriptor distribution: bootstrap nodes that exchange verified descriptors (store.ts) over
+ * plain HTTP (`GET`/`POST /v1/descriptors`, JSON). Descriptors authenticate themselves by
  * signature (descriptor.ts), so the transport needs no authentication of its own: a bootstrap node
  * that lies can only withhold descriptors, never forge one. Relays publish their descriptor to the
  * bootstrap nodes; entries pull from them; bootstrap nodes push to and pull from each other.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { DirectoryEntry } from "../node/directory.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import {
-  type DropReason,
-  type SignedNodeDescriptor,
-  type Verdict,
-  type VerifiedNode,
-  type VerifyContext,
-  verifyDescriptor,
-} from "./descriptor.ts";
+import type { DropReason, SignedNodeDescriptor } from "./descriptor.ts";
+import { type DescriptorStore, MAX_DESCRIPTORS } from "./store.ts";
 
-/** Largest request or response body (bytes) and most descriptors in one. */
+export { DescriptorStore, MAX_DESCRIPTORS } from "./store.ts";
+
+/** Largest request or response body (bytes). */
 export const MAX_BODY = 4 * 1024 * 1024;
-export const MAX_DESCRIPTORS = 2_000;
 /** How long one gossip request may take. */
 export const REQUEST_TIMEOUT_MS = 5_000;
-
-export interface DescriptorStoreOptions {
-  /** The verification context at a given time (seconds): domain and trust anchors. */
-  context: (nowSeconds: number) => VerifyContext;
-  now?: () => number;
-  /** Most operators kept (default MAX_DESCRIPTORS). */
-  maxEntries?: number;
-  logger?: Logger;
-}
-
-/** Verified descriptors, newest per operator; drops are logged with their reason and counted. */
-export class DescriptorStore {
-  readonly #nodes = new Map<string, VerifiedNode>();
-  readonly #context: DescriptorStoreOptions["context"];
-  readonly #now: () => number;
-  readonly #max: number;
-  readonly #log: Logger;
-  /** Drops by reason since start (a counter for metrics). */
-  readonly dropped: Partial<Record<DropReason, number>> = {};
-  accepted = 0;
-
-  constructor(options: DescriptorStoreOptions) {
-    this.#context = options.context;
-    this.#now = options.now ?? Date.now;
-    this.#max = options.maxEntries ?? MAX_DESCRIPTORS;
-    this.#log = options.logger ?? silentLogger;
-  }
-
-  #seconds(): number {
-    return Math.floor(this.#now() / 1000);
-  }
-
-  /** Verifies `value` and keeps it if it is the newest descriptor of its operator. */
-  async offer(value: unknown, source: string): Promise<Verdict> {
-    const verdict = await verifyDescriptor(value, this.#context(this.#seconds()));
-    if (!verdict.ok) {
-      this.dropped[verdict.reason] = (this.dropped[verdict.reason] ?? 0) + 1;
-      const operator = (value as { operator?: unknown } | null)?.operator;
-      this.#log.warn("descriptor dropped", {
-        reason: verdict.reason,
-        detail: verdict.detail,
-        source,
-        operator: typeof operator === "string" ? operator.slice(0, 42) : undefined,
-      });
-      return verdict;
-    }
-    const key = verdict.node.descriptor.operator.toLowerCase();
-    const held = this.#nodes.get(key);
-    if (held && held.descriptor.notBefore >= verdict.node.descriptor.notBefore) {
-      if (held.descriptor.signature !== verdict.node.descriptor.signature)
-        this.dropped.stale = (this.dropped.stale ?? 0) + 1;
-      return verdict;
-    }
-    if (!held && this.#nodes.size >= this.#max) {
-      this.#log.warn("descriptor store full: descriptor ignored", { source, max: this.#max });
-      return { ok: false, reason: "stale", detail: "store full" };
-    }
-    this.#nodes.set(key, verdict.node);
-    this.accepted++;
-    this.#log.info("descriptor accepted", {
-      operator: verdict.node.descriptor.operator,
-      nickname: verdict.node.descriptor.nickname,
-      anchor: verdict.node.anchor,
-      source,
-    });
-    return verdict;
-  }
-
-  /**
-   * Verifies every held descriptor again (stake may have gone, the validity may have ended) and
-   * drops those that fail; returns how many went.
-   */
-  async revalidate(): Promise<number> {
-    let gone = 0;
-    for (const [key, node] of [...this.#nodes]) {
-      const verdict = await verifyDescriptor(node.descriptor, this.#context(this.#seconds()));
-      if (verdict.ok) continue;
-      this.#nodes.delete(key);
-      this.dropped[verdict.reason] = (this.dropped[verdict.reason] ?? 0) + 1;
-      this.#log.warn("descriptor withdrawn", { reason: verdict.reason, operator: node.descriptor.operator });
-      gone++;
-    }
-    return gone;
-  }
-
-  /** The signed descriptors held, still valid now. */
-  descriptors(): SignedNodeDescriptor[] {
-    const now = this.#seconds();
-    return [...this.#nodes.values()].filter((n) => n.descriptor.notAfter >= now).map((n) => n.descriptor);
-  }
-
-  /** Directory entries for route choice (what `startEntry({ directory })` reads). */
-  entries(): DirectoryEntry[] {
-    const now = this.#seconds();
-    return [...this.#nodes.values()].filter((n) => n.descriptor.notAfter >= now).map((n) => n.entry);
-  }
-
-  get size(): number {
-    return this.#nodes.size;
-  }
-}
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -221,6 +221,7 @@ export class RegistrySource implements TrustAnchor {
       endpoint: r.endpoint,
       region: r.region,
       active: r.signer !== zeroAddress && BigInt(r.stake) >= this.#minStake,
+      pinned: true, // the registry names one signer per operator: authoritative
     };
   }
 
