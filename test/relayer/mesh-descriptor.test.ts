@@ -27,6 +27,7 @@ import {
   REQUEST_TIMEOUT_MS,
   startGossipNode,
 } from "../../relayer/src/mesh/gossip.ts";
+import { startDescriptorSources } from "../../relayer/src/mesh/sources.ts";
 import { parseDescriptor } from "../../relayer/src/node/directory.ts";
 import { identity, type Identity, sign, TEST_DOMAIN } from "./mesh-fixtures.ts";
 
@@ -516,5 +517,37 @@ describe("mesh gossip: the bootstrap node's HTTP server against slow and greedy 
       assert.ok(ms < REQUEST_TIMEOUT_MS + 2_500, `${what} held the connection ${ms} ms`);
     const again = await fetch(new URL("/v1/descriptors", node.url), { method: "POST", body: "[]" });
     assert.equal(again.status, 200, "the slot is free once the slow POST is cut");
+  });
+});
+
+describe("mesh sources: rounds never queue", () => {
+  it("concurrent refreshes share one waiting round; rounds asked for by events start at most one per gap", async () => {
+    let gets = 0;
+    const node = await hostile((res) => {
+      gets++;
+      setTimeout(() => res.end("[]"), 150);
+    });
+    const sources = await startDescriptorSources({
+      domain: TEST_DOMAIN,
+      bootstrap: [node.url],
+      trust: [{ signer: privateKeyToAccount(generatePrivateKey()).address }],
+      intervalMs: 3_600_000,
+      minRequestedGapMs: 1_000,
+    });
+    try {
+      assert.equal(gets, 1, "the first round");
+      await Promise.all(Array.from({ length: 20 }, () => sources.refresh()));
+      assert.equal(gets, 3, "one round ran; the 19 calls made meanwhile shared one more");
+      // A burst of EXTENDs to unknown relays: none starts a round right after one started...
+      assert.equal(Array.from({ length: 100 }, () => sources.requestRound()).filter(Boolean).length, 0);
+      await new Promise((r) => setTimeout(r, 1_100));
+      // ...and once the gap has passed, one burst starts one round.
+      assert.equal(Array.from({ length: 100 }, () => sources.requestRound()).filter(Boolean).length, 1);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(gets, 4);
+    } finally {
+      await sources.close();
+      await node.close();
+    }
   });
 });

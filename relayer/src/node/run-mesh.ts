@@ -127,13 +127,9 @@ export async function prepareRelayMesh(
   if (lists.length === 0)
     log.info("no relay.mesh source: this relay extends to any relay a client names (set relay.mesh.directory)");
   // A relay that just joined may be asked to extend to one it has not heard of yet: ask the
-  // bootstrap nodes again at once (at most every 5 s) rather than at the next round.
-  let askedAt = 0;
-  const onMiss = () => {
-    if (!sources || Date.now() - askedAt < 5_000) return;
-    askedAt = Date.now();
-    void sources.refresh().catch(() => {});
-  };
+  // bootstrap nodes again at once rather than at the next round. Any client can send such
+  // EXTENDs, so this starts at most one round per MIN_REQUESTED_ROUND_GAP_MS (sources.ts).
+  const onMiss = () => void sources?.requestRound();
   return {
     isKnownRelay: lists.length > 0 ? knownRelayCheck(lists, { logger: log, onMiss }) : undefined,
     async start(listening) {
