@@ -1,6 +1,11 @@
 /** Route choice (mesh/plan.ts): diversity by region, network prefix and operator; weighted spread; standbys. */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { generateStaticKeys, initCrypto, publicKeysOf } from "../../relayer/src/crypto/keys.ts";
+import { createLogger } from "../../relayer/src/log.ts";
 import {
   type Candidate,
   conflict,
@@ -9,7 +14,8 @@ import {
   planPath,
   planStandbys,
 } from "../../relayer/src/mesh/plan.ts";
-import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
+import { descriptorOf, type DirectoryEntry } from "../../relayer/src/node/directory.ts";
+import { folderDirectory } from "../../relayer/src/node/run-mesh.ts";
 import { relayEntry } from "./mesh-fixtures.ts";
 
 /** A deterministic uniform generator (mulberry32), so that failures replay. */
@@ -245,5 +251,45 @@ describe("mesh plan: standby circuits", () => {
       "a standby sharing r9 with the active circuit is replaced",
     );
     assert.deepEqual(of("idle"), ["drop-standby"]);
+  });
+});
+
+describe("mesh plan: folder entries the diversity rules cannot check", () => {
+  it("warns once per relay without a region or operator while the rule is on, not when it is off", async () => {
+    await initCrypto();
+    const dir = mkdtempSync(join(tmpdir(), "x0t-plan-folder-"));
+    try {
+      const write = (name: string, extra: { region?: string; operator?: string }) =>
+        writeFileSync(
+          join(dir, `${name}.json`),
+          JSON.stringify(
+            descriptorOf({
+              name,
+              host: "127.0.0.1",
+              port: 9001,
+              exit: true,
+              keys: publicKeysOf(generateStaticKeys()),
+              ...extra,
+            }),
+          ),
+        );
+      write("complete", { region: "DE", operator: `0x${"a".repeat(40)}` });
+      write("no-region", { operator: `0x${"b".repeat(40)}` });
+      write("bare", {});
+      const lines: { msg: string; relay: string }[] = [];
+      const log = createLogger({ write: (line) => lines.push(JSON.parse(line) as { msg: string; relay: string }) });
+      const read = folderDirectory(dir, undefined, log);
+      for (let i = 0; i < 3; i++) assert.equal(read().length, 3, "every relay is still used");
+      assert.deepEqual(
+        lines.map((l) => `${l.relay}: ${/no (\w+)/.exec(l.msg)?.[1]}`).sort(),
+        ["bare: operator", "bare: region", "no-region: region"],
+        "one warning per relay and missing field, however often the folder is read",
+      );
+      lines.length = 0;
+      folderDirectory(dir, { region: false, operator: false }, log)();
+      assert.deepEqual(lines, [], "a rule that is off checks nothing, so nothing to warn of");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

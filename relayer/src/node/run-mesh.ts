@@ -176,6 +176,35 @@ export async function prepareRelayMesh(
   };
 }
 
+/**
+ * The entry's descriptor folder, read on every call, with a warning once per relay whose region or
+ * operator an enabled diversity rule cannot check. Such a relay is still used (the folder is the
+ * operator's own file, and refusing it would leave a network without regions with no path), but
+ * the rule cannot keep it apart from others: the operator is told which relay and how to fix it.
+ */
+export function folderDirectory(
+  dir: string,
+  diversity: { region?: boolean; operator?: boolean } | undefined,
+  log: Logger,
+): () => DirectoryEntry[] {
+  const warned = new Set<string>();
+  return () => {
+    const entries = readDirectory(dir);
+    for (const e of entries)
+      for (const field of ["region", "operator"] as const) {
+        const key = `${field}|${e.name}|${Buffer.from(e.keys.keysHash).toString("hex")}`;
+        if (diversity?.[field] === false || e[field] !== undefined || warned.has(key)) continue;
+        warned.add(key);
+        log.warn(`a folder relay names no ${field}: the ${field} rule cannot keep it apart from other relays`, {
+          relay: e.name,
+          endpoint: `${e.host}:${e.port}`,
+          fix: `add "${field}" to its descriptor in ${dir}, or set entry.mesh.diversity.${field} to false`,
+        });
+      }
+    return entries;
+  };
+}
+
 export interface EntryMeshSources {
   directory: () => DirectoryEntry[];
   close(): Promise<void>;
@@ -188,9 +217,9 @@ export async function startEntrySources(
 ): Promise<EntryMeshSources> {
   const e = config.entry;
   const m = e.mesh;
-  const folder = e.directory;
-  if (folder) readDirectory(folder); // fail at start-up on a bad descriptor, naming the file and field
-  if (!m?.bootstrap) return { directory: () => readDirectory(folder as string), close: async () => {} };
+  const folder = e.directory ? folderDirectory(e.directory, m?.diversity, context.log) : undefined;
+  folder?.(); // fail at start-up on a bad descriptor, naming the file and field
+  if (!m?.bootstrap) return { directory: folder as () => DirectoryEntry[], close: async () => {} };
   const registry = m.registry
     ? await startRegistry(await context.connect(), m.registryCheckpoint, context.log)
     : undefined;
@@ -204,7 +233,7 @@ export async function startEntrySources(
   });
   context.log.info("relays from the bootstrap nodes", { relays: sources.entries().length, nodes: m.bootstrap.length });
   return {
-    directory: () => merged(folder ? readDirectory(folder) : [], sources.entries()),
+    directory: () => merged(folder?.() ?? [], sources.entries()),
     close: async () => {
       await sources.close();
       await registry?.stop();
