@@ -1,7 +1,8 @@
 /**
  * `x0t bootstrap`: a bootstrap node (mesh/gossip.ts). It keeps the signed descriptors that relays
  * publish to it, if a trust anchor vouches for them (the signers listed with --trust, and/or the
- * RelayerRegistry), hands them to entries and relays, and exchanges them with its peers every 30 s.
+ * RelayerRegistry with --registry), hands them to entries and relays, and exchanges them with its
+ * peers every 30 s.
  * It needs no keys of its own: descriptors authenticate themselves.
  */
 import { type Address, getAddress } from "viem";
@@ -14,6 +15,7 @@ export interface BootstrapNodeOptions {
   host: string;
   port: number;
   domain: DescriptorDomain;
+  /** Signers vouched for offline; may be empty when `registry` is set. */
   trust: readonly { signer: Address; operator?: Address }[];
   registry?: TrustAnchor;
   peers: readonly string[];
