@@ -28,6 +28,7 @@ import {
   startGossipNode,
 } from "../../relayer/src/mesh/gossip.ts";
 import { startDescriptorSources } from "../../relayer/src/mesh/sources.ts";
+import { DESCRIPTOR_DROP_REASONS } from "../../relayer/src/metrics/index.ts";
 import { parseDescriptor } from "../../relayer/src/node/directory.ts";
 import { identity, type Identity, sign, TEST_DOMAIN } from "./mesh-fixtures.ts";
 
@@ -321,6 +322,9 @@ describe("mesh store: a signer trusted without an operator pin holds one operato
     const full = await small.offer(bOwn, "test");
     assert.ok(!full.ok && full.reason === DropReason.storeFull, JSON.stringify(full));
     assert.equal(small.dropped["store-full"], 1);
+    // Every reason has its own series in the metric (none lands in "other").
+    for (const reason of Object.values(DropReason))
+      assert.ok((DESCRIPTOR_DROP_REASONS as readonly string[]).includes(reason), `${reason} in the metric's labels`);
   });
 });
 
