@@ -11,13 +11,8 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { type Address, createPublicClient, custom, getAddress, type LocalAccount, type PublicClient } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { generateStaticKeys, initCrypto, type StaticKeys } from "../../relayer/src/crypto/keys.ts";
-import {
-  type DescriptorFields,
-  DropReason,
-  signNodeDescriptor,
-  type TrustAnchor,
-  verifyDescriptor,
-} from "../../relayer/src/mesh/descriptor.ts";
+import { type DescriptorFields, signNodeDescriptor } from "../../relayer/src/mesh/descriptor.ts";
+import { DropReason, type TrustAnchor, verifyDescriptor } from "../../relayer/src/mesh/verify.ts";
 import { pushDescriptors } from "../../relayer/src/mesh/gossip.ts";
 import { RegistrySource } from "../../relayer/src/mesh/registry-source.ts";
 import { silentLogger } from "../../relayer/src/log.ts";

@@ -9,14 +9,11 @@ import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import {
-  bootstrapAnchor,
   descriptorDomain,
-  DropReason,
   MAX_DESCRIPTOR_JSON_BYTES,
   type SignedNodeDescriptor,
-  type TrustAnchor,
-  verifyDescriptor,
 } from "../../relayer/src/mesh/descriptor.ts";
+import { bootstrapAnchor, DropReason, type TrustAnchor, verifyDescriptor } from "../../relayer/src/mesh/verify.ts";
 import {
   DescriptorStore,
   type GossipNode,

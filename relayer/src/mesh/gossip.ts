@@ -1,7 +1,7 @@
 /**
  * Descriptor distribution: bootstrap nodes that exchange signed descriptors over plain HTTP
  * (`GET`/`POST /v1/descriptors`, JSON) and keep them in a store (store.ts). Descriptors
- * authenticate themselves by signature (descriptor.ts), so the transport needs no authentication
+ * authenticate themselves by signature (descriptor.ts, verify.ts), so the transport needs no authentication
  * of its own: a bootstrap node that lies can only withhold descriptors, never forge one. Relays
  * publish their descriptor to the bootstrap nodes; entries pull from them; bootstrap nodes push to
  * and pull from each other.

@@ -14,7 +14,7 @@ import { type Address, getAddress, hexToString, type PublicClient, parseEventLog
 import { relayerRegistryAbi } from "../chain/abi.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import type { Lookup, NodeRecord, TrustAnchor } from "./descriptor.ts";
+import type { Lookup, NodeRecord, TrustAnchor } from "./verify.ts";
 
 interface StoredRecord {
   operator: Address;

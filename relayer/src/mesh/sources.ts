@@ -12,14 +12,12 @@ import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import type { DirectoryEntry } from "../node/directory.ts";
 import {
-  bootstrapAnchor,
   type DescriptorDomain,
   type DescriptorFields,
-  type DropReason,
   type SignedNodeDescriptor,
   signNodeDescriptor,
-  type TrustAnchor,
 } from "./descriptor.ts";
+import { bootstrapAnchor, type DropReason, type TrustAnchor } from "./verify.ts";
 import { pullDescriptors, pushDescriptors } from "./gossip.ts";
 import { coalesce } from "./rounds.ts";
 import { DescriptorStore, formatDrops } from "./store.ts";

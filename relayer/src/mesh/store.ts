@@ -13,16 +13,16 @@
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import type { DirectoryEntry } from "../node/directory.ts";
+import { type SignedNodeDescriptor } from "./descriptor.ts";
 import {
   DropReason,
   recheckNode,
-  type SignedNodeDescriptor,
   type Verdict,
   VerificationCache,
   type VerifiedNode,
   type VerifyContext,
   verifyDescriptor,
-} from "./descriptor.ts";
+} from "./verify.ts";
 
 /** Most operators a store keeps, and most descriptors in one gossip message. */
 export const MAX_DESCRIPTORS = 2_000;

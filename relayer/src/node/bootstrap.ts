@@ -7,7 +7,8 @@
  */
 import { type Address, getAddress } from "viem";
 import type { Logger } from "../log.ts";
-import { bootstrapAnchor, type DescriptorDomain, type TrustAnchor } from "../mesh/descriptor.ts";
+import { type DescriptorDomain } from "../mesh/descriptor.ts";
+import { bootstrapAnchor, type TrustAnchor } from "../mesh/verify.ts";
 import { type GossipNode, startGossipNode } from "../mesh/gossip.ts";
 import { DescriptorStore } from "../mesh/store.ts";
 
