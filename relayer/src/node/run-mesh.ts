@@ -14,6 +14,7 @@ import type { Logger } from "../log.ts";
 import { advertisedHostProblem, type DescriptorDomain, descriptorDomain, splitEndpoint } from "../mesh/descriptor.ts";
 import { type KnownRelay, knownRelayCheck, type KnownRelayCheck } from "../mesh/known-relays.ts";
 import { RegistrySource } from "../mesh/registry-source.ts";
+import type { NodeRecord } from "../mesh/verify.ts";
 import { type DescriptorSources, startDescriptorSources } from "../mesh/sources.ts";
 import type { NodeMetrics } from "../metrics/index.ts";
 import { ConfigError, type NodeConfig, parseEndpoint } from "./config.ts";
@@ -76,6 +77,20 @@ function merged(...lists: readonly DirectoryEntry[][]): DirectoryEntry[] {
   return [...out.values()];
 }
 
+/**
+ * The relays a relay may EXTEND to from the registry's records: active ones whose endpoint names
+ * an IP address, as a signed descriptor must. The contract accepts any endpoint string; a record
+ * naming a host name or a wildcard is skipped, so that no EXTEND makes a relay resolve a name an
+ * operator chose (and point it anywhere later).
+ */
+export function registryRelays(records: readonly NodeRecord[]): KnownRelay[] {
+  return records.flatMap((rec) => {
+    const at = rec.active && rec.endpoint ? splitEndpoint(rec.endpoint) : undefined;
+    if (!at || !rec.keysHash || advertisedHostProblem(at.host)) return [];
+    return [{ ...at, keys: { keysHash: Buffer.from(rec.keysHash.slice(2), "hex") } }];
+  });
+}
+
 export interface RelayMesh {
   /** Undefined when no source is configured: the relay extends to any relay a client names. */
   isKnownRelay: KnownRelayCheck | undefined;
@@ -116,14 +131,7 @@ export async function prepareRelayMesh(
     lists.push(() => readDirectory(dir));
   }
   if (m?.bootstrap) lists.push(() => sources?.entries() ?? []);
-  if (registry)
-    lists.push(() =>
-      registry.records().flatMap((rec) => {
-        const at = rec.active && rec.endpoint ? splitEndpoint(rec.endpoint) : undefined;
-        if (!at || !rec.keysHash) return [];
-        return [{ ...at, keys: { keysHash: Buffer.from(rec.keysHash.slice(2), "hex") } }];
-      }),
-    );
+  if (registry) lists.push(() => registryRelays(registry.records()));
   if (lists.length === 0)
     log.info("no relay.mesh source: this relay extends to any relay a client names (set relay.mesh.directory)");
   // A relay that just joined may be asked to extend to one it has not heard of yet: ask the
