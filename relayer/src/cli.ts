@@ -11,8 +11,12 @@
  *                                                     publish a signed descriptor, know relays from there
  *   x0t entry --socks 127.0.0.1:10809 --directory dir [--hops 3] [--knowledge mesh.sqlite] [--metrics [host:]port]
  *             [--diversity-prefix on|off] [--bootstrap url... --deployment d.json --trust 0xsigner...]
- *   x0t bootstrap --listen 127.0.0.1:7000 --deployment d.json --trust 0xsigner[:0xoperator]... [--peer url]...
+ *   x0t bootstrap --listen 127.0.0.1:7000 --deployment d.json [--peer url]...
+ *             [--trust 0xsigner[:0xoperator]]...          signers vouched for offline (pin operators: docs/self-healing.md)
+ *             [--registry [--rpc-url url] [--registry-checkpoint file]]
+ *                                                     check descriptors against the deployment's RelayerRegistry
  *                                       a bootstrap node: keeps and hands out signed relay descriptors
+ *                                       (at least one of --trust, --registry)
  *   x0t node start --config node.json   an entry, relay or exit from a config file (node/config.ts),
  *                                       paid or not; `x0t node schema` prints its JSON Schema
  *   x0t keys  --keys relay.key          prints the keysHash to register on-chain
@@ -29,10 +33,11 @@ import type { Logger } from "./log.ts";
 import { ConfigError, loadNodeConfig, nodeConfigJsonSchema, parseEndpoint, parseNodeConfig } from "./node/config.ts";
 import { loadOrCreateKeys } from "./node/keyfile.ts";
 import { startNode } from "./node/run.ts";
-import { domainOf } from "./node/run-mesh.ts";
+import { domainOf, startRegistry } from "./node/run-mesh.ts";
+import type { RegistrySource } from "./mesh/registry-source.ts";
 import { startBootstrapNode } from "./node/bootstrap.ts";
 import { type Address, isAddress } from "viem";
-import { ACCOUNT_COMMANDS, runAccountCommand } from "./cli/account.ts";
+import { ACCOUNT_COMMANDS, readDeployment, runAccountCommand } from "./cli/account.ts";
 import { runTreasuryCommand } from "./cli/treasury.ts";
 
 export class UsageError extends Error {
@@ -208,27 +213,57 @@ async function bootstrapCommand(argv: string[], log: Logger): Promise<void> {
       deployment: { type: "string" },
       trust: { type: "string", multiple: true },
       peer: { type: "string", multiple: true },
+      registry: { type: "boolean", default: false },
+      "rpc-url": { type: "string" },
+      "registry-checkpoint": { type: "string" },
     },
   });
   if (!values.deployment)
     throw new UsageError("--deployment: the deployment file is required (descriptors are signed for its registry)");
   const trust = trustFlags(values.trust) ?? [];
-  if (trust.length === 0) throw new UsageError("--trust: list at least one signer whose descriptors to keep");
+  if (trust.length === 0 && !values.registry)
+    throw new UsageError(
+      "--trust: list at least one signer whose descriptors to keep, or pass --registry to check them against the RelayerRegistry",
+    );
   for (const [i, t] of trust.entries())
     for (const [what, value] of Object.entries(t))
       if (!isAddress(value)) throw new UsageError(`--trust (${i + 1}): ${what} "${value}" is not an address`);
   for (const peer of values.peer ?? [])
     if (!URL.canParse(peer)) throw new UsageError(`--peer: expected a URL, got "${peer}"`);
+  if (!values.registry && (values["rpc-url"] || values["registry-checkpoint"]))
+    throw new UsageError("--rpc-url and --registry-checkpoint go with --registry");
   const { host, port } = parseEndpoint("--listen", values.listen);
+  const domain = domainOf({ deployment: values.deployment }, "x0t bootstrap", "--deployment");
+  let registry: RegistrySource | undefined;
+  if (values.registry) {
+    const deployment = readDeployment(values.deployment);
+    const rpcUrl = values["rpc-url"] ?? deployment.rpcUrl;
+    if (!rpcUrl || !URL.canParse(rpcUrl))
+      throw new UsageError(
+        `--rpc-url: ${rpcUrl ? `expected a URL, got "${rpcUrl}"` : "required by --registry (the deployment file names no rpcUrl)"}`,
+      );
+    registry = await startRegistry(
+      { chainId: deployment.chainId, rpcUrl, contracts: deployment.contracts },
+      values["registry-checkpoint"],
+      log,
+    );
+  }
   const node = await startBootstrapNode({
     host,
     port,
-    domain: domainOf({ deployment: values.deployment }, "x0t bootstrap", "--deployment"),
+    domain,
     trust: trust as { signer: Address; operator?: Address }[],
+    registry,
     peers: values.peer ?? [],
     logger: log,
+  }).catch(async (error: unknown) => {
+    await registry?.stop();
+    throw error;
   });
-  onShutdown(log, () => node.close());
+  onShutdown(log, async () => {
+    await node.close();
+    await registry?.stop();
+  });
 }
 
 function keysCommand(argv: string[]): void {

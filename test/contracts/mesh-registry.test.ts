@@ -11,14 +11,12 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { type Address, createPublicClient, custom, getAddress, type LocalAccount, type PublicClient } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { generateStaticKeys, initCrypto, type StaticKeys } from "../../relayer/src/crypto/keys.ts";
-import {
-  type DescriptorFields,
-  DropReason,
-  signNodeDescriptor,
-  type TrustAnchor,
-  verifyDescriptor,
-} from "../../relayer/src/mesh/descriptor.ts";
+import { type DescriptorFields, signNodeDescriptor } from "../../relayer/src/mesh/descriptor.ts";
+import { DropReason, type TrustAnchor, verifyDescriptor } from "../../relayer/src/mesh/verify.ts";
+import { pushDescriptors } from "../../relayer/src/mesh/gossip.ts";
 import { RegistrySource } from "../../relayer/src/mesh/registry-source.ts";
+import { silentLogger } from "../../relayer/src/log.ts";
+import { startBootstrapNode } from "../../relayer/src/node/bootstrap.ts";
 import {
   connect,
   deployProtocol,
@@ -166,6 +164,40 @@ describe("mesh: descriptors against the RelayerRegistry", async () => {
       const r = await verify(await descriptor, anchors, now);
       assert.equal(r.ok, false, `${name} must be refused`);
       if (!r.ok) assert.equal(r.reason, reason, `${name}: ${r.detail}`);
+    }
+  });
+
+  it("a bootstrap node with the registry as its only anchor (x0t bootstrap --registry) keeps registered relays' descriptors over HTTP", async () => {
+    const source = new RegistrySource({ client, registry: p.registry.address });
+    await source.syncOnce();
+    const chainTime = await chainNow();
+    const node = await startBootstrapNode({
+      host: "127.0.0.1",
+      port: 0,
+      domain: p.registryDomain,
+      trust: [],
+      registry: source,
+      peers: [],
+      intervalMs: 0,
+      logger: silentLogger,
+    });
+    try {
+      // The store judges validity by its own clock: sign for it, not the chain's (which tests move).
+      const now = Math.floor(Date.now() / 1000);
+      assert.ok(Math.abs(now - chainTime) < 3_600 * 24, "the chain's clock is near the wall clock");
+      const [a, b] = relays as [Relay, Relay];
+      const good = await signNodeDescriptor(a.signer, p.registryDomain, fields(a, now));
+      const forged = await signNodeDescriptor(b.signer, p.registryDomain, fields(a, now));
+      assert.deepEqual(await pushDescriptors(node.url, [good, forged]), {
+        accepted: 1,
+        dropped: { [DropReason.wrongSigner]: 1 },
+      });
+      assert.deepEqual(
+        node.store.entries().map((e) => e.operator),
+        [a.operator.toLowerCase()],
+      );
+    } finally {
+      await node.close();
     }
   });
 

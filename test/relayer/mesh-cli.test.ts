@@ -16,8 +16,11 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { descriptorDomain, signNodeDescriptor } from "../../relayer/src/mesh/descriptor.ts";
+import { pushDescriptors } from "../../relayer/src/mesh/gossip.ts";
 import { ConfigError, parseNodeConfig } from "../../relayer/src/node/config.ts";
 import { expectedSha256, startBlobServer } from "./helpers.ts";
+import { fieldsOf, identity } from "./mesh-fixtures.ts";
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL("../../relayer/src/cli.ts", import.meta.url));
@@ -149,6 +152,81 @@ describe("the mesh from the command line (bootstrap node, relays, entry as proce
     });
     assert.ok(body, "a download through three relays known only from the bootstrap node");
     assert.equal(createHash("sha256").update(body).digest("hex"), expectedSha256(size));
+  });
+
+  it("a relay listening on a wildcard address without relay.advertiseHost refuses to publish, naming the key", async () => {
+    const deployment = join(dir, "wildcard-deployment.json");
+    const address = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
+    writeFileSync(
+      deployment,
+      JSON.stringify({
+        chainId: 31337,
+        contracts: {
+          X0T: address(1),
+          RelayerRegistry: address(2),
+          BandwidthCredit: address(3),
+          EpochRewards: address(4),
+        },
+      }),
+    );
+    const key = join(dir, "wildcard.signer");
+    writeFileSync(key, generatePrivateKey() + "\n", { mode: 0o600 });
+    const args = [
+      CLI,
+      "relay",
+      ...["--listen", `0.0.0.0:${await freePort()}`, "--keys", join(dir, "wildcard.key"), "--region", "DE"],
+      ...["--bootstrap", "http://127.0.0.1:1", "--deployment", deployment, "--signer-key", key],
+      ...["--operator", address(9), "--trust", privateKeyToAccount(generatePrivateKey()).address],
+    ];
+    const failed = await run(process.execPath, args).then(
+      () => undefined,
+      (error: { code?: number; stderr?: string }) => error,
+    );
+    assert.equal(failed?.code, 2, "the relay does not start");
+    assert.match(failed?.stderr ?? "", /relay\.advertiseHost: .*0\.0\.0\.0.*wildcard/);
+  });
+
+  it("x0t bootstrap --registry runs without --trust and checks descriptors against the registry", async () => {
+    const address = (n: number) => `0x${n.toString(16).padStart(40, "0")}` as const;
+    const deployment = join(dir, "registry-deployment.json");
+    writeFileSync(
+      deployment,
+      JSON.stringify({
+        chainId: 31337,
+        contracts: {
+          X0T: address(1),
+          RelayerRegistry: address(2),
+          BandwidthCredit: address(3),
+          EpochRewards: address(4),
+        },
+      }),
+    );
+    // Neither a trust list nor the registry: nobody would vouch for a descriptor.
+    const refused = await run(process.execPath, [CLI, "bootstrap", "--deployment", deployment]).then(
+      () => undefined,
+      (error: { code?: number; stderr?: string }) => error,
+    );
+    assert.equal(refused?.code, 2);
+    assert.match(refused?.stderr ?? "", /--trust: .* or pass --registry/);
+    // The registry's RPC is down here (nothing listens on port 1): the node serves, and keeps
+    // nothing it cannot check — every descriptor is "trust-unavailable" until the registry is read.
+    const port = await freePort();
+    const child = x0t([
+      ...["bootstrap", "--listen", `127.0.0.1:${port}`, "--deployment", deployment],
+      ...["--registry", "--rpc-url", "http://127.0.0.1:1", "--registry-checkpoint", join(dir, "registry.json")],
+    ]);
+    assert.ok(await until(() => listening(port), 30_000), "the bootstrap node listens");
+    const id = await identity();
+    const d = await signNodeDescriptor(
+      id.signer,
+      descriptorDomain(31337, address(2)),
+      fieldsOf(id, Math.floor(Date.now() / 1000)),
+    );
+    assert.deepEqual(await pushDescriptors(`http://127.0.0.1:${port}`, [d]), {
+      accepted: 0,
+      dropped: { "trust-unavailable": 1 },
+    });
+    child.kill("SIGTERM");
   });
 
   it("mesh config errors name the key", () => {

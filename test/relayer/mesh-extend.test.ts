@@ -18,6 +18,7 @@ import { generateStaticKeys, publicKeysOf } from "../../relayer/src/crypto/keys.
 import { Link } from "../../relayer/src/link/link.ts";
 import { knownRelayCheck } from "../../relayer/src/mesh/known-relays.ts";
 import { descriptorOf, readDirectory } from "../../relayer/src/node/directory.ts";
+import { registryRelays } from "../../relayer/src/node/run-mesh.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
 import { hopsOf, startRelays } from "./helpers.ts";
 
@@ -115,5 +116,35 @@ describe("known relays: re-reading the sources", () => {
     t = 1_000;
     assert.equal(check("10.0.0.1", 9001, hash), true, "a failed read keeps the relays read before");
     assert.equal(reads, 2);
+  });
+});
+
+describe("known relays from the registry", () => {
+  it("only active records whose endpoint is an IP address (the contract takes any string)", () => {
+    const op = (n: number) => `0x${n.toString(16).padStart(40, "0")}` as const;
+    const hash = (n: number) => `0x${n.toString(16).padStart(64, "0")}` as const;
+    const record = (n: number, endpoint: string, active = true) => ({
+      operator: op(n),
+      signer: op(100 + n),
+      keysHash: hash(n),
+      endpoint,
+      region: "DE",
+      active,
+      pinned: true,
+    });
+    const known = registryRelays([
+      record(1, "10.0.0.1:9001"),
+      record(2, "[2001:db8::1]:9001"),
+      record(3, "relay.example:9001"),
+      record(4, "0.0.0.0:9001"),
+      record(5, "10.0.0.5:9001", false),
+    ]);
+    assert.deepEqual(
+      known.map((r) => `${r.host}:${r.port}`),
+      ["10.0.0.1:9001", "2001:db8::1:9001"],
+    );
+    const check = knownRelayCheck([() => known]);
+    assert.equal(check("10.0.0.1", 9001, Buffer.from(hash(1).slice(2), "hex")), true);
+    assert.equal(check("relay.example", 9001, Buffer.from(hash(3).slice(2), "hex")), false);
   });
 });

@@ -1,6 +1,11 @@
 /** Route choice (mesh/plan.ts): diversity by region, network prefix and operator; weighted spread; standbys. */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { generateStaticKeys, initCrypto, publicKeysOf } from "../../relayer/src/crypto/keys.ts";
+import { createLogger } from "../../relayer/src/log.ts";
 import {
   type Candidate,
   conflict,
@@ -9,7 +14,8 @@ import {
   planPath,
   planStandbys,
 } from "../../relayer/src/mesh/plan.ts";
-import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
+import { descriptorOf, type DirectoryEntry } from "../../relayer/src/node/directory.ts";
+import { folderDirectory } from "../../relayer/src/node/run-mesh.ts";
 import { relayEntry } from "./mesh-fixtures.ts";
 
 /** A deterministic uniform generator (mulberry32), so that failures replay. */
@@ -50,6 +56,25 @@ describe("mesh plan: network prefixes", () => {
     assert.notEqual(networkPrefix("a.example"), networkPrefix("b.example"));
   });
 
+  it("folds every spelling of an IPv4-carrying IPv6 address to the IPv4 /16, and parses IPv6 fully", () => {
+    const ten1 = networkPrefix("10.1.2.3");
+    for (const mapped of [
+      "[::ffff:a01:909]", // hex-mapped: 10.1.9.9
+      "::FFFF:0A01:0909",
+      "0:0:0:0:0:ffff:10.1.9.9",
+      "0000:0000:0000:0000:0000:ffff:0a01:0909",
+      "::ffff:10.1.200.1",
+      "64:ff9b::a01:101", // NAT64 of 10.1.1.1
+      "2002:a01:909::1", // 6to4 of 10.1.9.9
+    ])
+      assert.equal(networkPrefix(mapped), ten1, mapped);
+    assert.notEqual(networkPrefix("::ffff:a02:909"), ten1, "10.2.9.9 is another /16");
+    assert.equal(networkPrefix("2001:db8::1"), networkPrefix("2001:0db8:0:0:0:0:0:2"));
+    assert.equal(networkPrefix("2001:db8:0:0:1::"), networkPrefix("2001:db8::"));
+    assert.notEqual(networkPrefix("::1"), ten1);
+    assert.equal(networkPrefix("localhost"), "name:localhost");
+  });
+
   it("names the conflict between two relays", () => {
     const rules = { region: true, prefix: true, operator: true };
     assert.equal(
@@ -57,6 +82,11 @@ describe("mesh plan: network prefixes", () => {
       "region",
     );
     assert.equal(conflict(relayEntry("a", "10.0.0.1"), relayEntry("b", "10.0.9.9"), rules), "prefix");
+    assert.equal(
+      conflict(relayEntry("a", "10.1.2.3"), relayEntry("b", "[::ffff:a01:909]"), rules),
+      "prefix",
+      "a hex-mapped IPv6 address is its IPv4 /16",
+    );
     assert.equal(
       conflict(relayEntry("a", "2001:db8::1"), relayEntry("b", "2001:db8:1::1"), rules),
       "prefix",
@@ -142,6 +172,43 @@ describe("mesh plan: paths", () => {
     assert.equal(counts.get("sick") ?? 0, 0, "low health scores low");
   });
 
+  it("puts exits only last while relays that are not exits can fill the other hops (1,000 draws)", () => {
+    const relays = [
+      relayEntry("m-1", "10.0.0.1", { region: "DE" }),
+      relayEntry("m-2", "11.0.0.1", { region: "FR" }),
+      relayEntry("m-3", "12.0.0.1", { region: "NL" }),
+      relayEntry("m-4", "13.0.0.1", { region: "SE" }),
+      // Exits, faster than the others: they would win the middle draws if they were allowed there.
+      ...["US", "CA", "JP", "BR"].map((region, i) => relayEntry(`x-${i}`, `${20 + i}.0.0.1`, { region, exit: true })),
+    ].map((e) => ok(e, e.exit ? 5 : 40));
+    const random = seeded(7);
+    for (let i = 0; i < 1_000; i++) {
+      const path = planPath(relays, { hops: 3, random });
+      assert.equal(path[2]!.exit, true);
+      assert.deepEqual(
+        path.slice(0, -1).filter((r) => r.exit),
+        [],
+        `draw ${i}: ${path.map((r) => r.name).join(" > ")}`,
+      );
+      assertDiverse(path);
+    }
+    // Non-exits that cannot make a diverse path (one region) leave the other hops to exits.
+    const crowded = [
+      relayEntry("m-1", "10.0.0.1", { region: "DE" }),
+      relayEntry("m-2", "11.0.0.1", { region: "DE" }),
+      relayEntry("x-1", "20.0.0.1", { region: "US", exit: true }),
+      relayEntry("x-2", "21.0.0.1", { region: "CA", exit: true }),
+    ].map((e) => ok(e));
+    const path = planPath(crowded, { hops: 3, random });
+    assert.equal(path.filter((r) => r.exit).length, 2, "an exit takes a middle hop when it must");
+    assertDiverse(path);
+    // A network of exits only still makes paths.
+    const onlyExits = ["US", "CA", "JP"].map((region, i) =>
+      ok(relayEntry(`x-${i}`, `${20 + i}.0.0.1`, { region, exit: true })),
+    );
+    assert.equal(planPath(onlyExits, { hops: 3, random }).length, 3);
+  });
+
   it("needs an exit", () => {
     assert.throws(
       () => planPath([ok(relayEntry("a", "10.0.0.1"))], { hops: 1, random: Math.random }),
@@ -184,5 +251,45 @@ describe("mesh plan: standby circuits", () => {
       "a standby sharing r9 with the active circuit is replaced",
     );
     assert.deepEqual(of("idle"), ["drop-standby"]);
+  });
+});
+
+describe("mesh plan: folder entries the diversity rules cannot check", () => {
+  it("warns once per relay without a region or operator while the rule is on, not when it is off", async () => {
+    await initCrypto();
+    const dir = mkdtempSync(join(tmpdir(), "x0t-plan-folder-"));
+    try {
+      const write = (name: string, extra: { region?: string; operator?: string }) =>
+        writeFileSync(
+          join(dir, `${name}.json`),
+          JSON.stringify(
+            descriptorOf({
+              name,
+              host: "127.0.0.1",
+              port: 9001,
+              exit: true,
+              keys: publicKeysOf(generateStaticKeys()),
+              ...extra,
+            }),
+          ),
+        );
+      write("complete", { region: "DE", operator: `0x${"a".repeat(40)}` });
+      write("no-region", { operator: `0x${"b".repeat(40)}` });
+      write("bare", {});
+      const lines: { msg: string; relay: string }[] = [];
+      const log = createLogger({ write: (line) => lines.push(JSON.parse(line) as { msg: string; relay: string }) });
+      const read = folderDirectory(dir, undefined, log);
+      for (let i = 0; i < 3; i++) assert.equal(read().length, 3, "every relay is still used");
+      assert.deepEqual(
+        lines.map((l) => `${l.relay}: ${/no (\w+)/.exec(l.msg)?.[1]}`).sort(),
+        ["bare: operator", "bare: region", "no-region: region"],
+        "one warning per relay and missing field, however often the folder is read",
+      );
+      lines.length = 0;
+      folderDirectory(dir, { region: false, operator: false }, log)();
+      assert.deepEqual(lines, [], "a rule that is off checks nothing, so nothing to warn of");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,23 +4,14 @@
  * signed with its node signer key as EIP-712 typed data in the RelayerRegistry's domain (so a
  * descriptor is bound to one chain and one registry and cannot be replayed as any other message).
  *
- * A descriptor is self-authenticating: whoever carries it (a bootstrap node, a peer, a file) needs
- * no trust. It is accepted only if a trust anchor vouches for the signer (docs/self-healing.md):
- * the on-chain registry record of `operator` (same signer, same keys hash, same endpoint and region,
- * stake active), or, offline, a bootstrap configuration that lists the signer. Everything else is
- * dropped with a `DropReason`.
+ * This file is the format: fields, bounds, signing, the directory entry a descriptor becomes.
+ * Whether a descriptor is accepted — signature, validity, a trust anchor vouching for its signer —
+ * is verify.ts.
  */
-import {
-  type Address,
-  getAddress,
-  type Hex,
-  isAddress,
-  type LocalAccount,
-  recoverTypedDataAddress,
-  stringToHex,
-} from "viem";
-import { type DirectoryEntry, DescriptorError, parseDescriptor } from "../node/directory.ts";
+import { type Address, getAddress, type Hex, isAddress, type LocalAccount, stringToHex } from "viem";
+import { type DirectoryEntry, parseDescriptor } from "../node/directory.ts";
 import { relayerRegistryDomain } from "../chain/registry.ts";
+import { embeddedIPv4, parseIPv4, parseIPv6 } from "../wire/ip.ts";
 
 export type DescriptorDomain = ReturnType<typeof relayerRegistryDomain>;
 export { relayerRegistryDomain as descriptorDomain };
@@ -49,6 +40,16 @@ export const CLOCK_SKEW_S = 60;
 const MAX_NICKNAME = 32;
 const MAX_ENDPOINT = 128; // RelayerRegistry.MAX_ENDPOINT_LENGTH
 const MAX_EXIT_POLICY = 256;
+const MAX_SIGNATURE = 200;
+/** base64 of the 1,184-byte ML-KEM-768 encapsulation key. */
+const MLKEM_BASE64 = /^[A-Za-z0-9+/]{1579}=$/;
+/**
+ * Most bytes a descriptor that passes `checkFields` takes as JSON (UTF-8): the fixed-form fields
+ * (addresses, hashes, keys, the endpoint, the signature, numbers) take at most ~2.3 KB, and the
+ * two free-text fields at most 6 bytes per UTF-16 unit ("\u0000" escapes): 6 × (32 + 256). A test
+ * serialises the worst case against it; gossip bodies are sized from it.
+ */
+export const MAX_DESCRIPTOR_JSON_BYTES = 4_608;
 
 /** A descriptor as it travels (JSON): every field but `version` and the keys is signed. */
 export interface SignedNodeDescriptor {
@@ -56,7 +57,7 @@ export interface SignedNodeDescriptor {
   operator: Address;
   /** A display label (logs, the chaos harness); identity is the operator. */
   nickname: string;
-  /** "host:port" or "[v6]:port", byte for byte as in the registry record. */
+  /** "a.b.c.d:port" or "[v6]:port" (an IP address, not a name), byte for byte as in the registry record. */
   endpoint: string;
   /** ISO 3166-1 alpha-2, upper case. */
   region: string;
@@ -79,81 +80,6 @@ export interface SignedNodeDescriptor {
 
 export type DescriptorFields = Omit<SignedNodeDescriptor, "version" | "signature">;
 
-/** Why a descriptor was dropped; each value is a log field and a counter name. */
-export const DropReason = {
-  malformed: "malformed",
-  badKeys: "bad-keys",
-  notYetValid: "not-yet-valid",
-  expired: "expired",
-  validityTooLong: "validity-too-long",
-  badSignature: "bad-signature",
-  unregistered: "unregistered",
-  wrongSigner: "wrong-signer",
-  keysMismatch: "keys-mismatch",
-  endpointMismatch: "endpoint-mismatch",
-  regionMismatch: "region-mismatch",
-  unstaked: "unstaked",
-  unknownSigner: "unknown-signer",
-  trustUnavailable: "trust-unavailable",
-  stale: "stale",
-} as const;
-export type DropReason = (typeof DropReason)[keyof typeof DropReason];
-
-/** What a trust anchor knows of an operator's node. Absent fields are not checked. */
-export interface NodeRecord {
-  operator: Address;
-  signer: Address;
-  keysHash?: Hex;
-  endpoint?: string;
-  region?: string;
-  /** Stake at or above the minimum now. */
-  active: boolean;
-}
-
-export type Lookup =
-  | { kind: "record"; record: NodeRecord }
-  /** The anchor is sure the operator has no node. */
-  | { kind: "none" }
-  /** The anchor cannot say (not synced yet, RPC down with nothing cached). */
-  | { kind: "unavailable" };
-
-/** A source of trust: the registry (registry-source.ts) or a bootstrap configuration. */
-export interface TrustAnchor {
-  readonly kind: "registry" | "bootstrap";
-  /** What the anchor knows of `operator`'s node, whose descriptor `signer` signed. */
-  lookup(operator: Address, signer: Address): Lookup | Promise<Lookup>;
-}
-
-/**
- * The offline anchor: a descriptor signed by a signer the bootstrap configuration lists (and, if
- * the entry pins one, for that operator) is trusted. Keys, endpoint and stake cannot be checked
- * without the chain; an unlisted signer is "unavailable" here, so a registry anchor after it may
- * still answer.
- */
-export function bootstrapAnchor(trusted: readonly { signer: Address; operator?: Address }[]): TrustAnchor {
-  const bySigner = new Map(trusted.map((t) => [t.signer.toLowerCase(), t]));
-  return {
-    kind: "bootstrap",
-    lookup: (operator, signer) => {
-      const t = bySigner.get(signer.toLowerCase());
-      if (!t || (t.operator !== undefined && t.operator.toLowerCase() !== operator.toLowerCase()))
-        return { kind: "unavailable" };
-      return { kind: "record", record: { operator, signer: t.signer, active: true } };
-    },
-  };
-}
-
-/** The node a verified descriptor describes. */
-export interface VerifiedNode {
-  descriptor: SignedNodeDescriptor;
-  entry: DirectoryEntry;
-  signer: Address;
-  /** Which anchor vouched for it. */
-  anchor: TrustAnchor["kind"];
-}
-
-export type Verdict = { ok: true; node: VerifiedNode } | { ok: false; reason: DropReason; detail: string };
-
 /** "host:port" / "[v6]:port" → parts, or undefined. */
 export function splitEndpoint(endpoint: string): { host: string; port: number } | undefined {
   const m = /^(?:\[([0-9a-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(endpoint);
@@ -162,7 +88,22 @@ export function splitEndpoint(endpoint: string): { host: string; port: number } 
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
-function typedMessage(d: DescriptorFields) {
+/**
+ * Why `host` (an endpoint's host, without brackets) cannot be advertised in a signed descriptor, or
+ * undefined. It must be an IP address: the route planner's network-prefix rule needs one (a host
+ * name would be its own "network" and could sit next to any address), and the wildcard addresses
+ * (0.0.0.0, ::, ::ffff:0.0.0.0) name no reachable host.
+ */
+export function advertisedHostProblem(host: string): string | undefined {
+  const bytes = parseIPv4(host) ?? parseIPv6(host);
+  if (!bytes) return "an IP address (a host name has no network prefix to check)";
+  const v4 = bytes.length === 16 ? embeddedIPv4(bytes) : undefined;
+  if (bytes.every((b) => b === 0) || v4 === "0.0.0.0") return "a reachable IP address, not the wildcard 0.0.0.0 or ::";
+  return undefined;
+}
+
+/** The EIP-712 message of `d`. */
+export function typedMessage(d: DescriptorFields) {
   return {
     operator: d.operator,
     nickname: d.nickname,
@@ -193,12 +134,15 @@ export async function signNodeDescriptor(
   return { ...checked, signature };
 }
 
-class Malformed extends Error {}
+/** A descriptor whose shape or bounds are wrong; the message names the field. */
+export class MalformedDescriptor extends Error {
+  override name = "MalformedDescriptor";
+}
 
-/** Shape and bounds of an untrusted descriptor; throws Malformed naming the field. */
-function checkFields(value: unknown): SignedNodeDescriptor {
+/** Shape and bounds of an untrusted descriptor; throws MalformedDescriptor naming the field. */
+export function checkFields(value: unknown): SignedNodeDescriptor {
   const fail = (field: string, expected: string): never => {
-    throw new Malformed(`"${field}" must be ${expected}`);
+    throw new MalformedDescriptor(`"${field}" must be ${expected}`);
   };
   if (typeof value !== "object" || value === null) return fail("(root)", "an object");
   const d = value as Record<string, unknown>;
@@ -212,12 +156,16 @@ function checkFields(value: unknown): SignedNodeDescriptor {
   const operator = str("operator", 42);
   if (!isAddress(operator, { strict: false })) fail("operator", "an address");
   const endpoint = str("endpoint", MAX_ENDPOINT);
-  if (!splitEndpoint(endpoint) || /[A-Z]/.test(endpoint)) fail("endpoint", "host:port in lower case");
+  const at = splitEndpoint(endpoint);
+  if (!at || /[A-Z]/.test(endpoint)) return fail("endpoint", "host:port in lower case");
+  const hostProblem = advertisedHostProblem(at.host);
+  if (hostProblem) fail("endpoint", hostProblem);
+  if (endpoint.startsWith("[") !== at.host.includes(":")) fail("endpoint", "[v6]:port for IPv6, a.b.c.d:port for IPv4");
   const region = str("region", 2);
   if (!/^[A-Z]{2}$/.test(region)) fail("region", "two capital letters");
   const keysHash = str("keysHash", 66);
   if (!/^0x[0-9a-f]{64}$/.test(keysHash)) fail("keysHash", "0x and 64 lower-case hex digits");
-  const signature = str("signature", 200);
+  const signature = str("signature", MAX_SIGNATURE);
   if (!/^0x([0-9a-f]{2})*$/i.test(signature)) fail("signature", "hex");
   if (typeof d.exit !== "boolean") fail("exit", "true or false");
   const out: SignedNodeDescriptor = {
@@ -227,7 +175,7 @@ function checkFields(value: unknown): SignedNodeDescriptor {
     endpoint,
     region,
     x25519: str("x25519", 64),
-    mlkem: str("mlkem", 2048),
+    mlkem: MLKEM_BASE64.test(str("mlkem", 1580)) ? (d.mlkem as string) : fail("mlkem", "1,184 bytes in base64"),
     keysHash: keysHash as Hex,
     exit: d.exit as boolean,
     exitPolicy: str("exitPolicy", MAX_EXIT_POLICY),
@@ -240,8 +188,8 @@ function checkFields(value: unknown): SignedNodeDescriptor {
   return out;
 }
 
-/** The directory entry of a descriptor (keys checked against its keys hash). */
-function entryOf(d: SignedNodeDescriptor): DirectoryEntry {
+/** The directory entry of a descriptor (keys checked against its keys hash; throws DescriptorError). */
+export function entryOf(d: SignedNodeDescriptor): DirectoryEntry {
   const at = splitEndpoint(d.endpoint) as { host: string; port: number };
   const entry = parseDescriptor(
     {
@@ -258,69 +206,4 @@ function entryOf(d: SignedNodeDescriptor): DirectoryEntry {
     `descriptor of ${d.operator}`,
   );
   return { ...entry, bandwidth: d.bandwidth, notAfter: d.notAfter };
-}
-
-export interface VerifyContext {
-  domain: DescriptorDomain;
-  /** Consulted in order; the first that can answer decides (registry before bootstrap). */
-  anchors: readonly TrustAnchor[];
-  /** Now, unix seconds. */
-  now: number;
-  maxValiditySeconds?: number;
-}
-
-const drop = (reason: DropReason, detail: string): Verdict => ({ ok: false, reason, detail });
-
-/** Checks a descriptor from an untrusted source: shape, keys, validity, signature, trust. */
-export async function verifyDescriptor(value: unknown, ctx: VerifyContext): Promise<Verdict> {
-  let d: SignedNodeDescriptor;
-  try {
-    d = checkFields(value);
-  } catch (error) {
-    if (error instanceof Malformed) return drop(DropReason.malformed, error.message);
-    throw error;
-  }
-  let entry: DirectoryEntry;
-  try {
-    entry = entryOf(d);
-  } catch (error) {
-    if (error instanceof DescriptorError) return drop(DropReason.badKeys, error.message);
-    throw error;
-  }
-  if (d.notBefore > ctx.now + CLOCK_SKEW_S) return drop(DropReason.notYetValid, `notBefore ${d.notBefore}`);
-  if (d.notAfter < ctx.now - CLOCK_SKEW_S) return drop(DropReason.expired, `notAfter ${d.notAfter}`);
-  const maxValidity = ctx.maxValiditySeconds ?? MAX_VALIDITY_S;
-  if (d.notAfter - d.notBefore > maxValidity)
-    return drop(DropReason.validityTooLong, `${d.notAfter - d.notBefore} s > ${maxValidity} s`);
-  let signer: Address;
-  try {
-    signer = await recoverTypedDataAddress({
-      domain: ctx.domain,
-      types: NODE_DESCRIPTOR_TYPES,
-      primaryType: "NodeDescriptor",
-      message: typedMessage(d),
-      signature: d.signature,
-    });
-  } catch (error) {
-    return drop(DropReason.badSignature, (error as Error).message.split("\n")[0] ?? "unrecoverable");
-  }
-  for (const anchor of ctx.anchors) {
-    const found = await anchor.lookup(d.operator, signer);
-    if (found.kind === "unavailable") continue;
-    if (found.kind === "none") return drop(DropReason.unregistered, `operator ${d.operator}`);
-    const r = found.record;
-    if (r.signer.toLowerCase() !== signer.toLowerCase())
-      return drop(DropReason.wrongSigner, `signed by ${signer}, ${anchor.kind} says ${r.signer}`);
-    if (r.keysHash !== undefined && r.keysHash.toLowerCase() !== d.keysHash)
-      return drop(DropReason.keysMismatch, `registry keysHash ${r.keysHash}`);
-    if (r.endpoint !== undefined && r.endpoint !== d.endpoint)
-      return drop(DropReason.endpointMismatch, `registry endpoint ${r.endpoint}`);
-    if (r.region !== undefined && r.region !== d.region)
-      return drop(DropReason.regionMismatch, `registry region ${r.region}`);
-    if (!r.active) return drop(DropReason.unstaked, `operator ${d.operator} below the minimum stake`);
-    return { ok: true, node: { descriptor: d, entry, signer, anchor: anchor.kind } };
-  }
-  if (ctx.anchors.some((a) => a.kind === "registry"))
-    return drop(DropReason.trustUnavailable, `the registry cannot be read yet and no bootstrap entry lists ${signer}`);
-  return drop(DropReason.unknownSigner, `signer ${signer} is not listed by the bootstrap configuration`);
 }

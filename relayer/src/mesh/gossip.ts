@@ -1,140 +1,98 @@
 /**
- * Descriptor distribution: a store of verified descriptors, and bootstrap nodes that exchange them
- * over plain HTTP (`GET`/`POST /v1/descriptors`, JSON). Descriptors authenticate themselves by
- * signature (descriptor.ts), so the transport needs no authentication of its own: a bootstrap node
- * that lies can only withhold descriptors, never forge one. Relays publish their descriptor to the
- * bootstrap nodes; entries pull from them; bootstrap nodes push to and pull from each other.
+ * Descriptor distribution: bootstrap nodes that exchange signed descriptors over plain HTTP
+ * (`GET`/`POST /v1/descriptors`, JSON) and keep them in a store (store.ts). Descriptors
+ * authenticate themselves by signature (descriptor.ts, verify.ts), so the transport needs no authentication
+ * of its own: a bootstrap node that lies can only withhold descriptors, never forge one. Relays
+ * publish their descriptor to the bootstrap nodes; entries pull from them; bootstrap nodes push to
+ * and pull from each other.
+ *
+ * Both ends treat the other as hostile: a body is read as a stream and cut off at a byte cap
+ * (before anything is parsed), redirects are refused, every request has a deadline, and the server
+ * cuts slow senders within about a second of their deadline and takes one POST per address at a time.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { DirectoryEntry } from "../node/directory.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import {
-  type DropReason,
-  type SignedNodeDescriptor,
-  type Verdict,
-  type VerifiedNode,
-  type VerifyContext,
-  verifyDescriptor,
-} from "./descriptor.ts";
+import { MAX_DESCRIPTOR_JSON_BYTES, type SignedNodeDescriptor } from "./descriptor.ts";
+import { coalesce } from "./rounds.ts";
+import { type DescriptorStore, type DropCounts, formatDrops, MAX_DESCRIPTORS } from "./store.ts";
 
-/** Largest request or response body (bytes) and most descriptors in one. */
-export const MAX_BODY = 4 * 1024 * 1024;
-export const MAX_DESCRIPTORS = 2_000;
-/** How long one gossip request may take. */
+export { DescriptorStore, MAX_DESCRIPTORS } from "./store.ts";
+
+/**
+ * Largest request or response body, bytes: a full store's worth of the largest descriptors
+ * (MAX_DESCRIPTORS × MAX_DESCRIPTOR_JSON_BYTES, ~9 MB) and the array's commas and brackets, so
+ * that a pull of a full store always fits (4 MiB stopped at ~1,950 relays of ~2.15 KB each).
+ */
+export const MAX_BODY = MAX_DESCRIPTORS * (MAX_DESCRIPTOR_JSON_BYTES + 1) + 2;
+/** Largest answer to a POST (`{accepted, dropped}`). */
+export const MAX_ANSWER = 64 * 1024;
+/** How long one gossip request may take, body included. */
 export const REQUEST_TIMEOUT_MS = 5_000;
+/** How often the server looks for requests past their header or request deadline (Node: 30 s). */
+export const CONNECTIONS_CHECK_MS = 1_000;
+/** Open connections a bootstrap node accepts; more are closed at once. */
+export const MAX_CONNECTIONS = 256;
+/** POST bodies read at once (each up to MAX_BODY), and per remote address. */
+export const MAX_CONCURRENT_POSTS = 8;
 
-export interface DescriptorStoreOptions {
-  /** The verification context at a given time (seconds): domain and trust anchors. */
-  context: (nowSeconds: number) => VerifyContext;
-  now?: () => number;
-  /** Most operators kept (default MAX_DESCRIPTORS). */
-  maxEntries?: number;
-  logger?: Logger;
+/** A peer's answer could not be used: too large, redirected, not JSON, an HTTP error. */
+export class GossipResponseError extends Error {
+  override name = "GossipResponseError";
 }
 
-/** Verified descriptors, newest per operator; drops are logged with their reason and counted. */
-export class DescriptorStore {
-  readonly #nodes = new Map<string, VerifiedNode>();
-  readonly #context: DescriptorStoreOptions["context"];
-  readonly #now: () => number;
-  readonly #max: number;
-  readonly #log: Logger;
-  /** Drops by reason since start (a counter for metrics). */
-  readonly dropped: Partial<Record<DropReason, number>> = {};
-  accepted = 0;
-
-  constructor(options: DescriptorStoreOptions) {
-    this.#context = options.context;
-    this.#now = options.now ?? Date.now;
-    this.#max = options.maxEntries ?? MAX_DESCRIPTORS;
-    this.#log = options.logger ?? silentLogger;
+/** Reads `res`'s body, at most `cap` bytes: more (announced or sent) aborts the request. */
+async function readCapped(res: Response, cap: number, url: string, abort: AbortController): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
+  if (declared > cap) {
+    abort.abort();
+    throw new GossipResponseError(`${url}: answer of ${declared} bytes is over the ${cap}-byte cap; not read`);
   }
-
-  #seconds(): number {
-    return Math.floor(this.#now() / 1000);
-  }
-
-  /** Verifies `value` and keeps it if it is the newest descriptor of its operator. */
-  async offer(value: unknown, source: string): Promise<Verdict> {
-    const verdict = await verifyDescriptor(value, this.#context(this.#seconds()));
-    if (!verdict.ok) {
-      this.dropped[verdict.reason] = (this.dropped[verdict.reason] ?? 0) + 1;
-      const operator = (value as { operator?: unknown } | null)?.operator;
-      this.#log.warn("descriptor dropped", {
-        reason: verdict.reason,
-        detail: verdict.detail,
-        source,
-        operator: typeof operator === "string" ? operator.slice(0, 42) : undefined,
-      });
-      return verdict;
-    }
-    const key = verdict.node.descriptor.operator.toLowerCase();
-    const held = this.#nodes.get(key);
-    if (held && held.descriptor.notBefore >= verdict.node.descriptor.notBefore) {
-      if (held.descriptor.signature !== verdict.node.descriptor.signature)
-        this.dropped.stale = (this.dropped.stale ?? 0) + 1;
-      return verdict;
-    }
-    if (!held && this.#nodes.size >= this.#max) {
-      this.#log.warn("descriptor store full: descriptor ignored", { source, max: this.#max });
-      return { ok: false, reason: "stale", detail: "store full" };
-    }
-    this.#nodes.set(key, verdict.node);
-    this.accepted++;
-    this.#log.info("descriptor accepted", {
-      operator: verdict.node.descriptor.operator,
-      nickname: verdict.node.descriptor.nickname,
-      anchor: verdict.node.anchor,
-      source,
-    });
-    return verdict;
-  }
-
-  /**
-   * Verifies every held descriptor again (stake may have gone, the validity may have ended) and
-   * drops those that fail; returns how many went.
-   */
-  async revalidate(): Promise<number> {
-    let gone = 0;
-    for (const [key, node] of [...this.#nodes]) {
-      const verdict = await verifyDescriptor(node.descriptor, this.#context(this.#seconds()));
-      if (verdict.ok) continue;
-      this.#nodes.delete(key);
-      this.dropped[verdict.reason] = (this.dropped[verdict.reason] ?? 0) + 1;
-      this.#log.warn("descriptor withdrawn", { reason: verdict.reason, operator: node.descriptor.operator });
-      gone++;
-    }
-    return gone;
-  }
-
-  /** The signed descriptors held, still valid now. */
-  descriptors(): SignedNodeDescriptor[] {
-    const now = this.#seconds();
-    return [...this.#nodes.values()].filter((n) => n.descriptor.notAfter >= now).map((n) => n.descriptor);
-  }
-
-  /** Directory entries for route choice (what `startEntry({ directory })` reads). */
-  entries(): DirectoryEntry[] {
-    const now = this.#seconds();
-    return [...this.#nodes.values()].filter((n) => n.descriptor.notAfter >= now).map((n) => n.entry);
-  }
-
-  get size(): number {
-    return this.#nodes.size;
-  }
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+  const reader = res.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new RangeError(`body over ${MAX_BODY} bytes`);
-    chunks.push(chunk);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      abort.abort();
+      await reader.cancel().catch(() => {});
+      throw new GossipResponseError(`${url}: answer cut off at the ${cap}-byte cap`);
+    }
+    chunks.push(value);
   }
-  return Buffer.concat(chunks);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** One request to a peer: deadline, no redirects, the answer's JSON read within `cap` bytes. */
+async function request(url: string, init: RequestInit, cap: number): Promise<unknown> {
+  const target = new URL("/v1/descriptors", url);
+  const abort = new AbortController();
+  let res: Response;
+  try {
+    res = await fetch(target, {
+      ...init,
+      redirect: "error",
+      signal: AbortSignal.any([abort.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
+    });
+  } catch (error) {
+    const cause = (error as Error & { cause?: Error }).cause;
+    throw new GossipResponseError(`${url}: ${cause?.message ?? (error as Error).message}`, { cause: error });
+  }
+  try {
+    if (!res.ok) throw new GossipResponseError(`${url}: HTTP ${res.status}`);
+    const text = await readCapped(res, cap, url, abort);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new GossipResponseError(`${url}: answer is not JSON`);
+    }
+  } finally {
+    abort.abort(); // a body left unread must not keep the connection
+  }
 }
 
 /** Offers every descriptor of a JSON array to `store`; returns accepted count and drops by reason. */
@@ -142,7 +100,7 @@ async function offerAll(store: DescriptorStore, list: unknown, source: string) {
   if (!Array.isArray(list)) throw new TypeError("expected a JSON array of descriptors");
   if (list.length > MAX_DESCRIPTORS) throw new RangeError(`more than ${MAX_DESCRIPTORS} descriptors`);
   let accepted = 0;
-  const dropped: Partial<Record<DropReason, number>> = {};
+  const dropped: DropCounts = {};
   for (const value of list) {
     const verdict = await store.offer(value, source);
     if (verdict.ok) accepted++;
@@ -151,25 +109,32 @@ async function offerAll(store: DescriptorStore, list: unknown, source: string) {
   return { accepted, dropped };
 }
 
-/** GETs a peer's descriptors and offers them to `store`. */
+/** GETs a peer's descriptors (at most MAX_BODY bytes) and offers them to `store`. */
 export async function pullDescriptors(store: DescriptorStore, url: string) {
-  const res = await fetch(new URL("/v1/descriptors", url), { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  const text = await res.text();
-  if (text.length > MAX_BODY) throw new RangeError(`${url}: answer over ${MAX_BODY} bytes`);
-  return offerAll(store, JSON.parse(text) as unknown, url);
+  return offerAll(store, await request(url, {}, MAX_BODY), url);
 }
 
 /** POSTs descriptors (a relay's own, or a store's) to a bootstrap node. */
 export async function pushDescriptors(url: string, descriptors: readonly SignedNodeDescriptor[]) {
-  const res = await fetch(new URL("/v1/descriptors", url), {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(descriptors),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  return (await res.json()) as { accepted: number; dropped: Partial<Record<DropReason, number>> };
+  const answer = await request(
+    url,
+    { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(descriptors) },
+    MAX_ANSWER,
+  );
+  return answer as { accepted: number; dropped: DropCounts };
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"] ?? Number.NaN);
+  if (declared > MAX_BODY) throw new RangeError(`body over ${MAX_BODY} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new RangeError(`body over ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
 }
 
 export interface GossipNodeOptions {
@@ -195,24 +160,50 @@ export interface GossipNode {
 export async function startGossipNode(options: GossipNodeOptions): Promise<GossipNode> {
   const log = options.logger ?? silentLogger;
   const store = options.store;
-  const server: Server = createServer((req, res) => {
-    const reply = (status: number, body: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(body));
-    };
-    if (req.url !== "/v1/descriptors") return reply(404, { error: "not found" });
-    if (req.method === "GET") return reply(200, store.descriptors());
-    if (req.method !== "POST") return reply(405, { error: "GET or POST" });
-    const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    readBody(req)
-      .then((body) => offerAll(store, JSON.parse(body.toString("utf8")) as unknown, from))
-      .then(
-        (result) => reply(200, result),
-        (error: Error) => reply(400, { error: error.message.slice(0, 200) }),
-      );
-  });
-  server.headersTimeout = REQUEST_TIMEOUT_MS;
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  const posting = new Set<string>();
+  const server: Server = createServer(
+    {
+      headersTimeout: REQUEST_TIMEOUT_MS,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      // Node checks both deadlines only this often (30 s by default): a slowloris held a
+      // connection for up to 35 s instead of 5.
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
+    },
+    (req, res) => {
+      const reply = (status: number, body: unknown) => {
+        if (res.headersSent) return;
+        res.writeHead(status, { "content-type": "application/json" });
+        res.end(JSON.stringify(body));
+      };
+      if (req.url !== "/v1/descriptors") return reply(404, { error: "not found" });
+      if (req.method === "GET") return reply(200, store.descriptors());
+      if (req.method !== "POST") return reply(405, { error: "GET or POST" });
+      const address = req.socket.remoteAddress ?? "?";
+      if (posting.has(address) || posting.size >= MAX_CONCURRENT_POSTS) {
+        res.setHeader("connection", "close");
+        return reply(429, { error: "one POST at a time per address; try again later" });
+      }
+      posting.add(address);
+      res.once("close", () => posting.delete(address));
+      const from = `${address}:${req.socket.remotePort}`;
+      readBody(req)
+        .then((body) => offerAll(store, JSON.parse(body.toString("utf8")) as unknown, from))
+        .then(
+          (result) => {
+            const fields = { source: from, accepted: result.accepted, dropped: formatDrops(result.dropped) };
+            if (Object.keys(result.dropped).length > 0) log.warn("descriptors offered, some dropped", fields);
+            else log.debug("descriptors offered", fields);
+            reply(200, result);
+          },
+          (error: Error) => {
+            log.warn("descriptors refused", { source: from, error: error.message.slice(0, 200) });
+            res.setHeader("connection", "close");
+            reply(400, { error: error.message.slice(0, 200) });
+          },
+        );
+    },
+  );
+  server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());
@@ -222,14 +213,20 @@ export async function startGossipNode(options: GossipNodeOptions): Promise<Gossi
   const url = `http://${host}:${address.port}`;
   const peers = (options.peers ?? []).filter((p) => p !== url);
 
-  const gossipOnce = async () => {
+  const gossipOnce = coalesce(async () => {
     let ok = 0;
     let failed = 0;
     await store.revalidate();
     for (const peer of peers) {
       try {
         await pushDescriptors(peer, store.descriptors());
-        await pullDescriptors(store, peer);
+        const pulled = await pullDescriptors(store, peer);
+        if (Object.keys(pulled.dropped).length > 0)
+          log.warn("descriptors pulled, some dropped", {
+            peer,
+            accepted: pulled.accepted,
+            dropped: formatDrops(pulled.dropped),
+          });
         ok++;
       } catch (error) {
         failed++;
@@ -237,13 +234,13 @@ export async function startGossipNode(options: GossipNodeOptions): Promise<Gossi
       }
     }
     return { ok, failed };
-  };
+  });
   const interval = options.intervalMs ?? 30_000;
   let round: Promise<unknown> = Promise.resolve();
   const timer =
     interval > 0
       ? setInterval(() => {
-          round = round.then(gossipOnce, () => {});
+          round = gossipOnce().catch(() => {});
         }, interval)
       : undefined;
   timer?.unref();

@@ -2,15 +2,16 @@
  * The P of MAPE-K: which relays a new circuit goes through, and which standby circuits to keep.
  * Pure functions: the randomness and the clock are parameters.
  *
- * Paths: the exit first (among exits), then the other hops back towards the client. No two hops
- * share a region, a network prefix (IPv4 /16, IPv6 /32; a host name counts as its own prefix) or an
- * operator, so one country, one hosting network or one operator never holds two hops. Among the
+ * Paths: the exit first (among exits), then the other hops back towards the client, from relays
+ * that are not exits when those suffice. No two hops share a region, a network prefix (IPv4 /16,
+ * IPv6 /32, an IPv6 address carrying an IPv4 one as that IPv4 /16; a host name counts as its own
+ * prefix) or an operator, so one country, one hosting network or one operator never holds two hops. Among the
  * candidates that fit, those whose score is within `goodShare` of the best are "good", and one is
  * drawn at random weighted by score, so load spreads instead of piling on the single fastest relay.
  * A node whose state is dead or frozen, or that the caller avoids, is never chosen.
  */
-import { isIPv4, isIPv6 } from "node:net";
 import type { DirectoryEntry } from "../node/directory.ts";
+import { embeddedIPv4, parseIPv4, parseIPv6 } from "../wire/ip.ts";
 
 export interface Candidate {
   entry: DirectoryEntry;
@@ -49,23 +50,23 @@ export class PlanError extends Error {
   override name = "PlanError";
 }
 
-/** "a.b" of an IPv4 address, the first 32 bits of an IPv6 one, the name itself for a host name. */
+/**
+ * The network a relay's host is in: "a.b" of an IPv4 address, the first 32 bits of an IPv6 one.
+ * An IPv6 address that carries an IPv4 one (IPv4-mapped `::ffff:0:0/96` in any spelling, dotted
+ * or hex; NAT64 `64:ff9b::/96`; 6to4 `2002::/16`) is that IPv4 address's /16: `[::ffff:a01:909]`
+ * is 10.1.9.9. A host name is its own prefix (only unsigned folder entries can carry one: signed
+ * descriptors must name an IP address).
+ */
 export function networkPrefix(host: string): string {
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-  if (mapped) return networkPrefix(mapped[1] as string);
-  if (isIPv4(h)) return `v4:${h.split(".").slice(0, 2).join(".")}`;
-  if (isIPv6(h)) {
-    const [head = "", tail = ""] = h.split("::");
-    const left = head ? head.split(":") : [];
-    const right = tail ? tail.split(":") : [];
-    const groups = h.includes("::") ? [...left, ...Array(8 - left.length - right.length).fill("0"), ...right] : left;
-    return `v6:${groups
-      .slice(0, 2)
-      .map((g) => parseInt(g || "0", 16).toString(16))
-      .join(":")}`;
+  let bytes = parseIPv4(h) ?? parseIPv6(h);
+  if (bytes?.length === 16) {
+    const v4 = embeddedIPv4(bytes);
+    if (v4) bytes = parseIPv4(v4);
   }
-  return `name:${h}`;
+  if (!bytes) return `name:${h}`;
+  if (bytes.length === 4) return `v4:${bytes[0]}.${bytes[1]}`;
+  return `v6:${Buffer.from(bytes.subarray(0, 4)).toString("hex")}`;
 }
 
 /** Why `a` and `b` cannot be on one path (undefined: they can). */
@@ -99,30 +100,36 @@ function draw(pool: readonly Candidate[], options: PlanOptions): Candidate | und
   return good.at(-1)?.c;
 }
 
-/** Chooses a path of `options.hops` relays, the last an exit, honouring the diversity rules. */
+/**
+ * Chooses a path of `options.hops` relays, the last an exit, honouring the diversity rules. The
+ * hops before the last are drawn from relays that are not exits whenever those can make a diverse
+ * path (exits are the scarce relays, and an exit as guard sees both the client and, through its
+ * own exit traffic, what it connects to); only when they cannot are exits allowed there too.
+ */
 export function planPath(candidates: readonly Candidate[], options: PlanOptions): DirectoryEntry[] {
   const rules: DiversityRules = { region: true, prefix: true, operator: true, ...options.diversity };
   const avoid = options.avoid ?? new Set<string>();
   const idOf = options.idOf ?? ((e: DirectoryEntry) => e.name);
   const usable = candidates.filter((c) => !avoid.has(idOf(c.entry)) && c.state !== "dead" && c.state !== "frozen");
-  if (!usable.some((c) => c.entry.exit)) throw new PlanError("no usable exit relay");
+  const exits = usable.filter((c) => c.entry.exit);
+  if (exits.length === 0) throw new PlanError("no usable exit relay");
   const attempts = options.attempts ?? 16;
-  for (let attempt = 0; attempt < attempts; attempt++) {
-    const exit = draw(
-      usable.filter((c) => c.entry.exit),
-      options,
-    );
-    if (!exit) break;
-    const path = [exit];
-    while (path.length < options.hops) {
-      const next = draw(
-        usable.filter((c) => path.every((p) => conflict(c.entry, p.entry, rules) === undefined)),
-        options,
-      );
-      if (!next) break;
-      path.unshift(next);
+  const inner = usable.filter((c) => !c.entry.exit);
+  for (const before of inner.length === 0 ? [usable] : [inner, usable]) {
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const exit = draw(exits, options);
+      if (!exit) break;
+      const path = [exit];
+      while (path.length < options.hops) {
+        const next = draw(
+          before.filter((c) => path.every((p) => conflict(c.entry, p.entry, rules) === undefined)),
+          options,
+        );
+        if (!next) break;
+        path.unshift(next);
+      }
+      if (path.length === options.hops) return path.map((c) => c.entry);
     }
-    if (path.length === options.hops) return path.map((c) => c.entry);
   }
   throw new PlanError(
     `no ${options.hops}-hop path among ${usable.length} usable relays keeps hops in distinct ` +

@@ -14,7 +14,7 @@ import { type Address, getAddress, hexToString, type PublicClient, parseEventLog
 import { relayerRegistryAbi } from "../chain/abi.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
-import type { Lookup, NodeRecord, TrustAnchor } from "./descriptor.ts";
+import type { Lookup, NodeRecord, TrustAnchor } from "./verify.ts";
 
 interface StoredRecord {
   operator: Address;
@@ -221,6 +221,7 @@ export class RegistrySource implements TrustAnchor {
       endpoint: r.endpoint,
       region: r.region,
       active: r.signer !== zeroAddress && BigInt(r.stake) >= this.#minStake,
+      pinned: true, // the registry names one signer per operator: authoritative
     };
   }
 

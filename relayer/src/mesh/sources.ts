@@ -12,18 +12,20 @@ import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
 import type { DirectoryEntry } from "../node/directory.ts";
 import {
-  bootstrapAnchor,
   type DescriptorDomain,
   type DescriptorFields,
-  type DropReason,
   type SignedNodeDescriptor,
   signNodeDescriptor,
-  type TrustAnchor,
 } from "./descriptor.ts";
-import { DescriptorStore, pullDescriptors, pushDescriptors } from "./gossip.ts";
+import { bootstrapAnchor, type DropReason, type TrustAnchor } from "./verify.ts";
+import { pullDescriptors, pushDescriptors } from "./gossip.ts";
+import { coalesce } from "./rounds.ts";
+import { DescriptorStore, formatDrops } from "./store.ts";
 
 /** How long a relay's own descriptor is valid; it signs a new one when half of it is left. */
 export const OWN_DESCRIPTOR_VALIDITY_S = 24 * 3600;
+/** Least time between rounds that `requestRound` starts (events, not the timer, ask for those). */
+export const MIN_REQUESTED_ROUND_GAP_MS = 5_000;
 
 export interface DescriptorSourcesOptions {
   domain: DescriptorDomain;
@@ -36,6 +38,8 @@ export interface DescriptorSourcesOptions {
   /** This relay's descriptor, signed with `signer` and published to every bootstrap node. */
   publish?: { signer: LocalAccount; fields: () => Omit<DescriptorFields, "notBefore" | "notAfter"> };
   intervalMs?: number;
+  /** Least time between rounds `requestRound` starts (default MIN_REQUESTED_ROUND_GAP_MS). */
+  minRequestedGapMs?: number;
   /** Counts drops by reason (metrics: mesh_descriptors_dropped{reason}). */
   onDropped?: (reason: DropReason, count: number) => void;
   logger?: Logger;
@@ -45,8 +49,16 @@ export interface DescriptorSources {
   readonly store: DescriptorStore;
   /** The relays the bootstrap nodes told of, verified. */
   entries(): DirectoryEntry[];
-  /** One round now: publish ours, pull theirs, drop what is no longer valid. */
+  /**
+   * A round now: publish ours, pull theirs, drop what is no longer valid. At most one round runs
+   * and one waits: calls while one waits share it.
+   */
   refresh(): Promise<void>;
+  /**
+   * Asks for a round because of an event anyone can cause (an EXTEND to an unknown relay): starts
+   * one only if none started within MIN_REQUESTED_ROUND_GAP_MS; returns whether it did.
+   */
+  requestRound(): boolean;
   close(): Promise<void>;
 }
 
@@ -77,7 +89,9 @@ export async function startDescriptorSources(options: DescriptorSourcesOptions):
     return own;
   };
 
-  const refresh = async () => {
+  let startedAt = -Infinity;
+  const refresh = coalesce(async () => {
+    startedAt = Date.now();
     const mine = await sign();
     for (const url of options.bootstrap) {
       try {
@@ -86,10 +100,16 @@ export async function startDescriptorSources(options: DescriptorSourcesOptions):
           if (answer.accepted === 0)
             log.warn("a bootstrap node refused this relay's descriptor", {
               url,
-              dropped: Object.keys(answer.dropped).join(","),
+              dropped: Object.keys(answer.dropped ?? {}).join(","),
             });
         }
-        await pullDescriptors(store, url);
+        const pulled = await pullDescriptors(store, url);
+        if (Object.keys(pulled.dropped).length > 0)
+          log.warn("descriptors pulled, some dropped", {
+            url,
+            accepted: pulled.accepted,
+            dropped: formatDrops(pulled.dropped),
+          });
       } catch (error) {
         log.warn("bootstrap node not reachable; trying again next round", { url, error: (error as Error).message });
       }
@@ -100,18 +120,26 @@ export async function startDescriptorSources(options: DescriptorSourcesOptions):
       if (delta > 0) options.onDropped?.(reason, delta);
       counted[reason] = n;
     }
-  };
+  });
+  const quietly = () =>
+    refresh().catch((error: Error) => log.warn("descriptor round failed", { error: error.message }));
 
-  let round = refresh().catch((error: Error) => log.warn("descriptor round failed", { error: error.message }));
+  let round = quietly();
   await round;
   const timer = setInterval(() => {
-    round = round.then(refresh).catch((error: Error) => log.warn("descriptor round failed", { error: error.message }));
+    round = quietly();
   }, options.intervalMs ?? 30_000);
   timer.unref();
   return {
     store,
     entries: () => store.entries(),
-    refresh: () => (round = round.then(refresh)),
+    refresh: () => (round = refresh()),
+    requestRound: () => {
+      if (Date.now() - startedAt < (options.minRequestedGapMs ?? MIN_REQUESTED_ROUND_GAP_MS)) return false;
+      startedAt = Date.now();
+      round = quietly();
+      return true;
+    },
     close: async () => {
       clearInterval(timer);
       await round.catch(() => {});

@@ -70,6 +70,9 @@ export const DESCRIPTOR_DROP_REASONS = [
   "unknown-signer",
   "trust-unavailable",
   "stale",
+  "signer-bound",
+  "operator-held",
+  "store-full",
   "other",
 ] as const;
 export const RECEIPT_OUTCOMES = ["accepted", "refused", "submitted"] as const;

@@ -11,12 +11,13 @@ import { readDeployment } from "../cli/account.ts";
 import type { ProtocolAddresses } from "../chain/account.ts";
 import type { StaticKeys } from "../crypto/keys.ts";
 import type { Logger } from "../log.ts";
-import { type DescriptorDomain, descriptorDomain, splitEndpoint } from "../mesh/descriptor.ts";
+import { advertisedHostProblem, type DescriptorDomain, descriptorDomain, splitEndpoint } from "../mesh/descriptor.ts";
 import { type KnownRelay, knownRelayCheck, type KnownRelayCheck } from "../mesh/known-relays.ts";
 import { RegistrySource } from "../mesh/registry-source.ts";
+import type { NodeRecord } from "../mesh/verify.ts";
 import { type DescriptorSources, startDescriptorSources } from "../mesh/sources.ts";
 import type { NodeMetrics } from "../metrics/index.ts";
-import { ConfigError, type NodeConfig } from "./config.ts";
+import { ConfigError, type NodeConfig, parseEndpoint } from "./config.ts";
 import { type DirectoryEntry, readDirectory } from "./directory.ts";
 import { loadEvmKey } from "./evmkey.ts";
 
@@ -76,6 +77,20 @@ function merged(...lists: readonly DirectoryEntry[][]): DirectoryEntry[] {
   return [...out.values()];
 }
 
+/**
+ * The relays a relay may EXTEND to from the registry's records: active ones whose endpoint names
+ * an IP address, as a signed descriptor must. The contract accepts any endpoint string; a record
+ * naming a host name or a wildcard is skipped, so that no EXTEND makes a relay resolve a name an
+ * operator chose (and point it anywhere later).
+ */
+export function registryRelays(records: readonly NodeRecord[]): KnownRelay[] {
+  return records.flatMap((rec) => {
+    const at = rec.active && rec.endpoint ? splitEndpoint(rec.endpoint) : undefined;
+    if (!at || !rec.keysHash || advertisedHostProblem(at.host)) return [];
+    return [{ ...at, keys: { keysHash: Buffer.from(rec.keysHash.slice(2), "hex") } }];
+  });
+}
+
 export interface RelayMesh {
   /** Undefined when no source is configured: the relay extends to any relay a client names. */
   isKnownRelay: KnownRelayCheck | undefined;
@@ -97,6 +112,17 @@ export async function prepareRelayMesh(
   const r = config.relay;
   const m = r.mesh;
   const log = context.log;
+  if (m?.bootstrap) {
+    // The descriptor is refused by every verifier if it names a host name or a wildcard address:
+    // say so now, naming the key, rather than publish something nobody keeps.
+    const host = r.advertiseHost ?? parseEndpoint("relay.listen", r.listen).host;
+    const problem = advertisedHostProblem(host.replace(/^\[|\]$/g, "").toLowerCase());
+    if (problem)
+      throw new ConfigError(
+        `relay.advertiseHost: this relay would publish "${host}" in its descriptor, which must be ${problem}; ` +
+          `set relay.advertiseHost (--advertise-host) to the IP address clients reach it at`,
+      );
+  }
   const registry = m?.registry ? await startRegistry(await context.connect(), m.registryCheckpoint, log) : undefined;
   let sources: DescriptorSources | undefined;
   const lists: (() => readonly KnownRelay[])[] = [];
@@ -105,24 +131,13 @@ export async function prepareRelayMesh(
     lists.push(() => readDirectory(dir));
   }
   if (m?.bootstrap) lists.push(() => sources?.entries() ?? []);
-  if (registry)
-    lists.push(() =>
-      registry.records().flatMap((rec) => {
-        const at = rec.active && rec.endpoint ? splitEndpoint(rec.endpoint) : undefined;
-        if (!at || !rec.keysHash) return [];
-        return [{ ...at, keys: { keysHash: Buffer.from(rec.keysHash.slice(2), "hex") } }];
-      }),
-    );
+  if (registry) lists.push(() => registryRelays(registry.records()));
   if (lists.length === 0)
     log.info("no relay.mesh source: this relay extends to any relay a client names (set relay.mesh.directory)");
   // A relay that just joined may be asked to extend to one it has not heard of yet: ask the
-  // bootstrap nodes again at once (at most every 5 s) rather than at the next round.
-  let askedAt = 0;
-  const onMiss = () => {
-    if (!sources || Date.now() - askedAt < 5_000) return;
-    askedAt = Date.now();
-    void sources.refresh().catch(() => {});
-  };
+  // bootstrap nodes again at once rather than at the next round. Any client can send such
+  // EXTENDs, so this starts at most one round per MIN_REQUESTED_ROUND_GAP_MS (sources.ts).
+  const onMiss = () => void sources?.requestRound();
   return {
     isKnownRelay: lists.length > 0 ? knownRelayCheck(lists, { logger: log, onMiss }) : undefined,
     async start(listening) {
@@ -169,6 +184,35 @@ export async function prepareRelayMesh(
   };
 }
 
+/**
+ * The entry's descriptor folder, read on every call, with a warning once per relay whose region or
+ * operator an enabled diversity rule cannot check. Such a relay is still used (the folder is the
+ * operator's own file, and refusing it would leave a network without regions with no path), but
+ * the rule cannot keep it apart from others: the operator is told which relay and how to fix it.
+ */
+export function folderDirectory(
+  dir: string,
+  diversity: { region?: boolean; operator?: boolean } | undefined,
+  log: Logger,
+): () => DirectoryEntry[] {
+  const warned = new Set<string>();
+  return () => {
+    const entries = readDirectory(dir);
+    for (const e of entries)
+      for (const field of ["region", "operator"] as const) {
+        const key = `${field}|${e.name}|${Buffer.from(e.keys.keysHash).toString("hex")}`;
+        if (diversity?.[field] === false || e[field] !== undefined || warned.has(key)) continue;
+        warned.add(key);
+        log.warn(`a folder relay names no ${field}: the ${field} rule cannot keep it apart from other relays`, {
+          relay: e.name,
+          endpoint: `${e.host}:${e.port}`,
+          fix: `add "${field}" to its descriptor in ${dir}, or set entry.mesh.diversity.${field} to false`,
+        });
+      }
+    return entries;
+  };
+}
+
 export interface EntryMeshSources {
   directory: () => DirectoryEntry[];
   close(): Promise<void>;
@@ -181,9 +225,9 @@ export async function startEntrySources(
 ): Promise<EntryMeshSources> {
   const e = config.entry;
   const m = e.mesh;
-  const folder = e.directory;
-  if (folder) readDirectory(folder); // fail at start-up on a bad descriptor, naming the file and field
-  if (!m?.bootstrap) return { directory: () => readDirectory(folder as string), close: async () => {} };
+  const folder = e.directory ? folderDirectory(e.directory, m?.diversity, context.log) : undefined;
+  folder?.(); // fail at start-up on a bad descriptor, naming the file and field
+  if (!m?.bootstrap) return { directory: folder as () => DirectoryEntry[], close: async () => {} };
   const registry = m.registry
     ? await startRegistry(await context.connect(), m.registryCheckpoint, context.log)
     : undefined;
@@ -197,7 +241,7 @@ export async function startEntrySources(
   });
   context.log.info("relays from the bootstrap nodes", { relays: sources.entries().length, nodes: m.bootstrap.length });
   return {
-    directory: () => merged(folder ? readDirectory(folder) : [], sources.entries()),
+    directory: () => merged(folder?.() ?? [], sources.entries()),
     close: async () => {
       await sources.close();
       await registry?.stop();
