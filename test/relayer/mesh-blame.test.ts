@@ -1,6 +1,7 @@
 /**
- * A relay that drops what it passes on (it still answers for itself: its own beacons, EXTENDs to
- * it) must be the one blamed, not the honest relays behind it whose beacons it swallows. Real
+ * A relay that drops or corrupts what it passes on (it still answers for itself: its own beacons,
+ * EXTENDs to it) must be the one blamed, not the honest relays behind it whose beacons it swallows
+ * or the honest relays on the circuits it breaks. Real
  * relays on loopback (in this process, so that one can be made hostile through its tamper hook),
  * the real entry with its mesh; bounded waits only, no assertion on how long anything took.
  */
@@ -31,18 +32,23 @@ async function ping(stream: Duplex): Promise<string> {
   return Buffer.concat(chunks).toString();
 }
 
-describe("mesh blame: a relay that drops what it passes on", () => {
+describe("mesh blame: a relay that drops or corrupts what it passes on", () => {
   let relays: RelayNode[] = [];
   let directory: DirectoryEntry[] = [];
   let entry: EntryNode;
   let echo: Server;
   let dir: string;
-  let dropping = false;
+  let mode: "off" | "drop" | "corrupt" = "off";
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "x0t-mesh-blame-"));
     // Relay 0 is the hostile one; every relay may be an exit (loopback targets).
-    const hostile = await startRelays(1, { tamperForward: () => (dropping ? false : undefined) });
+    const hostile = await startRelays(1, {
+      tamperForward: (body) => {
+        if (mode === "drop") return false;
+        if (mode === "corrupt") body[body.length - 1]! ^= 1;
+      },
+    });
     relays = [...hostile, ...(await startRelays(4))];
     directory = relays.map((r, i) => ({
       name: `b${i}`,
@@ -57,14 +63,18 @@ describe("mesh blame: a relay that drops what it passes on", () => {
       s.once("data", () => s.end("pong\n"));
     });
     await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+  });
+  /** A fresh entry (its own Knowledge): each hostile mode is found from scratch. */
+  const freshEntry = async (name: string) => {
+    await entry?.close();
     entry = await startEntry({
       socksPort: 0,
       hops: 2,
       directory: () => directory,
       diversity: { prefix: false },
-      knowledge: join(dir, "mesh.sqlite"),
+      knowledge: join(dir, `${name}.sqlite`),
     });
-  });
+  };
   after(async () => {
     await entry?.close();
     await Promise.all(relays.map((r) => r.close()));
@@ -72,30 +82,39 @@ describe("mesh blame: a relay that drops what it passes on", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("suspects the dropping relay for the full term and leaves the relays behind it in use", async () => {
-    const target = { type: "ipv4" as const, host: "127.0.0.1", port: (echo.address() as AddressInfo).port };
-    const hostile = nodeId(directory[0]!);
-    dropping = true;
-    // New classes keep building circuits; those with the hostile relay first lose their second hop.
-    let ok = 0;
-    for (let i = 0; i < 60 && !entry.pool.suspects().has(hostile); i++) {
-      const opened = await Promise.race([
-        entry.openStream(target, `user-${i}`).then(ping, () => "failed"),
-        new Promise<string>((r) => setTimeout(() => r("timed out"), 15_000)),
-      ]);
-      if (opened === "pong\n") ok++;
-    }
-    assert.ok(entry.pool.suspects().has(hostile), "the relay that drops cells is suspected");
-    assert.ok(ok > 0, "streams went on meanwhile");
-    // Provisional suspicions of the relays behind it (5 s at most) have lapsed, and were not renewed.
-    await new Promise((r) => setTimeout(r, 5_500));
-    const honest = directory.slice(1).map(nodeId);
-    const stillSuspected = honest.filter((n) => entry.pool.suspects().has(n));
-    assert.deepEqual(stillSuspected, [], "no honest relay stays suspected");
-    for (const n of honest)
-      assert.equal(entry.mesh.knowledge.stats(n).failures, 0, "no failure recorded for an honest relay");
-    assert.ok(entry.mesh.knowledge.stats(hostile).failures >= 1, "the hostile relay's failure is in Knowledge");
-    // And the network works around it.
-    for (let i = 0; i < 3; i++) assert.equal(await ping(await entry.openStream(target, `after-${i}`)), "pong\n");
-  });
+  for (const hostileMode of ["drop", "corrupt"] as const)
+    it(`suspects the relay that ${hostileMode}s for the full term and leaves the honest relays in use`, async () => {
+      await freshEntry(hostileMode);
+      const target = { type: "ipv4" as const, host: "127.0.0.1", port: (echo.address() as AddressInfo).port };
+      const hostile = nodeId(directory[0]!);
+      mode = hostileMode;
+      try {
+        // New classes keep building circuits; those with the hostile relay before the last hop break.
+        let ok = 0;
+        for (let i = 0; i < 60 && !entry.pool.suspects().has(hostile); i++) {
+          const opened = await Promise.race([
+            entry.openStream(target, `user-${i}`).then(ping, () => "failed"),
+            new Promise<string>((r) => setTimeout(() => r("timed out"), 15_000)),
+          ]);
+          if (opened === "pong\n") ok++;
+        }
+        assert.ok(entry.pool.suspects().has(hostile), `the relay that ${hostileMode}s is suspected`);
+        assert.ok(ok > 0, "streams went on meanwhile");
+        // Provisional suspicions of honest relays (5 s at most) have lapsed, and were not renewed.
+        await new Promise((r) => setTimeout(r, 5_500));
+        const honest = directory.slice(1).map(nodeId);
+        assert.deepEqual(
+          honest.filter((n) => entry.pool.suspects().has(n)).map((n) => entry.pool.nameOf(n)),
+          [],
+          "no honest relay stays suspected",
+        );
+        for (const n of honest)
+          assert.equal(entry.mesh.knowledge.stats(n).failures, 0, `no failure recorded for ${entry.pool.nameOf(n)}`);
+        assert.ok(entry.mesh.knowledge.stats(hostile).failures >= 1, "the hostile relay's failure is in Knowledge");
+        // And the network works around it.
+        for (let i = 0; i < 3; i++) assert.equal(await ping(await entry.openStream(target, `after-${i}`)), "pong\n");
+      } finally {
+        mode = "off";
+      }
+    });
 });

@@ -134,8 +134,10 @@ export class EntryMesh {
   readonly #probing = new Set<string>();
   /** Relays that answered a direct check after being seen silent behind another hop: until when. */
   readonly #aliveUntil = new Map<string, number>();
-  /** Per relay: the relays behind it seen silent while alive, and circuits through it that failed authentication. */
+  /** Per relay: the relays behind it seen silent (or failing builds) while alive, within the window. */
   readonly #evidence = new Map<string, { other: string; at: number }[]>();
+  /** Circuits that failed authentication within the window (at most 64). */
+  #authFailures: { at: number; id: string; nodes: readonly string[] }[] = [];
   /** Relays of the directory by node id (latency probes), refreshed every few seconds. */
   #known = new Map<string, DirectoryEntry>();
   #knownAt = 0;
@@ -290,7 +292,7 @@ export class EntryMesh {
       // cut the health of every relay it shares circuits with. A relay on several such circuits
       // in a short time is blamed, and only then is it a failure in Knowledge.
       this.counters.inc("mesh_link_failures", { kind: "cell-error" });
-      for (const node of pc.nodes) this.#blame(node, pc.id, now, "circuits through it failed authentication");
+      this.#authFailed(pc, now);
     }
   }
 
@@ -337,12 +339,41 @@ export class EntryMesh {
     this.#evidence.set(node, held);
     if (held.length < BLAME_DISTINCT || pool.suspects().has(node)) return;
     this.#evidence.delete(node);
+    this.#convict(node, now, `${what} (${held.map((e) => pool.nameOf(e.other)).join(", ")})`);
+  }
+
+  /**
+   * A circuit failed authentication: some hop of it tampered. Across the failures of the last
+   * window, the relay on more of them than any other — on at least `BLAME_DISTINCT` — is the one
+   * blamed; a tie names nobody yet (a relay that corrupts breaks every circuit through it at once,
+   * so its honest co-hops each share only a few of them with it).
+   */
+  #authFailed(pc: PooledCircuit, now: number): void {
+    const pool = this.#pool;
+    if (!pool || pool.closing) return;
+    const recent = this.#authFailures.filter((f) => now - f.at < BLAME_WINDOW_MS).slice(-63);
+    recent.push({ at: now, id: pc.id, nodes: pc.nodes });
+    const counts = new Map<string, number>();
+    for (const f of recent) for (const n of f.nodes) counts.set(n, (counts.get(n) ?? 0) + 1);
+    const ranked = [...counts].sort((a, b) => b[1] - a[1]);
+    const [top, second] = ranked;
+    this.#authFailures = recent;
+    if (!top || top[1] < BLAME_DISTINCT || (second && second[1] === top[1]) || pool.suspects().has(top[0])) return;
+    // Explained: the failures through it are not evidence against anyone else.
+    this.#authFailures = recent.filter((f) => !f.nodes.includes(top[0]));
+    const ids = recent.filter((f) => f.nodes.includes(top[0])).map((f) => f.id);
+    this.#convict(top[0], now, `circuits through it failed authentication (${ids.join(", ")})`);
+  }
+
+  /** Suspects a relay that drops or corrupts what it passes on, for the full term. */
+  #convict(node: string, now: number, reason: string): void {
+    const pool = this.#pool;
+    if (!pool) return;
     this.knowledge.recordFailure(node, now, "cell-error");
     this.#stats.delete(node);
-    const others = held.map((e) => pool.nameOf(e.other) ?? e.other).join(", ");
-    this.executor.onVerdict(node, { state: "frozen", reason: `${what} (${others})`, since: now }, pool.views(), {
+    this.executor.onVerdict(node, { state: "frozen", reason, since: now }, pool.views(), {
       relay: pool.nameOf(node),
-      why: what,
+      why: reason,
     });
   }
 
