@@ -153,3 +153,17 @@ export async function spawnRelay(dir: string, name: string): Promise<ChildRelay>
     },
   };
 }
+
+/** Writes "ping" on a stream and resolves with what comes back before the target ends it. */
+export async function ping(stream: Duplex): Promise<string> {
+  const chunks: Buffer[] = [];
+  stream.on("data", (c: Buffer) => chunks.push(c));
+  const ended = new Promise<void>((resolve, reject) => {
+    stream.once("end", resolve);
+    stream.once("error", reject);
+  });
+  stream.write("ping\n");
+  await ended;
+  stream.destroy();
+  return Buffer.concat(chunks).toString();
+}

@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { type AddressInfo, createServer, type Server } from "node:net";
-import type { Duplex } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -16,21 +15,7 @@ import { nodeId } from "../../relayer/src/node/circuit-pool.ts";
 import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
 import { type EntryNode, startEntry } from "../../relayer/src/node/entry.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
-import { startRelays } from "./helpers.ts";
-
-/** Writes "ping" and resolves with what comes back before the target ends the stream. */
-async function ping(stream: Duplex): Promise<string> {
-  const chunks: Buffer[] = [];
-  stream.on("data", (c: Buffer) => chunks.push(c));
-  const ended = new Promise<void>((resolve, reject) => {
-    stream.once("end", resolve);
-    stream.once("error", reject);
-  });
-  stream.write("ping\n");
-  await ended;
-  stream.destroy();
-  return Buffer.concat(chunks).toString();
-}
+import { ping, startRelays } from "./helpers.ts";
 
 describe("mesh blame: a relay that drops or corrupts what it passes on", () => {
   let relays: RelayNode[] = [];

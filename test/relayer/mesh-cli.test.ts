@@ -25,6 +25,23 @@ import { fieldsOf, identity } from "./mesh-fixtures.ts";
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL("../../relayer/src/cli.ts", import.meta.url));
 
+const address = (n: number) => `0x${n.toString(16).padStart(40, "0")}` as const;
+
+/**
+ * A deployment file for chain 31337 with placeholder addresses: enough for the descriptors' EIP-712
+ * domain (the registry's address); nothing here talks to a chain.
+ */
+function fakeDeployment(file: string): string {
+  const contracts = {
+    X0T: address(1),
+    RelayerRegistry: address(2),
+    BandwidthCredit: address(3),
+    EpochRewards: address(4),
+  };
+  writeFileSync(file, JSON.stringify({ chainId: 31337, contracts }));
+  return file;
+}
+
 function freePort(): Promise<number> {
   const server = createServer();
   return new Promise((r) =>
@@ -75,20 +92,7 @@ describe("the mesh from the command line (bootstrap node, relays, entry as proce
   });
 
   it("relays publish signed descriptors to a bootstrap node and an entry builds circuits from it", async () => {
-    const address = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
-    const deployment = join(dir, "deployment.json");
-    writeFileSync(
-      deployment,
-      JSON.stringify({
-        chainId: 31337,
-        contracts: {
-          X0T: address(1),
-          RelayerRegistry: address(2),
-          BandwidthCredit: address(3),
-          EpochRewards: address(4),
-        },
-      }),
-    );
+    const deployment = fakeDeployment(join(dir, "deployment.json"));
     const signers = ["a", "b", "c"].map((n) => {
       const key = generatePrivateKey();
       const file = join(dir, `${n}.signer`);
@@ -155,20 +159,7 @@ describe("the mesh from the command line (bootstrap node, relays, entry as proce
   });
 
   it("a relay listening on a wildcard address without relay.advertiseHost refuses to publish, naming the key", async () => {
-    const deployment = join(dir, "wildcard-deployment.json");
-    const address = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
-    writeFileSync(
-      deployment,
-      JSON.stringify({
-        chainId: 31337,
-        contracts: {
-          X0T: address(1),
-          RelayerRegistry: address(2),
-          BandwidthCredit: address(3),
-          EpochRewards: address(4),
-        },
-      }),
-    );
+    const deployment = fakeDeployment(join(dir, "wildcard-deployment.json"));
     const key = join(dir, "wildcard.signer");
     writeFileSync(key, generatePrivateKey() + "\n", { mode: 0o600 });
     const args = [
@@ -187,20 +178,7 @@ describe("the mesh from the command line (bootstrap node, relays, entry as proce
   });
 
   it("x0t bootstrap --registry runs without --trust and checks descriptors against the registry", async () => {
-    const address = (n: number) => `0x${n.toString(16).padStart(40, "0")}` as const;
-    const deployment = join(dir, "registry-deployment.json");
-    writeFileSync(
-      deployment,
-      JSON.stringify({
-        chainId: 31337,
-        contracts: {
-          X0T: address(1),
-          RelayerRegistry: address(2),
-          BandwidthCredit: address(3),
-          EpochRewards: address(4),
-        },
-      }),
-    );
+    const deployment = fakeDeployment(join(dir, "registry-deployment.json"));
     // Neither a trust list nor the registry: nobody would vouch for a descriptor.
     const refused = await run(process.execPath, [CLI, "bootstrap", "--deployment", deployment]).then(
       () => undefined,

@@ -9,32 +9,17 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import type { AddressInfo } from "node:net";
-import type { Duplex } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { initCrypto } from "../../relayer/src/crypto/keys.ts";
 import { nodeId, type PooledCircuit } from "../../relayer/src/node/circuit-pool.ts";
 import { type EntryNode, startEntry } from "../../relayer/src/node/entry.ts";
-import { type ChildRelay, spawnRelay } from "./helpers.ts";
+import { type ChildRelay, ping, spawnRelay } from "./helpers.ts";
 
 async function until(condition: () => boolean, ms = 30_000): Promise<boolean> {
   for (let waited = 0; waited < ms && !condition(); waited += 50) await new Promise((r) => setTimeout(r, 50));
   return condition();
-}
-
-/** Writes "ping" on a stream and resolves with what comes back before the target ends it. */
-async function ping(stream: Duplex): Promise<string> {
-  const chunks: Buffer[] = [];
-  stream.on("data", (c: Buffer) => chunks.push(c));
-  const ended = new Promise<void>((resolve, reject) => {
-    stream.once("end", resolve);
-    stream.once("error", reject);
-  });
-  stream.write("ping\n");
-  await ended;
-  stream.destroy();
-  return Buffer.concat(chunks).toString();
 }
 
 describe("mesh in the entry: standby, frozen and crashed relays (relay processes)", () => {
