@@ -76,17 +76,22 @@ describe("mesh blame: a relay that drops or corrupts what it passes on", () => {
       try {
         // New classes keep building circuits; those with the hostile relay before the last hop break.
         let ok = 0;
-        for (let i = 0; i < 60 && !entry.pool.suspects().has(hostile); i++) {
+        // (Provisional suspicions come and go meanwhile: the verdict is its failure in Knowledge.)
+        const convicted = () => entry.mesh.knowledge.stats(hostile).failures > 0;
+        for (let i = 0; i < 300 && !convicted(); i++) {
+          await new Promise((r) => setTimeout(r, 100)); // bounded: 300 opens over a minute or more
           const opened = await Promise.race([
             entry.openStream(target, `user-${i}`).then(ping, () => "failed"),
             new Promise<string>((r) => setTimeout(() => r("timed out"), 15_000)),
           ]);
           if (opened === "pong\n") ok++;
         }
-        assert.ok(entry.pool.suspects().has(hostile), `the relay that ${hostileMode}s is suspected`);
+        assert.ok(convicted(), `the relay that ${hostileMode}s has a failure in Knowledge`);
         assert.ok(ok > 0, "streams went on meanwhile");
-        // Provisional suspicions of honest relays (5 s at most) have lapsed, and were not renewed.
+        // Provisional suspicions of honest relays (5 s at most) have lapsed, and were not renewed;
+        // the hostile relay's is for the full term.
         await new Promise((r) => setTimeout(r, 5_500));
+        assert.ok(entry.pool.suspects().has(hostile), `the relay that ${hostileMode}s is still suspected`);
         const honest = directory.slice(1).map(nodeId);
         assert.deepEqual(
           honest.filter((n) => entry.pool.suspects().has(n)).map((n) => entry.pool.nameOf(n)),
@@ -95,7 +100,6 @@ describe("mesh blame: a relay that drops or corrupts what it passes on", () => {
         );
         for (const n of honest)
           assert.equal(entry.mesh.knowledge.stats(n).failures, 0, `no failure recorded for ${entry.pool.nameOf(n)}`);
-        assert.ok(entry.mesh.knowledge.stats(hostile).failures >= 1, "the hostile relay's failure is in Knowledge");
         // And the network works around it.
         for (let i = 0; i < 3; i++) assert.equal(await ping(await entry.openStream(target, `after-${i}`)), "pong\n");
       } finally {

@@ -96,6 +96,8 @@ const RECOVERED_SUSPECT_MS = 120_000;
  */
 const BLAME_WINDOW_MS = 20_000;
 const BLAME_DISTINCT = 2;
+/** How long the relays of a circuit that failed authentication are avoided (provisionally). */
+const AUTH_AVOID_MS = 5_000;
 /** How long a relay that answered a direct check is taken as alive when seen silent behind another. */
 const ALIVE_MS = 30_000;
 /** How long a dead or frozen relay is avoided (the executor's term for them). */
@@ -136,6 +138,8 @@ export class EntryMesh {
   readonly #aliveUntil = new Map<string, number>();
   /** Per relay: the relays behind it seen silent (or failing builds) while alive, within the window. */
   readonly #evidence = new Map<string, { other: string; at: number }[]>();
+  /** When each relay was last blamed for what it passes on (one conviction per term). */
+  readonly #convictedAt = new Map<string, number>();
   /** Circuits that failed authentication within the window (at most 64). */
   #authFailures: { at: number; id: string; nodes: readonly string[] }[] = [];
   /** Relays of the directory by node id (latency probes), refreshed every few seconds. */
@@ -337,7 +341,7 @@ export class EntryMesh {
     const held = (this.#evidence.get(node) ?? []).filter((e) => now - e.at < BLAME_WINDOW_MS && e.other !== other);
     held.push({ other, at: now });
     this.#evidence.set(node, held);
-    if (held.length < BLAME_DISTINCT || pool.suspects().has(node)) return;
+    if (held.length < BLAME_DISTINCT || this.#convictedRecently(node, now)) return;
     this.#evidence.delete(node);
     this.#convict(node, now, `${what} (${held.map((e) => pool.nameOf(e.other)).join(", ")})`);
   }
@@ -358,17 +362,30 @@ export class EntryMesh {
     const ranked = [...counts].sort((a, b) => b[1] - a[1]);
     const [top, second] = ranked;
     this.#authFailures = recent;
-    if (!top || top[1] < BLAME_DISTINCT || (second && second[1] === top[1]) || pool.suspects().has(top[0])) return;
+    const blamed =
+      top && top[1] >= BLAME_DISTINCT && !(second && second[1] === top[1]) && !this.#convictedRecently(top[0], now);
+    // The others are avoided for a moment: the next circuits take other relays, so that the next
+    // failure (if the culprit is among them) has other co-hops and the failures tell it apart.
+    for (const node of pc.nodes)
+      if ((!blamed || node !== top[0]) && !pool.suspects().has(node))
+        pool.suspect(node, AUTH_AVOID_MS, `on a circuit that failed authentication (provisional: ${pc.id})`);
+    if (!blamed) return;
     // Explained: the failures through it are not evidence against anyone else.
     this.#authFailures = recent.filter((f) => !f.nodes.includes(top[0]));
     const ids = recent.filter((f) => f.nodes.includes(top[0])).map((f) => f.id);
     this.#convict(top[0], now, `circuits through it failed authentication (${ids.join(", ")})`);
   }
 
+  #convictedRecently(node: string, now: number): boolean {
+    const at = this.#convictedAt.get(node);
+    return at !== undefined && now - at < DEAD_SUSPECT_MS;
+  }
+
   /** Suspects a relay that drops or corrupts what it passes on, for the full term. */
   #convict(node: string, now: number, reason: string): void {
     const pool = this.#pool;
     if (!pool) return;
+    this.#convictedAt.set(node, now);
     this.knowledge.recordFailure(node, now, "cell-error");
     this.#stats.delete(node);
     this.executor.onVerdict(node, { state: "frozen", reason, since: now }, pool.views(), {
