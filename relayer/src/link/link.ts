@@ -343,13 +343,20 @@ export class Link {
       this.freeSlabs.push(slab);
   }
 
+  /**
+   * An idle link (the kernel has taken every byte) writes as soon as the current callback is done:
+   * a CREATE, an EXTEND or a stream's first cells must not wait for the rest of the event-loop
+   * turn (other sockets' callbacks, immediates) at every hop. A busy link waits for the end of the
+   * turn, so that the cells of every callback in it leave in one write.
+   */
   private scheduleWrite(): void {
     if (this.writeScheduled) return;
     this.writeScheduled = true;
-    setImmediate(this.endOfTurn);
+    if (this.socket.writableLength === 0) process.nextTick(this.endOfTurn);
+    else setImmediate(this.endOfTurn);
   }
 
-  /** Every frame of this event-loop turn leaves in one write. */
+  /** Every frame of this callback (idle link) or event-loop turn (busy link) leaves in one write. */
   private readonly endOfTurn = (): void => {
     this.writeScheduled = false;
     this.writeOut();
