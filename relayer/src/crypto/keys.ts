@@ -129,10 +129,15 @@ export function x25519FromPrivate(raw: Buffer): X25519KeyPair {
  * X25519(priv, pub). Throws on a low-order peer key (OpenSSL refuses an all-zero shared secret),
  * which handshakes treat as a failed handshake.
  */
-export function x25519(privateKey: KeyObject, peerPublic: Uint8Array): Buffer {
-  if (peerPublic.length !== X25519_PUBLIC_BYTES) throw new Error("X25519 public key: bad length");
-  const publicKey = createPublicKey({ key: view(peerPublic), format: "raw-public", asymmetricKeyType: "x25519" });
+export function x25519(privateKey: KeyObject, peerPublic: Uint8Array | KeyObject): Buffer {
+  const publicKey = peerPublic instanceof Uint8Array ? x25519PublicKey(peerPublic) : peerPublic;
   return diffieHellman({ privateKey, publicKey });
+}
+
+/** Parses a raw 32-byte X25519 public key (once, for a key used in two DHs). */
+export function x25519PublicKey(raw: Uint8Array): KeyObject {
+  if (raw.length !== X25519_PUBLIC_BYTES) throw new Error("X25519 public key: bad length");
+  return createPublicKey({ key: view(raw), format: "raw-public", asymmetricKeyType: "x25519" });
 }
 
 /** A relay's static keys. `seed` material is secret; never log or serialise it outside keyfiles. */
