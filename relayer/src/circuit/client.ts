@@ -250,8 +250,15 @@ export class ClientCircuit implements CircuitEndpoint {
     else this.closeListeners.push(listener);
   }
 
-  /** Opens a stream to `target` from the last hop; rejects with StreamOpenError(reason). */
-  openStream(target: Target, signal?: AbortSignal): Promise<CircuitStream> {
+  /**
+   * Opens a stream to `target` from the last hop; rejects with StreamOpenError(reason).
+   *
+   * `early` is optimistic data (Tor's): bytes the application sent before its stream was open,
+   * sent as DATA right behind BEGIN instead of a round trip later. The exit holds them until its
+   * connection to the target is up — which its exit policy decides as for any stream — and drops
+   * them if the stream is refused, so a refusal still comes back as END with its reason.
+   */
+  openStream(target: Target, signal?: AbortSignal, early?: Buffer): Promise<CircuitStream> {
     if (this.error) return Promise.reject(new StreamOpenError(StreamReason.generalFailure, this.error.message));
     const streamId = this.allocateStreamId();
     const stream = new CircuitStream(streamId, {
@@ -290,6 +297,7 @@ export class ClientCircuit implements CircuitEndpoint {
       });
       this.streamCellsOut++;
       this.sendTo(this.hops.length - 1, RelayCommand.begin, streamId, [encodeTarget(target)]);
+      if (early && early.length > 0) stream.write(early);
     });
   }
 
