@@ -127,9 +127,9 @@ const relayEphemerals = new EphemeralPool<X25519KeyPair>(6, generateX25519);
 /** Starts a handshake with the relay whose static public keys (checked against its keysHash) are `relay`. */
 export function startClientHandshake(relay: RelayPublicKeys): ClientHandshake {
   const { x25519: eph, kem } = clientEphemerals.take();
-  // The relay's static key: parsed once per RelayPublicKeys object, not once per handshake.
+  // The relay's static keys: parsed once per RelayPublicKeys object, not once per handshake.
   const { ciphertext: ctS, secret: kS } = mlKemEncapsulate(relay.mlkem, true);
-  const dhXB = x25519(eph.privateKey, relay.x25519);
+  const dhXB = x25519(eph.privateKey, x25519PublicKey(relay.x25519, true));
   const hello = Buffer.concat([Buffer.of(HANDSHAKE_VERSION), relay.keysHash, eph.publicKey, kem.publicKey, ctS]);
   let used = false;
   return {
