@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ClientCircuit, CircuitError } from "../../relayer/src/circuit/client.ts";
 import { CircuitMux } from "../../relayer/src/circuit/mux.ts";
+import { connectTarget, createExitPolicy } from "../../relayer/src/exit/index.ts";
 import { Link } from "../../relayer/src/link/link.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
 import { DestroyReason } from "../../relayer/src/wire/cell.ts";
@@ -71,6 +72,24 @@ describe("circuits", () => {
     });
   }
 
+  it("carries optimistic data sent right behind BEGIN (the exit holds it until it is connected)", async () => {
+    const { circuit, link } = await buildCircuit(relays);
+    const size = 300_000;
+    const stream = await circuit.openStream(
+      { type: "ipv4", host: "127.0.0.1", port: blob.port },
+      undefined,
+      Buffer.from(`GET /blob/${size} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`),
+    );
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+    const all = Buffer.concat(chunks);
+    const body = all.subarray(all.indexOf("\r\n\r\n") + 4);
+    assert.equal(body.length, size);
+    assert.equal(createHash("sha256").update(body).digest("hex"), expectedSha256(size));
+    circuit.close();
+    link.close();
+  });
+
   it("reports a refused target with the exit's reason", async () => {
     const { circuit, link } = await buildCircuit(relays);
     await assert.rejects(
@@ -79,6 +98,37 @@ describe("circuits", () => {
     );
     circuit.close();
     link.close();
+  });
+});
+
+describe("optimistic data to a target the exit policy refuses", () => {
+  it("fails with 'not allowed', the target sees no connection and no byte, the circuit lives on", async () => {
+    const relays = await startRelays(3, {
+      openTarget: (t, signal) => connectTarget(t, createExitPolicy({}), { signal }),
+    });
+    let connections = 0;
+    const target = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
+    const port = (target.address() as AddressInfo).port;
+    const { circuit, link } = await buildCircuit(relays);
+    for (let i = 0; i < 3; i++)
+      await assert.rejects(
+        circuit.openStream(
+          { type: "ipv4", host: "127.0.0.1", port },
+          undefined,
+          Buffer.from("POST / HTTP/1.0\r\n\r\n"),
+        ),
+        (e: unknown) => e instanceof StreamOpenError && e.reason === StreamReason.notAllowed,
+      );
+    assert.equal(connections, 0);
+    assert.equal(circuit.closed, false);
+    circuit.close();
+    link.close();
+    await new Promise<void>((resolve) => target.close(() => resolve()));
+    await Promise.all(relays.map((r) => r.close()));
   });
 });
 

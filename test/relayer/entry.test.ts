@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { connect } from "node:net";
 import { promisify } from "node:util";
 import { ClientCircuit } from "../../relayer/src/circuit/client.ts";
 import { CircuitMux } from "../../relayer/src/circuit/mux.ts";
@@ -102,6 +103,41 @@ describe("the entry reports the exit's verdict and copes with load", () => {
   it("answers REP 4 'host unreachable' for a name that does not resolve", async () => {
     const stderr = await curlFails("http://no-such-host.invalid/");
     assert.match(stderr, /SOCKS5 connection to no-such-host\.invalid\. \(4\)/);
+  });
+
+  /**
+   * A client that does not wait for replies (optimistic data, as Tor Browser sends): greeting,
+   * CONNECT and its request in one write. Returns every byte it got until the entry closed.
+   */
+  async function optimistic(port: number, request: string): Promise<Buffer> {
+    const socket = connect(entry.socks.address.port, "127.0.0.1");
+    socket.write(
+      Buffer.concat([
+        Buffer.of(5, 1, 0),
+        Buffer.of(5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 0xff),
+        Buffer.from(request),
+      ]),
+    );
+    const chunks: Buffer[] = [];
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    await new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    return Buffer.concat(chunks);
+  }
+
+  it("serves a client that sends its request with its SOCKS5 request (optimistic data)", async () => {
+    const size = 200_000;
+    const got = await optimistic(blob.port, `GET /blob/${size} HTTP/1.0\r\n\r\n`);
+    assert.deepEqual([...got.subarray(0, 4)], [5, 0, 5, 0]); // no-auth chosen, then success
+    const http = got.subarray(2 + 10);
+    const body = http.subarray(http.indexOf("\r\n\r\n") + 4);
+    assert.equal(body.length, size);
+    assert.equal(createHash("sha256").update(body).digest("hex"), expectedSha256(size));
+  });
+
+  it("still answers an optimistic client's refused request with the exit's REP, and nothing else", async () => {
+    const got = await optimistic(1, "GET / HTTP/1.0\r\n\r\n");
+    assert.deepEqual([...got.subarray(0, 4)], [5, 0, 5, 5]); // REP 5: connection refused
+    assert.equal(got.length, 2 + 10);
   });
 
   it("carries 200 parallel streams on one circuit, each byte-identical", async () => {

@@ -136,15 +136,12 @@ export class ClientCircuit implements CircuitEndpoint {
     const circuit = new ClientCircuit(mux, path);
     const timeout = options.stepTimeoutMs ?? 10_000;
     try {
+      let hs: ClientHandshake = startClientHandshake((path[0] as HopInfo).keys);
       for (let i = 0; i < path.length; i++) {
         const hop = path[i] as HopInfo;
-        const hs: ClientHandshake = startClientHandshake(hop.keys);
-        let reply: Buffer;
-        if (i === 0) {
-          const wait = circuit.wait("created", timeout);
-          mux.send(circuit.id, CellCommand.create, [hs.hello]);
-          reply = await wait;
-        } else {
+        const wait = circuit.wait(i === 0 ? "created" : "extended", timeout);
+        if (i === 0) mux.send(circuit.id, CellCommand.create, [hs.hello]);
+        else {
           const body = encodeExtend({
             host: hop.host,
             port: hop.port,
@@ -152,13 +149,17 @@ export class ClientCircuit implements CircuitEndpoint {
             mlkem: Buffer.from(hop.keys.mlkem),
             hello: hs.hello,
           });
-          const wait = circuit.wait("extended", timeout);
           circuit.sendTo(i - 1, RelayCommand.extend, 0, [body]);
-          reply = await wait;
         }
-        const keys = hs.finish(reply);
+        // The next hop's HELLO (an encapsulation to its static key, a DH with it) depends on
+        // nothing of this hop: it is computed while this hop's answer is on its way, off the
+        // build's critical path.
+        const following = path[i + 1];
+        const nextHs = following ? startClientHandshake(following.keys) : undefined;
+        const keys = hs.finish(await wait);
         circuit.bindings.push(keys.binding);
         circuit.hops.push(new ClientHop(keys, options.rekeyInterval));
+        if (nextHs) hs = nextHs;
       }
       if (options.payer) {
         circuit.payer = options.payer;
@@ -249,8 +250,15 @@ export class ClientCircuit implements CircuitEndpoint {
     else this.closeListeners.push(listener);
   }
 
-  /** Opens a stream to `target` from the last hop; rejects with StreamOpenError(reason). */
-  openStream(target: Target, signal?: AbortSignal): Promise<CircuitStream> {
+  /**
+   * Opens a stream to `target` from the last hop; rejects with StreamOpenError(reason).
+   *
+   * `early` is optimistic data (Tor's): bytes the application sent before its stream was open,
+   * sent as DATA right behind BEGIN instead of a round trip later. The exit holds them until its
+   * connection to the target is up — which its exit policy decides as for any stream — and drops
+   * them if the stream is refused, so a refusal still comes back as END with its reason.
+   */
+  openStream(target: Target, signal?: AbortSignal, early?: Buffer): Promise<CircuitStream> {
     if (this.error) return Promise.reject(new StreamOpenError(StreamReason.generalFailure, this.error.message));
     const streamId = this.allocateStreamId();
     const stream = new CircuitStream(streamId, {
@@ -289,6 +297,7 @@ export class ClientCircuit implements CircuitEndpoint {
       });
       this.streamCellsOut++;
       this.sendTo(this.hops.length - 1, RelayCommand.begin, streamId, [encodeTarget(target)]);
+      if (early && early.length > 0) stream.write(early);
     });
   }
 

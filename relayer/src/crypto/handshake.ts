@@ -33,6 +33,7 @@ import {
   mlKemDecapsulate,
   mlKemEncapsulate,
   x25519,
+  x25519PublicKey,
 } from "./keys.ts";
 import type { MlKemKeyPair, RelayPublicKeys, StaticKeys, X25519KeyPair } from "./keys.ts";
 
@@ -83,44 +84,52 @@ interface Ephemeral {
 
 /**
  * Ephemeral key pairs generated ahead of time, off the critical path of a circuit build (the
- * key generations are a third of the client's handshake CPU). Each pair is used once and
- * dropped; the pool refills itself when the event loop is idle. Forward secrecy is unchanged:
- * the secrets live in memory only, as they would during a handshake.
+ * key generations are a third of the client's handshake CPU, and the relay's X25519 pair a sixth
+ * of its own). Each pair is used once and dropped; a pool refills itself one pair per event-loop
+ * turn once it has been used. Forward secrecy is unchanged: the secrets live in memory only, as
+ * they would during a handshake.
  */
-const POOL_SIZE = 6;
-const pool: Ephemeral[] = [];
-let refilling = false;
+class EphemeralPool<T> {
+  private readonly pairs: T[] = [];
+  private refilling = false;
+  private readonly size: number;
+  private readonly generate: () => T;
 
-function freshEphemeral(): Ephemeral {
-  return { x25519: generateX25519(), kem: generateMlKem() };
-}
+  constructor(size: number, generate: () => T) {
+    this.size = size;
+    this.generate = generate;
+  }
 
-function refill(): void {
-  if (refilling) return;
-  refilling = true;
-  const step = () => {
-    if (pool.length >= POOL_SIZE) {
-      refilling = false;
-      return;
-    }
-    pool.push(freshEphemeral());
+  take(): T {
+    const pair = this.pairs.pop() ?? this.generate();
+    this.refill();
+    return pair;
+  }
+
+  private refill(): void {
+    if (this.refilling) return;
+    this.refilling = true;
+    const step = () => {
+      if (this.pairs.length >= this.size) {
+        this.refilling = false;
+        return;
+      }
+      this.pairs.push(this.generate());
+      setImmediate(step);
+    };
     setImmediate(step);
-  };
-  setImmediate(step);
+  }
 }
 
-function takeEphemeral(): Ephemeral {
-  const e = pool.pop() ?? freshEphemeral();
-  refill();
-  return e;
-}
+const clientEphemerals = new EphemeralPool<Ephemeral>(6, () => ({ x25519: generateX25519(), kem: generateMlKem() }));
+const relayEphemerals = new EphemeralPool<X25519KeyPair>(6, generateX25519);
 
 /** Starts a handshake with the relay whose static public keys (checked against its keysHash) are `relay`. */
 export function startClientHandshake(relay: RelayPublicKeys): ClientHandshake {
-  const { x25519: eph, kem } = takeEphemeral();
-  // The relay's static key: parsed once per RelayPublicKeys object, not once per handshake.
+  const { x25519: eph, kem } = clientEphemerals.take();
+  // The relay's static keys: parsed once per RelayPublicKeys object, not once per handshake.
   const { ciphertext: ctS, secret: kS } = mlKemEncapsulate(relay.mlkem, true);
-  const dhXB = x25519(eph.privateKey, relay.x25519);
+  const dhXB = x25519(eph.privateKey, x25519PublicKey(relay.x25519, true));
   const hello = Buffer.concat([Buffer.of(HANDSHAKE_VERSION), relay.keysHash, eph.publicKey, kem.publicKey, ctS]);
   let used = false;
   return {
@@ -164,12 +173,13 @@ export function respondToHandshake(keys: StaticKeys, hello: Uint8Array): { reply
   const ekE = take(MLKEM768_PUBLIC_BYTES);
   const ctS = take(MLKEM768_CIPHERTEXT_BYTES);
   if (!timingSafeEqual(id, keys.keysHash)) throw new HandshakeError("hello is addressed to another relay");
-  const eph = generateX25519();
+  const eph = relayEphemerals.take();
   let ikm: Uint8Array[];
   let ctE: Buffer;
   try {
-    const dhXY = x25519(eph.privateKey, x);
-    const dhXB = x25519(keys.x25519.privateKey, x);
+    const peer = x25519PublicKey(x);
+    const dhXY = x25519(eph.privateKey, peer);
+    const dhXB = x25519(keys.x25519.privateKey, peer);
     const kS = mlKemDecapsulate(keys.mlkemPrivate, ctS);
     const encapsulated = mlKemEncapsulate(ekE);
     ctE = encapsulated.ciphertext;

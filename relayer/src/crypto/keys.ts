@@ -129,10 +129,25 @@ export function x25519FromPrivate(raw: Buffer): X25519KeyPair {
  * X25519(priv, pub). Throws on a low-order peer key (OpenSSL refuses an all-zero shared secret),
  * which handshakes treat as a failed handshake.
  */
-export function x25519(privateKey: KeyObject, peerPublic: Uint8Array): Buffer {
-  if (peerPublic.length !== X25519_PUBLIC_BYTES) throw new Error("X25519 public key: bad length");
-  const publicKey = createPublicKey({ key: view(peerPublic), format: "raw-public", asymmetricKeyType: "x25519" });
+export function x25519(privateKey: KeyObject, peerPublic: Uint8Array | KeyObject): Buffer {
+  const publicKey = peerPublic instanceof Uint8Array ? x25519PublicKey(peerPublic) : peerPublic;
   return diffieHellman({ privateKey, publicKey });
+}
+
+/** Parsed static X25519 keys of relays a client talks to again and again (keyed by the bytes' object). */
+const parsedX25519 = new WeakMap<Uint8Array, KeyObject>();
+
+/**
+ * Parses a raw 32-byte X25519 public key (once, for a key used in two DHs). With `remember`, the
+ * parsed key is kept as long as the `raw` object lives (a relay's static key).
+ */
+export function x25519PublicKey(raw: Uint8Array, remember = false): KeyObject {
+  let key = parsedX25519.get(raw);
+  if (key) return key;
+  if (raw.length !== X25519_PUBLIC_BYTES) throw new Error("X25519 public key: bad length");
+  key = createPublicKey({ key: view(raw), format: "raw-public", asymmetricKeyType: "x25519" });
+  if (remember) parsedX25519.set(raw, key);
+  return key;
 }
 
 /** A relay's static keys. `seed` material is secret; never log or serialise it outside keyfiles. */

@@ -58,6 +58,8 @@ const LINK_BUFFER_BYTES = 256 * 1024;
 const SLAB_BYTES = 256 * 1024;
 /** Slabs kept for reuse per link once the kernel has taken their bytes. */
 const SLAB_POOL = 2;
+/** A link that wrote nothing for this long sends the cells of a callback at once (scheduleWrite). */
+const IDLE_LINK_MS = 1;
 /** Largest frame on the wire, with its length prefix. */
 const MAX_WIRE_FRAME = FRAME_HEADER_BYTES + SEALED_CELL_HEADER_BYTES + MAX_CELL_BODY_BYTES + TAG_BYTES;
 
@@ -144,6 +146,8 @@ export class Link {
   private slab: Slab | undefined;
   private readonly freeSlabs: Slab[] = [];
   private writeScheduled = false;
+  /** performance.now() of the last write handed to the socket. */
+  private lastWrite = -Infinity;
   /** Per-link scratch: a cell header and the associated data that binds it. */
   private readonly head = Buffer.alloc(CELL_HEADER_BYTES);
   private readonly aad = Buffer.alloc(FRAME_HEADER_BYTES + TAG_BYTES);
@@ -343,13 +347,22 @@ export class Link {
       this.freeSlabs.push(slab);
   }
 
+  /**
+   * An idle link (nothing written for IDLE_LINK_MS, the kernel has taken every byte) writes as
+   * soon as the current callback is done: a CREATE, an EXTEND or a stream's first cells must not
+   * wait for the rest of the event-loop turn (other sockets' callbacks, an ephemeral key
+   * generation) at every hop. A link in use waits for the end of the turn, so that the cells of
+   * every callback in it leave in one write (many streams: one write, not one per stream).
+   */
   private scheduleWrite(): void {
     if (this.writeScheduled) return;
     this.writeScheduled = true;
-    setImmediate(this.endOfTurn);
+    if (this.socket.writableLength === 0 && performance.now() - this.lastWrite >= IDLE_LINK_MS)
+      process.nextTick(this.endOfTurn);
+    else setImmediate(this.endOfTurn);
   }
 
-  /** Every frame of this event-loop turn leaves in one write. */
+  /** Every frame of this callback (idle link) or event-loop turn (busy link) leaves in one write. */
   private readonly endOfTurn = (): void => {
     this.writeScheduled = false;
     this.writeOut();
@@ -361,6 +374,7 @@ export class Link {
     if (!slab || slab.used === slab.flushed || this.closed) return;
     const chunk = slab.buf.subarray(slab.flushed, slab.used);
     slab.flushed = slab.used;
+    this.lastWrite = performance.now();
     slab.writes++;
     this.socket.write(chunk, () => {
       slab.writes--;

@@ -92,6 +92,7 @@ export interface EntryNode {
     target: Target,
     isolation?: string,
     signal?: AbortSignal,
+    early?: Buffer,
   ) => Promise<import("node:stream").Duplex>;
   /** Circuits currently open (active, standby and retired ones). */
   readonly circuits: () => ClientCircuit[];
@@ -206,7 +207,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
    * streams, and if a probe finds a silent hop, that relay is suspected and the circuit closed
    * (which fails this open, so the caller retries on a fresh circuit that avoids the relay).
    */
-  const openOn = async (pc: PooledCircuit, target: Target, signal: AbortSignal) => {
+  const openOn = async (pc: PooledCircuit, target: Target, signal: AbortSignal, early?: Buffer) => {
     const circuit = pc.circuit;
     const timer = setTimeout(() => {
       if (circuit.closed) return;
@@ -234,7 +235,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       });
     }, streamOpenTimeoutMs);
     try {
-      return await circuit.openStream(target, signal);
+      return await circuit.openStream(target, signal, early);
     } finally {
       clearTimeout(timer);
     }
@@ -246,7 +247,12 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       throw new StreamOpenError(StreamReason.notAllowed, `payment: ${paymentStop.message}`);
   };
   let streamSerial = 0;
-  const openStream = async (target: Target, isolation = "", signal?: AbortSignal) => {
+  /**
+   * `early`: optimistic data sent right behind BEGIN on each attempt. Like Tor, an attempt whose
+   * circuit dies after its exit connected but before CONNECTED came back may have delivered it
+   * once already when the next attempt delivers it again.
+   */
+  const openStream = async (target: Target, isolation = "", signal?: AbortSignal, early?: Buffer) => {
     let lastError: unknown;
     for (let attempt = 0; attempt < STREAM_ATTEMPTS; attempt++) {
       checkPayment();
@@ -263,7 +269,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       const key = `s${++streamSerial}`;
       pc.pending.set(key, () => move.abort());
       try {
-        return await openOn(pc, target, move.signal);
+        return await openOn(pc, target, move.signal, early);
       } catch (error) {
         lastError = error;
         // The exit's verdict (refused, unreachable, not allowed) is final; a dead or stalled
@@ -280,7 +286,12 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const socksOpen: OpenStream = async (request, signal) => {
     let stream;
     try {
-      stream = await openStream(request.target, isolationKey(request.username, request.password), signal);
+      stream = await openStream(
+        request.target,
+        isolationKey(request.username, request.password),
+        signal,
+        request.early,
+      );
     } catch (error) {
       options.metrics?.error("stream_open");
       throw error;
@@ -290,7 +301,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       metrics.streamsOpened.inc();
       stream.once("close", () => metrics.streamsClosed.inc());
     }
-    return { stream };
+    return { stream, earlyWritten: request.early?.length ?? 0 };
   };
   const socks = await startSocksServer({
     host: options.socksHost ?? "127.0.0.1",

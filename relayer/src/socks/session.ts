@@ -6,7 +6,8 @@
  *   it is destroyed: closing a socket with unread input makes the kernel send RST, and an RST can
  *   discard our reply before the client reads it;
  * - bytes the client pipelines after its request (curl sends its HTTP request at once) are kept
- *   and written to the stream before anything else;
+ *   and written to the stream before anything else — or handed to the opener as `early`, which
+ *   may send them with the open (optimistic data);
  * - after success both directions are piped with backpressure; an error or abrupt close on one
  *   side destroys the other, and an end of writes on one side ends writes on the other, so
  *   request-then-close (HTTP/1.0) protocols work;
@@ -26,9 +27,21 @@ import { authReply, commandReply, methodReply } from "./reply.ts";
  * What the application asked for; `username` and `password` (RFC 1929) let the caller isolate
  * streams (Tor's IsolateSOCKSAuth uses both: browsers change the password for a new identity).
  */
-export type SocksRequest = { target: Target; username?: string; password?: string };
-/** A stream to the target; `bound` is revealed to the client as BND.ADDR/BND.PORT if given. */
-export type OpenedStream = { stream: Duplex; bound?: { host: string; port: number } };
+export type SocksRequest = {
+  target: Target;
+  username?: string;
+  password?: string;
+  /**
+   * Bytes the client sent right behind its request (optimistic data: it did not wait for our
+   * reply). The opener may send them along with the stream open; it says so in `earlyWritten`.
+   */
+  early?: Buffer;
+};
+/**
+ * A stream to the target; `bound` is revealed to the client as BND.ADDR/BND.PORT if given;
+ * `earlyWritten` counts the bytes of `early` the opener already wrote to the stream.
+ */
+export type OpenedStream = { stream: Duplex; bound?: { host: string; port: number }; earlyWritten?: number };
 /**
  * Opens a stream to the target. Reject with StreamOpenError(reason) to answer with that REP code;
  * any other rejection answers REP 1. Stop work when `signal` aborts (timeout or client gone).
@@ -166,7 +179,8 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
         pending = pending.subarray(result.consumed);
         clearTimeout(handshakeTimer);
         endHandshake();
-        return open({ target: result.value.target, username, password });
+        const early = pending.length > 0 ? pending : undefined;
+        return open({ target: result.value.target, username, password, ...(early ? { early } : {}) });
       } else {
         return;
       }
@@ -242,7 +256,9 @@ export function startSession(socket: Socket, options: SessionOptions): Session {
     const target = opened.stream;
     socket.off("data", onData);
     socket.write(commandReply(StreamReason.done, opened.bound));
-    if (pending.length > 0) target.write(pending);
+    // What the opener sent with the open is the start of `pending` (which may have grown since).
+    const rest = pending.subarray(Math.min(pending.length, opened.earlyWritten ?? 0));
+    if (rest.length > 0) target.write(rest);
     pending = Buffer.alloc(0);
     // Registered before pipeline's own listeners, so the reset happens before pipeline would
     // destroy the socket gracefully (FIN).
