@@ -16,6 +16,7 @@ import {
 } from "../../relayer/src/mesh/plan.ts";
 import { descriptorOf, type DirectoryEntry } from "../../relayer/src/node/directory.ts";
 import { folderDirectory } from "../../relayer/src/node/run-mesh.ts";
+import { chooseRoute, type NodeInfo, nodeId } from "../../relayer/src/node/route.ts";
 import { relayEntry } from "./mesh-fixtures.ts";
 
 /** A deterministic uniform generator (mulberry32), so that failures replay. */
@@ -291,5 +292,29 @@ describe("mesh plan: folder entries the diversity rules cannot check", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("route choice: the last resort of an active circuit", () => {
+  const three = [
+    relayEntry("g", "127.0.0.1", { region: "DE" }),
+    relayEntry("m", "127.0.0.2", { region: "FR" }),
+    relayEntry("x", "127.0.0.3", { region: "NL", exit: true }),
+  ];
+  const frozen = nodeId(three[1]!);
+  const nodeInfo = (id: string): NodeInfo => ({ health: 1, rttMs: 5, ...(id === frozen ? { state: "frozen" } : {}) });
+
+  it("takes a relay judged frozen when no path exists without it; a standby never does", () => {
+    const base = { hops: 3, avoid: new Set<string>(), suspects: new Set([frozen]), nodeInfo };
+    const path = chooseRoute(three, { ...base, role: "active" });
+    assert.deepEqual(
+      path.map((r) => r.name),
+      ["g", "m", "x"],
+    );
+    assert.throws(() => chooseRoute(three, { ...base, role: "standby" }), /./);
+    // With a way around it, the frozen relay stays out.
+    const four = [...three, relayEntry("n", "127.0.0.4", { region: "SE" })];
+    for (let i = 0; i < 50; i++)
+      assert.ok(!chooseRoute(four, { ...base, role: "active" }).some((r) => nodeId(r) === frozen));
   });
 });

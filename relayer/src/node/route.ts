@@ -52,7 +52,8 @@ export interface RouteOptions {
 /**
  * Chooses a path. Relays suspected now or known to be unhealthy (health under `MIN_HEALTH`) are
  * left out; an active circuit that cannot be built without them takes them back in, suspects
- * last (a suspicion is a guess, and a path through a doubtful relay beats no path), but a standby
+ * last, and relays judged frozen or dead now after them (a suspicion is a guess, and a path
+ * through a doubtful relay beats no path), but a standby
  * never does: a doubtful standby is worse than none. The diversity rules are never relaxed.
  * Throws StreamOpenError (network unreachable) naming why no path fits.
  */
@@ -77,6 +78,17 @@ export function chooseRoute(relays: readonly DirectoryEntry[], o: RouteOptions):
     } catch (error) {
       if (!(error instanceof PlanError)) throw error;
       last = error;
+    }
+  }
+  // Last resort for an active circuit: relays judged frozen or dead right now too (a relay that
+  // stalled for 200 ms on a busy machine, in a directory too small to go around it). A build
+  // through a dead one fails at once; one that only stalled carries the stream.
+  if (o.role === "active" && candidates.some((c) => c.state === "frozen" || c.state === "dead")) {
+    const judged = candidates.map(({ state: _state, ...c }) => c);
+    try {
+      return planPath(judged, { ...options, avoid: new Set(o.avoid) });
+    } catch (error) {
+      if (!(error instanceof PlanError)) throw error;
     }
   }
   throw new StreamOpenError(StreamReason.networkUnreachable, (last as PlanError).message);
