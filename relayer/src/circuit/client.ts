@@ -151,9 +151,10 @@ export class ClientCircuit implements CircuitEndpoint {
           });
           circuit.sendTo(i - 1, RelayCommand.extend, 0, [body]);
         }
+        mux.link.flushNow();
         // The next hop's HELLO (an encapsulation to its static key, a DH with it) depends on
-        // nothing of this hop: it is computed while this hop's answer is on its way, off the
-        // build's critical path.
+        // nothing of this hop: it is computed while this hop's answer is on its way (the cell
+        // above has left: flushNow), off the build's critical path.
         const following = path[i + 1];
         const nextHs = following ? startClientHandshake(following.keys) : undefined;
         const keys = hs.finish(await wait);

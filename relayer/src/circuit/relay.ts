@@ -266,6 +266,10 @@ export class RelayCore {
           link.send(cell.circuitId, CellCommand.destroy, [Buffer.of(DestroyReason.protocol)]);
           return;
         }
+        // The answer leaves first: the circuit's state below is CPU work the client need not
+        // wait for (no cell of this circuit can arrive before this callback returns).
+        link.send(cell.circuitId, CellCommand.created, [answer.reply]);
+        link.flushNow();
         const payId = ++this.payIds;
         this.options.payments?.open(payId);
         const circuit = new RelayCircuit(
@@ -285,7 +289,6 @@ export class RelayCore {
         circuits.set(cell.circuitId, circuit);
         this.circuits++;
         this.options.metrics?.circuitsOpened.inc();
-        link.send(cell.circuitId, CellCommand.created, [answer.reply]);
         return;
       }
       case CellCommand.relay:

@@ -362,6 +362,16 @@ export class Link {
     else setImmediate(this.endOfTurn);
   }
 
+  /**
+   * Hands what is waiting to the socket now, not at the end of this callback: for a cell that
+   * heads a round trip (CREATE, EXTEND, CREATED) when the caller has CPU work to do next that
+   * does not need the answer (the next hop's HELLO, the new circuit's state).
+   */
+  flushNow(): void {
+    if (!this.writeScheduled) return;
+    this.writeOut();
+  }
+
   /** Every frame of this callback (idle link) or event-loop turn (busy link) leaves in one write. */
   private readonly endOfTurn = (): void => {
     this.writeScheduled = false;
