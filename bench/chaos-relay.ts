@@ -10,10 +10,14 @@
  */
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { initCrypto } from "../relayer/src/crypto/keys.ts";
-import { createLogger } from "../relayer/src/log.ts";
-import { parseNodeConfig } from "../relayer/src/node/config.ts";
-import { startNode } from "../relayer/src/node/run.ts";
+import { heapForRole, holdYoungGeneration } from "../relayer/src/node/heap.ts";
+
+// As relayer/src/cli.ts: the young generation is held before the node's modules load.
+holdYoungGeneration();
+const { initCrypto } = await import("../relayer/src/crypto/keys.ts");
+const { createLogger } = await import("../relayer/src/log.ts");
+const { parseNodeConfig } = await import("../relayer/src/node/config.ts");
+const { startNode } = await import("../relayer/src/node/run.ts");
 
 const file = process.argv[2] as string;
 let mode: "off" | "corrupt" | "drop" = "off";
@@ -24,7 +28,9 @@ createInterface({ input: process.stdin }).on("line", (line) => {
 
 await initCrypto();
 const log = createLogger({ level: "error" });
-const node = await startNode(parseNodeConfig(JSON.parse(readFileSync(file, "utf8")), file), log, {
+const config = parseNodeConfig(JSON.parse(readFileSync(file, "utf8")), file);
+heapForRole(config.role); // as `x0t node start` does
+const node = await startNode(config, log, {
   tamperForward: (body) => {
     if (mode === "drop") return false;
     // One flipped bit past the onion layer's tag: the next hop's authentication fails.

@@ -1,7 +1,8 @@
 /**
  * The commands of `x0t` (usage: relayer/src/cli.ts, which loads this module once it has set the
  * process's heap up).
- */ import { parseArgs } from "node:util";
+ */
+import { parseArgs } from "node:util";
 import { initCrypto } from "../crypto/keys.ts";
 import { createLogger, parseLogLevel } from "../log.ts";
 import type { Logger } from "../log.ts";
@@ -9,7 +10,7 @@ import { ConfigError, loadNodeConfig, nodeConfigJsonSchema, parseEndpoint, parse
 import type { NodeConfig } from "../node/config.ts";
 import { loadOrCreateKeys } from "../node/keyfile.ts";
 import { type RunningNode, startNode } from "../node/run.ts";
-import { heapForRole } from "../node/heap.ts";
+import { heapForRole, releaseYoungGeneration } from "../node/heap.ts";
 import { domainOf, startRegistry } from "../node/run-mesh.ts";
 import type { RegistrySource } from "../mesh/registry-source.ts";
 import { startBootstrapNode } from "../node/bootstrap.ts";
@@ -258,6 +259,10 @@ function keysCommand(argv: string[]): void {
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // Only a node decides to keep the young generation held (by its role); any other command,
+  // a bootstrap node included, lets it grow as V8 does.
+  if (command !== "relay" && command !== "entry" && !(command === "node" && rest[0] === "start"))
+    releaseYoungGeneration();
   const log = createLogger({ level: parseLogLevel(process.env.X0T_LOG_LEVEL) });
   try {
     await initCrypto();
