@@ -21,11 +21,14 @@
  * (while working on one figure); each section's figures are measured as in a full run.
  *
  * Node flags of the x0t processes: X0T_BENCH_NODE_FLAGS (space-separated, default none) is given
- * to every relay and entry this bench spawns; they run with X0T_NO_REEXEC=1, so that the process
- * measured is the one spawned with exactly these flags. `--gc-ab` runs only a paired comparison of
- * 3-hop circuits whose processes run without and with a V8 flag (X0T_BENCH_GC_FLAG, default
- * `--max-semi-space-size=1`; X0T_BENCH_GC_RELAYS_ONLY=1: only the relays get it), X0T_BENCH_ROUNDS
- * (default 5) interleaved rounds.
+ * to every relay and entry this bench spawns (a young-generation flag there overrides the node's
+ * own choice). With `--cpu-prof --cpu-prof-dir=<dir>` there, the processes are stopped with SIGTERM
+ * at the end so that they write their profiles; `node bench/cpu-split.ts <dir>` sums them up. `--gc-ab` runs only a paired comparison of
+ * 3-hop circuits whose processes run as they choose (relays hold their young generation:
+ * relayer/src/node/heap.ts) and with a V8 flag (X0T_BENCH_GC_FLAG, default
+ * `--semi-space-growth-factor=2`: V8's default, an operator's flag, so the nodes' own choice is
+ * off; X0T_BENCH_GC_RELAYS_ONLY=1: only the relays get it), X0T_BENCH_ROUNDS (default 5)
+ * interleaved rounds.
  */
 import { execFile, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -98,7 +101,7 @@ function startProcess(
   return new Promise((resolvePort, reject) => {
     const child = spawn(process.execPath, [...nodeFlags, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, X0T_LOG_LEVEL: "info", X0T_NO_REEXEC: "1" },
+      env: { ...process.env, X0T_LOG_LEVEL: "info" },
     });
     children.push(child);
     let out = "";
@@ -152,27 +155,110 @@ async function best(fn: () => Promise<number>): Promise<number> {
   return top;
 }
 
+/** Reads from `socket` until `done(received so far)` says the answer is complete. */
+function answer(socket: Socket, done: (got: Buffer) => boolean): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let got: Buffer = Buffer.alloc(0);
+    const stop = () => {
+      socket.off("data", onData);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+    };
+    const onData = (d: Buffer) => {
+      got = got.length === 0 ? d : Buffer.concat([got, d]);
+      if (!done(got)) return;
+      stop();
+      resolve(got);
+    };
+    const onError = (error: Error) => {
+      stop();
+      reject(error);
+    };
+    const onClose = () => onError(new Error(`connection closed after ${got.length} bytes of an answer`));
+    socket.on("data", onData);
+    socket.once("error", onError);
+    socket.once("close", onClose);
+  });
+}
+
+/** A SOCKS5 reply is complete: 4 bytes, the bound address (IPv4, domain or IPv6), the port. */
+function socksReplyDone(got: Buffer): boolean {
+  if (got.length < 5) return false;
+  const address = got[3] === 1 ? 4 : got[3] === 4 ? 16 : 1 + (got[4] as number);
+  return got.length >= 4 + address + 2;
+}
+
+/** Destroys `socket` and waits until it is closed, so that its teardown is not in the next sample. */
+function closed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.closed) return resolve();
+    socket.once("close", () => resolve());
+    socket.destroy();
+  });
+}
+
+function connected(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s: Socket = connect({ port, host: "127.0.0.1", noDelay: true }, () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+const REQUEST = Buffer.from("GET /blob/100 HTTP/1.0\r\n\r\n");
+
+/**
+ * Time to first byte of `GET /blob/100` to 127.0.0.1:`port`: straight to it, or through the
+ * SOCKS5 server at `viaSocks` as a client that waits for every reply (greeting, then CONNECT,
+ * then the request: curl's way), on a raw socket so that no client library's cost is counted.
+ */
 async function timeToFirstByte(port: number, viaSocks: number | undefined, samples: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < samples; i++) {
     const started = performance.now();
-    const socket = viaSocks
-      ? (
-          await SocksClient.createConnection({
-            proxy: { host: "127.0.0.1", port: viaSocks, type: 5 },
-            command: "connect",
-            destination: { host: "127.0.0.1", port },
-          })
-        ).socket
-      : await new Promise<Socket>((res) => {
-          const s: Socket = connect(port, "127.0.0.1", () => res(s));
-        });
-    await new Promise<void>((res) => {
-      socket.once("data", () => res());
-      socket.write("GET /blob/100 HTTP/1.0\r\n\r\n");
-    });
+    const socket = await connected(viaSocks ?? port);
+    if (viaSocks) {
+      const method = answer(socket, (got) => got.length >= 2);
+      socket.write(Buffer.of(5, 1, 0));
+      if ((await method)[1] !== 0) throw new Error("SOCKS5: no-auth method refused");
+      const reply = answer(socket, socksReplyDone);
+      socket.write(Buffer.of(5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 0xff));
+      const rep = await reply;
+      if (rep[1] !== 0) throw new Error(`SOCKS5 REP ${rep[1]}`);
+    }
+    const first = answer(socket, (got) => got.length > 0);
+    socket.write(REQUEST);
+    await first;
     times.push(performance.now() - started);
-    socket.destroy();
+    await closed(socket);
+  }
+  return times;
+}
+
+/**
+ * A floor under a waiting SOCKS5 client's time to first byte: the same two round trips (its
+ * CONNECT, then its request) through the plain chain of as many forwarding processes, on one
+ * connection kept open (HTTP/1.1 keep-alive, two empty responses in turn, timed to the first byte
+ * of the second). A lower bound: the SOCKS5 client also pays its greeting exchange with the
+ * entry and the exit's TCP connect to the target, which this does not.
+ */
+async function twoRoundTripsPlain(socket: Socket, samples: number): Promise<number[]> {
+  const request = Buffer.from("GET /blob/0 HTTP/1.1\r\nHost: blob\r\n\r\n");
+  const response = (got: Buffer) => got.includes("\r\n\r\n");
+  const exchange = async () => {
+    const done = answer(socket, response);
+    socket.write(request);
+    await done;
+  };
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const started = performance.now();
+    await exchange();
+    const rest = answer(socket, response);
+    const first = answer(socket, (got) => got.length > 0);
+    socket.write(request);
+    await first;
+    times.push(performance.now() - started);
+    await rest;
   }
   return times;
 }
@@ -342,7 +428,7 @@ async function startNetwork(cli: string, folder: string, nodeFlags: string[], en
  * relay's CPU seconds per GB (r2, from /proc), the entry's, and MB/s. Medians of paired ratios.
  */
 async function gcAb(cli: string, servers: string): Promise<void> {
-  const flag = process.env.X0T_BENCH_GC_FLAG ?? "--max-semi-space-size=1";
+  const flag = process.env.X0T_BENCH_GC_FLAG ?? "--semi-space-growth-factor=2";
   const rounds = Math.max(3, Math.min(12, Number(process.env.X0T_BENCH_ROUNDS ?? 5)));
   const blob = await startProcess([servers, "blob", "0"], /ready (\d+)/);
   const a = await startNetwork(cli, "plain", []);
@@ -373,9 +459,9 @@ async function gcAb(cli: string, servers: string): Promise<void> {
   }
   const loadEnd = loadavg()[0]!;
   console.log(
-    `\nGC flag A/B: 3-hop circuits, ${MIB} MiB per download, ${rounds} interleaved rounds; ${relaysOnly ? "the relays of B (not its entry)" : "every relay and the entry of B"} run with ${flag}; load average ${f(loadStart)} → ${f(loadEnd)} on ${cpus().length} cores.\n`,
+    `\nGC flag A/B: 3-hop circuits, ${MIB} MiB per download, ${rounds} interleaved rounds; A's nodes run as they choose (relays hold the young generation), ${relaysOnly ? "the relays of B (not its entry)" : "every relay and the entry of B"} run with ${flag}; load average ${f(loadStart)} → ${f(loadEnd)} on ${cpus().length} cores.\n`,
   );
-  console.log("| round | MB/s without / with | middle relay CPU s/GB without / with | entry CPU s/GB without / with |");
+  console.log("| round | MB/s A / B | middle relay CPU s/GB A / B | entry CPU s/GB A / B |");
   console.log("| --- | ---: | ---: | ---: |");
   for (const [i, r] of rows.entries())
     console.log(
@@ -704,21 +790,36 @@ async function main() {
   // 5. Time to first byte of a new stream on a built 3-hop circuit, via SOCKS5.
   if (section("ttfb")) {
     await timeToFirstByte(blob.port, entry3.port, 20);
-    const ttfb3 = await timeToFirstByte(blob.port, entry3.port, 200);
+    // One connection through the plain chain for every floor sample: its connections, up to the
+    // server, are open before the first one.
+    const chain = await connected(pipes[3]!.port);
+    await twoRoundTripsPlain(chain, 20);
+    // In alternating blocks of 50 back to back (as an application opening streams one after
+    // another), so that both see the same machine and neither sample lands in the teardown of
+    // the other kind (a SOCKS5 stream's END crosses the circuit after its sample is taken).
+    const ttfb3: number[] = [];
+    const floor: number[] = [];
+    for (let block = 0; block < 4; block++) {
+      ttfb3.push(...(await timeToFirstByte(blob.port, entry3.port, 50)));
+      floor.push(...(await twoRoundTripsPlain(chain, 50)));
+    }
+    await closed(chain);
     const ttfbDirect = await timeToFirstByte(blob.port, undefined, 200);
     const ttfbM = median(ttfb3);
     row(
       "time to first byte, 3 hops via SOCKS5, ms (median / p99)",
       `${f(ttfbM)} / ${f(pct(ttfb3, 0.99))}`,
-      `${f(median(ttfbDirect))} direct`,
-      f(ttfbM / median(ttfbDirect), 1),
+      `${f(median(floor))} / ${f(pct(floor, 0.99))} the same 2 round trips on an open plain 4-process chain (a floor); ${f(median(ttfbDirect))} direct`,
+      f(ttfbM / median(floor), 1),
       `<= 2 ms median: ${met(ttfbM <= 2)}`,
     );
     record("ttfb3HopsMs", {
       median: ttfbM,
       p99: pct(ttfb3, 0.99),
+      baselinePlain4TwoRoundTrips: median(floor),
+      baselinePlain4TwoRoundTripsP99: pct(floor, 0.99),
+      ratioToFloor: ttfbM / median(floor),
       baselineDirect: median(ttfbDirect),
-      ratio: ttfbM / median(ttfbDirect),
       goal: 2,
       met: ttfbM <= 2,
     });
@@ -828,6 +929,15 @@ async function main() {
         settlement: settlement?.figures ?? null,
       }),
     );
+  // Profiled processes (`--cpu-prof` in X0T_BENCH_NODE_FLAGS; bench/cpu-split.ts reads the
+  // profiles) write them when they exit on their own: SIGTERM (a node closes and exits), bounded.
+  if (NODE_FLAGS.some((flag) => flag.startsWith("--cpu-prof"))) {
+    const exits = children
+      .filter((c) => c.exitCode === null && c.signalCode === null)
+      .map((c) => new Promise((resolve) => c.once("exit", resolve)));
+    for (const c of children) c.kill("SIGTERM");
+    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10_000))]);
+  }
   process.exit(0);
 }
 
