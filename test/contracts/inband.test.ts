@@ -20,6 +20,7 @@ import { CircuitMux } from "../../relayer/src/circuit/mux.ts";
 import { Link } from "../../relayer/src/link/link.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
 import { DestroyReason } from "../../relayer/src/wire/cell.ts";
+import { StreamOpenError, StreamReason } from "../../relayer/src/wire/reasons.ts";
 import { expectedSha256, hopsOf, startBlobServer, startRelays } from "../relayer/helpers.ts";
 import {
   buyCredit,
@@ -177,6 +178,18 @@ describe("in-band payment through a 3-hop circuit", async () => {
     assert.equal(closed.reason, DestroyReason.payment);
     assert.match(closed.message, /stopped serving this payer: lock-short \(PAY_STOP reason 4\)/);
     link.close();
+
+    // The hop holds the stop for this key: a stream opened on a new circuit is refused "not
+    // allowed" (what the entry answers as SOCKS5 REP 0x02), not as a general failure.
+    const again = await circuitFor(channels);
+    const refused = await again.circuit.openStream({ host: "127.0.0.1", port: blob.port, type: "ipv4" }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(refused instanceof StreamOpenError, `refused: ${String(refused)}`);
+    assert.equal(refused.reason, StreamReason.notAllowed, refused.message);
+    assert.match(refused.message, /stopped serving this payer/);
+    again.link.close();
   });
 
   it("refuses a PAY_HELLO replayed from another payer's circuit: the circuit is stopped, the victim's counts do not move", async () => {

@@ -46,6 +46,16 @@ export interface HopInfo {
 }
 
 /** Why a circuit ended; `reason` is the DESTROY reason (authentication for a tampered cell). */
+/**
+ * Why a stream could not open on a circuit that died: a hop that stopped serving this payer
+ * refused it, "not allowed" (SOCKS5 REP 2), so that the application learns it is payment and not
+ * a failure of the network; any other death is a general failure.
+ */
+function openRefusal(error: CircuitError): StreamOpenError {
+  const reason = error.reason === DestroyReason.payment ? StreamReason.notAllowed : StreamReason.generalFailure;
+  return new StreamOpenError(reason, error.message, { cause: error });
+}
+
 export class CircuitError extends Error {
   override name = "CircuitError";
   readonly reason: DestroyReason;
@@ -260,7 +270,7 @@ export class ClientCircuit implements CircuitEndpoint {
    * them if the stream is refused, so a refusal still comes back as END with its reason.
    */
   openStream(target: Target, signal?: AbortSignal, early?: Buffer): Promise<CircuitStream> {
-    if (this.error) return Promise.reject(new StreamOpenError(StreamReason.generalFailure, this.error.message));
+    if (this.error) return Promise.reject(openRefusal(this.error));
     const streamId = this.allocateStreamId();
     const stream = new CircuitStream(streamId, {
       send: (command, id, parts) => {
@@ -562,8 +572,7 @@ export class ClientCircuit implements CircuitEndpoint {
     this.waiter?.reject(error);
     this.waiter = undefined;
     this.probing?.finish();
-    for (const o of this.opening.values())
-      o.reject(new StreamOpenError(StreamReason.generalFailure, error.message, { cause: error }));
+    for (const o of this.opening.values()) o.reject(openRefusal(error));
     this.opening.clear();
     for (const s of [...this.streams.values()]) s.abort(error);
     this.streams.clear();
