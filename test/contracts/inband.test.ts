@@ -182,6 +182,8 @@ describe("in-band payment through a 3-hop circuit", async () => {
     // The hop holds the stop for this key: a stream opened on a new circuit is refused "not
     // allowed" (what the entry answers as SOCKS5 REP 0x02), not as a general failure.
     const again = await circuitFor(channels);
+    const stopped = await new Promise<CircuitError>((resolve) => again.circuit.onClose(resolve));
+    assert.equal(stopped.reason, DestroyReason.payment, stopped.message);
     const refused = await again.circuit.openStream({ host: "127.0.0.1", port: blob.port, type: "ipv4" }).then(
       () => undefined,
       (error: unknown) => error,

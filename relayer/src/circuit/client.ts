@@ -46,16 +46,6 @@ export interface HopInfo {
 }
 
 /** Why a circuit ended; `reason` is the DESTROY reason (authentication for a tampered cell). */
-/**
- * Why a stream could not open on a circuit that died: a hop that stopped serving this payer
- * refused it, "not allowed" (SOCKS5 REP 2), so that the application learns it is payment and not
- * a failure of the network; any other death is a general failure.
- */
-function openRefusal(error: CircuitError): StreamOpenError {
-  const reason = error.reason === DestroyReason.payment ? StreamReason.notAllowed : StreamReason.generalFailure;
-  return new StreamOpenError(reason, error.message, { cause: error });
-}
-
 export class CircuitError extends Error {
   override name = "CircuitError";
   readonly reason: DestroyReason;
@@ -73,6 +63,18 @@ export class CircuitError extends Error {
     this.hop = options?.hop;
     this.extendReason = options?.extendReason;
   }
+}
+
+/**
+ * Why a stream could not open on a circuit that died: a hop that stopped serving this payer (its
+ * PAY_STOP names it) refused it, "not allowed" (SOCKS5 REP 2), so that the application learns it
+ * is payment and not a failure of the network; any other death, a bare DESTROY with the payment
+ * reason included (anyone on the path can send one), is a general failure.
+ */
+function openRefusal(error: CircuitError): StreamOpenError {
+  const paid = error.reason === DestroyReason.payment && error.hop !== undefined;
+  const reason = paid ? StreamReason.notAllowed : StreamReason.generalFailure;
+  return new StreamOpenError(reason, error.message, { cause: error });
 }
 
 export interface CircuitOptions {

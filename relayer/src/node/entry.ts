@@ -158,11 +158,18 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
   const onPaymentStop = (pc: PooledCircuit, message: string, hop: number | undefined) => {
     if (!options.payer) return;
     const relay = hop === undefined ? undefined : pc.nodes[hop];
+    if (relay === undefined) {
+      // A bare DESTROY with the payment reason, no PAY_STOP naming a hop: any relay on the path
+      // can send one, so it counts for nothing (else one relay could pass for two and shut the
+      // payer out).
+      log.warn("a circuit was destroyed for payment without a stop naming a hop: ignored", { error: message });
+      return;
+    }
     const now = Date.now();
     while (paymentStops.length > 0 && now - paymentStops[0]!.at > paymentBackoffMs) paymentStops.shift();
-    paymentStops.push({ at: now, relay: relay ?? "unknown" });
+    paymentStops.push({ at: now, relay });
     if (paymentStops.length > 16) paymentStops.shift();
-    if (relay !== undefined) pool.suspect(relay, suspectMs, message);
+    pool.suspect(relay, suspectMs, message);
     if (new Set(paymentStops.map((s) => s.relay)).size >= 2) {
       paymentStop = { message, until: now + paymentBackoffMs };
       log.error("relays stopped serving this payer: new streams are refused for a while", {
@@ -171,7 +178,7 @@ export async function startEntry(options: EntryOptions): Promise<EntryNode> {
       });
     } else
       log.warn("a relay stopped serving this payer: new paths avoid it", {
-        relay: relay === undefined ? "unknown hop" : pool.nameOf(relay),
+        relay: pool.nameOf(relay),
         error: message,
       });
   };
