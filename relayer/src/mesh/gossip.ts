@@ -109,9 +109,19 @@ async function offerAll(store: DescriptorStore, list: unknown, source: string) {
   return { accepted, dropped };
 }
 
-/** GETs a peer's descriptors (at most MAX_BODY bytes) and offers them to `store`. */
-export async function pullDescriptors(store: DescriptorStore, url: string) {
-  return offerAll(store, await request(url, {}, MAX_BODY), url);
+/**
+ * GETs a peer's descriptors (at most MAX_BODY bytes) and offers them to `store`; descriptors the
+ * store dropped are logged on `log` as one WARN line with the counts by reason.
+ */
+export async function pullDescriptors(store: DescriptorStore, url: string, log: Logger = silentLogger) {
+  const pulled = await offerAll(store, await request(url, {}, MAX_BODY), url);
+  if (Object.keys(pulled.dropped).length > 0)
+    log.warn("descriptors pulled, some dropped", {
+      url,
+      accepted: pulled.accepted,
+      dropped: formatDrops(pulled.dropped),
+    });
+  return pulled;
 }
 
 /** POSTs descriptors (a relay's own, or a store's) to a bootstrap node. */
@@ -220,13 +230,7 @@ export async function startGossipNode(options: GossipNodeOptions): Promise<Gossi
     for (const peer of peers) {
       try {
         await pushDescriptors(peer, store.descriptors());
-        const pulled = await pullDescriptors(store, peer);
-        if (Object.keys(pulled.dropped).length > 0)
-          log.warn("descriptors pulled, some dropped", {
-            peer,
-            accepted: pulled.accepted,
-            dropped: formatDrops(pulled.dropped),
-          });
+        await pullDescriptors(store, peer, log);
         ok++;
       } catch (error) {
         failed++;

@@ -20,7 +20,7 @@ import {
 import { bootstrapAnchor, type DropReason, type TrustAnchor } from "./verify.ts";
 import { pullDescriptors, pushDescriptors } from "./gossip.ts";
 import { coalesce } from "./rounds.ts";
-import { DescriptorStore, formatDrops } from "./store.ts";
+import { DescriptorStore } from "./store.ts";
 
 /** How long a relay's own descriptor is valid; it signs a new one when half of it is left. */
 export const OWN_DESCRIPTOR_VALIDITY_S = 24 * 3600;
@@ -103,13 +103,7 @@ export async function startDescriptorSources(options: DescriptorSourcesOptions):
               dropped: Object.keys(answer.dropped ?? {}).join(","),
             });
         }
-        const pulled = await pullDescriptors(store, url);
-        if (Object.keys(pulled.dropped).length > 0)
-          log.warn("descriptors pulled, some dropped", {
-            url,
-            accepted: pulled.accepted,
-            dropped: formatDrops(pulled.dropped),
-          });
+        await pullDescriptors(store, url, log);
       } catch (error) {
         log.warn("bootstrap node not reachable; trying again next round", { url, error: (error as Error).message });
       }
