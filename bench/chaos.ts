@@ -24,7 +24,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -32,6 +32,7 @@ import { parseArgs } from "node:util";
 import { initCrypto, publicKeysOf } from "../relayer/src/crypto/keys.ts";
 import { descriptorOf } from "../relayer/src/node/directory.ts";
 import { loadOrCreateKeys } from "../relayer/src/node/keyfile.ts";
+import { freePort } from "../test/helpers/net.ts";
 
 type Kind = "crash" | "freeze" | "latency" | "loss" | "corrupt" | "drop";
 const KINDS: readonly Kind[] = ["crash", "freeze", "latency", "loss", "corrupt", "drop"];
@@ -139,16 +140,6 @@ function cpuSeconds(pid: number | undefined): number {
   } catch {
     return 0;
   }
-}
-
-function freePort(): Promise<number> {
-  const server = createServer();
-  return new Promise((r) =>
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => r(port));
-    }),
-  );
 }
 
 async function waitForPort(port: number, ms: number): Promise<void> {

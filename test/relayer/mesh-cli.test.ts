@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +21,7 @@ import { pushDescriptors } from "../../relayer/src/mesh/gossip.ts";
 import { ConfigError, parseNodeConfig } from "../../relayer/src/node/config.ts";
 import { expectedSha256, startBlobServer } from "./helpers.ts";
 import { fieldsOf, identity } from "./mesh-fixtures.ts";
+import { freePort } from "../helpers/net.ts";
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL("../../relayer/src/cli.ts", import.meta.url));
@@ -40,16 +41,6 @@ function fakeDeployment(file: string): string {
   };
   writeFileSync(file, JSON.stringify({ chainId: 31337, contracts }));
   return file;
-}
-
-function freePort(): Promise<number> {
-  const server = createServer();
-  return new Promise((r) =>
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => r(port));
-    }),
-  );
 }
 
 async function until(condition: () => boolean | Promise<boolean>, ms = 60_000): Promise<boolean> {
