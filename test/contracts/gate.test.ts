@@ -133,10 +133,11 @@ describe("payment gate of a relay", async () => {
       serve: false,
       reason: PayStopReason.badReceipt,
     });
-    assert.deepEqual(await g.receipt(1, epoch, await sign(c.cells + 1n, c.bytes)), {
+    assert.deepEqual(await g.receipt(1, epoch, await sign(c.cells + 65n, c.bytes + 65n * PER_CELL)), {
       serve: false,
       reason: PayStopReason.badReceipt,
     });
+    assert.equal(g.counted(key.address).cells, c.cells, "an over-claim beyond the slack is not taken");
     assert.deepEqual(await g.receipt(1, epoch, await sign(c.cells, c.bytes - 100n * PER_CELL)), {
       serve: false,
       reason: PayStopReason.badReceipt,
@@ -156,6 +157,35 @@ describe("payment gate of a relay", async () => {
     const stranger = privateKeyToAccount(generatePrivateKey());
     g.open(2);
     assert.deepEqual(await g.hello(2, stranger.address), { serve: false, reason: PayStopReason.unknownKey });
+  });
+
+  it("takes a payer's word for cells in flight when a circuit died, up to the slack, and charges it for them", async () => {
+    const { gate: g, store } = gate();
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, payer, relayer, 1_000n * PER_CELL, epoch + 1n);
+    g.open(1);
+    await g.hello(1, key.address);
+    assert.deepEqual(carry(g, 1, 40), { serve: true });
+    // The payer sent 12 more cells on a circuit that died before they got here: its receipt is
+    // ahead of this relay's count.
+    g.close(1);
+    g.open(2);
+    await g.hello(2, key.address);
+    const c = g.counted(key.address);
+    const ahead = await signReceipt(key, p.receiptDomain, {
+      relayer,
+      epoch,
+      cells: c.cells + 12n,
+      bytes: c.bytes + 12n * PER_CELL,
+    });
+    assert.deepEqual(await g.receipt(2, epoch, ahead), { serve: true });
+    assert.deepEqual(g.counted(key.address), { cells: c.cells + 12n, bytes: c.bytes + 12n * PER_CELL });
+    assert.equal(store.queued(epoch)[0]?.cells, c.cells + 12n, "kept for settlement: the payer pays for them");
+    // The next receipt, in step with the raised count, is accepted too.
+    assert.deepEqual(carry(g, 2, 10), { serve: true });
+    const next = g.counted(key.address);
+    const inStep = await signReceipt(key, p.receiptDomain, { relayer, epoch, cells: next.cells, bytes: next.bytes });
+    assert.deepEqual(await g.receipt(2, epoch, inStep), { serve: true });
   });
 
   it("a payer's node and a relay count alike: the lock the payer signs lands, every receipt it signs is accepted", async () => {

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { type Address, getAddress, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
@@ -22,6 +23,7 @@ import type { RelayNode } from "../../relayer/src/node/relay.ts";
 import { DestroyReason } from "../../relayer/src/wire/cell.ts";
 import { StreamOpenError, StreamReason } from "../../relayer/src/wire/reasons.ts";
 import { expectedSha256, hopsOf, startBlobServer, startRelays } from "../relayer/helpers.ts";
+import { closeServer, echoServer, listen, waitFor } from "../helpers/net.ts";
 import {
   buyCredit,
   connect,
@@ -94,8 +96,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
     for (const r of relays) await r.close();
   });
 
-  async function circuitFor(channels: PayerChannels) {
-    const hops = hopsOf(relays);
+  async function circuitFor(channels: PayerChannels, hops = hopsOf(relays)) {
     const link = await Link.connect(hops[0]!.host, hops[0]!.port, hops[0]!.keys);
     const circuit = await ClientCircuit.build(new CircuitMux(link), hops, {
       payer: { channels, operators: operators.map((o) => getAddress(o.account.address) as Address) },
@@ -238,5 +239,87 @@ describe("in-band payment through a 3-hop circuit", async () => {
       before,
       "no cell of the attacker's circuit was counted for the victim",
     );
+  });
+  it("a hop that dies with the payer's cells in flight leaves it in good standing: the next circuit's receipt is taken", async (t) => {
+    // The third hop is reached through a loopback TCP relay that the test can hold and cut: what
+    // the payer sent once it is held never arrives, as when the middle relay dies mid-upload.
+    const held: Socket[] = [];
+    let hold = false;
+    const cut: Server = createServer((down) => {
+      const up = tcpConnect(relays[2]!.port, "127.0.0.1");
+      held.push(down, up);
+      for (const s of [down, up]) s.on("error", () => {});
+      up.pipe(down);
+      down.on("data", (data: Buffer) => {
+        if (!hold) up.write(data);
+      });
+    });
+    const cutPort = await listen(cut, "127.0.0.1");
+    const echo = echoServer();
+    const echoPort = await listen(echo, "127.0.0.1");
+    t.after(async () => {
+      for (const s of held) s.destroy();
+      await closeServer(cut);
+      await closeServer(echo);
+    });
+    const uploader = await buyCredit(p, p.wallets[8]!, 1n * X0T);
+    const epoch = await p.rewards.read.currentEpoch();
+    for (const o of operators) await lockFor(p, p.wallets[8]!, getAddress(o.account.address), GB / 100n, epoch + 1n);
+    const channels = new PayerChannels({
+      key: uploader,
+      receiptDomain: p.receiptDomain,
+      creditDomain: p.creditDomain,
+      epoch: () => epoch,
+      everyCells: 64n,
+      everyMs: 200, // and a receipt for everything once the traffic pauses
+    });
+    const exit = getAddress(operators[2]!.account.address);
+    const viaCut = hopsOf(relays).map((h, i) => (i === 2 ? { ...h, port: cutPort } : h));
+    const first = await circuitFor(channels, viaCut);
+    t.after(() => first.link.close());
+    const closed = new Promise<CircuitError>((resolve) => first.circuit.onClose(resolve));
+    const stream = await first.circuit.openStream({ type: "ipv4", host: "127.0.0.1", port: echoPort });
+    stream.on("error", () => {});
+    stream.resume();
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    let writing = true;
+    const pump = async () => {
+      for (let i = 0; i < 10_000 && writing; i++)
+        if (!stream.write(chunk)) await new Promise((r) => stream.once("drain", r).once("close", r));
+    };
+    void pump();
+    t.after(() => {
+      writing = false;
+      stream.destroy();
+    });
+    await waitFor(() => gates[2]!.counted(uploader.address).cells > 200n, 10_000, "the exit carrying the upload");
+    hold = true;
+    // The exit acknowledged what it got: the payer's window lets it send that much more, all of
+    // which stays in the hold (net of echoed cells still on their way back, which drain).
+    await waitFor(
+      () => channels.counted(exit).cells > gates[2]!.counted(uploader.address).cells + 32n,
+      10_000,
+      "cells the payer sent that the exit never got",
+    );
+    const lost = channels.counted(exit).cells - gates[2]!.counted(uploader.address).cells;
+    writing = false;
+    for (const s of held) s.destroy();
+    await closed;
+
+    // A new circuit straight to the exit: once the download is done, the payer's receipt for
+    // everything is ahead of the exit's count by the lost cells; the exit takes them (the payer
+    // pays for them) and goes on serving.
+    const again = await circuitFor(channels);
+    t.after(() => again.link.close());
+    const size = 1024 * 1024;
+    assert.equal(await fetchThrough(again.circuit, blob.port, `/blob/${size}`), expectedSha256(size));
+    // Traffic paused: the payer's receipt for everything it counted (all but the cell carrying
+    // that receipt) is taken and kept for settlement, and the circuit still serves.
+    const keptCells = () =>
+      stores[2]!.queued(epoch).find((r) => r.key.toLowerCase() === uploader.address.toLowerCase())?.cells ?? 0n;
+    await waitFor(() => keptCells() + 1n >= channels.counted(exit).cells, 5_000, "the exit to keep the receipt");
+    await new Promise((r) => setTimeout(r, 500)); // two more idle receipts
+    assert.equal(again.circuit.closed, false, `the exit still serves the payer (${lost} cells were lost in flight)`);
+    console.log(`    ${lost} cells in flight when the hop died; the next receipt was taken`);
   });
 });

@@ -237,11 +237,14 @@ export class PaymentGate {
     }
     await this.#apply(key, chain, current);
     this.#fold(circuit);
-    if (key.resumed) {
-      const gap = receipt.cells - key.cells;
-      if (gap > 0n && gap <= this.#o.slackCells)
-        this.#ledger.setCounts(key, receipt.cells, key.bytes + gap * CELL_PRICE_BYTES);
-    }
+    // A receipt may be ahead of this relay's count: the payer counts a forward cell when it sends
+    // it, so cells in flight when a circuit died (a hop gone, a stop) were counted there and never
+    // here, and a count resumed from the store lacks the last cells before the relay's restart.
+    // Up to the slack the relay takes the payer's signed word and charges it for them (a receipt
+    // only ever costs its signer); beyond, the receipt over-claims.
+    const ahead = receipt.cells - key.cells;
+    if (ahead > 0n && ahead <= this.#o.slackCells)
+      this.#ledger.setCounts(key, receipt.cells, key.bytes + ahead * CELL_PRICE_BYTES);
     const verdict = judgeReceipt({
       receipt: { cells: receipt.cells, bytes: receipt.bytes_ },
       counted: { cells: key.cells, bytes: key.bytes },
@@ -253,7 +256,6 @@ export class PaymentGate {
     });
     if (!verdict.ok) return this.#stop(key, STOP_REASON_OF[verdict.reason]);
     this.#o.store.saveReceipt(epoch, receipt);
-    key.resumed = false;
     if (receipt.bytes_ > key.receipted) this.#ledger.setReceipted(key, receipt.bytes_);
     key.stopped = null;
     this.#ledger.touch(key);

@@ -36,8 +36,6 @@ export interface KeyEntry {
   circuits: number;
   /** A chain read of the key under way (the first one decides its account). */
   reading: Promise<void> | null;
-  /** Counted resumed from the store: the next receipt may claim up to the slack more, once. */
-  resumed: boolean;
 }
 
 export interface AccountEntry {
@@ -98,7 +96,6 @@ export class PayerLedger {
       stopped: null,
       circuits: 0,
       reading: null,
-      resumed: counts !== undefined,
     };
     this.#prune(this.#maxKeys - 1); // room first: the new key is never the one dropped
     this.#keys.set(id, key);

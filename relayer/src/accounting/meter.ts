@@ -67,7 +67,8 @@ export type ReceiptVerdict =
 
 /**
  * A relay's judgement of a payer's latest receipt against its own count and the chain: the
- * receipt may not claim more cells than the relay carried, nor fewer than it carried minus
+ * receipt may not claim more cells than the relay carried (the gate first takes up to `slackCells`
+ * more on the payer's word: forward cells in flight when a circuit died), nor fewer than it carried minus
  * `slackCells` (cells set the relay's reward cap: a payer who under-states them starves the relay),
  * nor owe fewer bytes than the relay counted minus `slackBytes` (receipts lag the traffic by up to
  * one interval), and the lock must
