@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { before, beforeEach, describe, it } from "node:test";
 import { type Address, getAddress, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
+import { ADOPTED_CELLS_MS, CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
 import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
 import { signReceipt, verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
@@ -46,7 +46,7 @@ describe("payment gate of a relay", async () => {
   });
   beforeEach(async () => restore());
 
-  function gate(store = new AccountingStore(":memory:")) {
+  function gate(store = new AccountingStore(":memory:"), now?: () => number) {
     const reader = new ChannelReader(
       p.publicClient as never,
       { credit: p.credit.address, rewards: p.rewards.address, relayer },
@@ -62,6 +62,7 @@ describe("payment gate of a relay", async () => {
         preHelloCells: 10n,
         slackCells: 64n,
         slackBytes: 64n * PER_CELL,
+        now,
       }),
     };
   }
@@ -181,11 +182,57 @@ describe("payment gate of a relay", async () => {
     assert.deepEqual(await g.receipt(2, epoch, ahead), { serve: true });
     assert.deepEqual(g.counted(key.address), { cells: c.cells + 12n, bytes: c.bytes + 12n * PER_CELL });
     assert.equal(store.queued(epoch)[0]?.cells, c.cells + 12n, "kept for settlement: the payer pays for them");
-    // The next receipt, in step with the raised count, is accepted too.
+    // The next receipt, in step with the raised count, is accepted too: new cells on the
+    // receipt's circuit count.
     assert.deepEqual(carry(g, 2, 10), { serve: true });
     const next = g.counted(key.address);
+    assert.equal(next.cells, c.cells + 22n);
     const inStep = await signReceipt(key, p.receiptDomain, { relayer, epoch, cells: next.cells, bytes: next.bytes });
     assert.deepEqual(await g.receipt(2, epoch, inStep), { serve: true });
+  });
+
+  it("does not count twice cells a receipt claimed that were late, not lost: on a slower circuit, behind a hello", async () => {
+    let clock = 1_000_000;
+    const { gate: g } = gate(undefined, () => clock);
+    const epoch = await p.rewards.read.currentEpoch();
+    await lockFor(p, payer, relayer, 1_000n * PER_CELL, epoch + 1n);
+    const receiptFor = (cells: bigint, bytes: bigint) =>
+      signReceipt(key, p.receiptDomain, { relayer, epoch, cells, bytes });
+    g.open(1);
+    g.open(2);
+    await g.hello(1, key.address);
+    await g.hello(2, key.address);
+    g.open(3); // its hello is on its way
+    assert.deepEqual(carry(g, 1, 30), { serve: true });
+    // The payer sent 8 cells on circuit 2 (held by a slow middle relay) and 5 on circuit 3 (whose
+    // hello is being checked), then its receipt on circuit 1.
+    const c = g.counted(key.address);
+    assert.deepEqual(await g.receipt(1, epoch, await receiptFor(c.cells + 13n, c.bytes + 13n * PER_CELL)), {
+      serve: true,
+    });
+    assert.equal(g.counted(key.address).cells, c.cells + 13n);
+    assert.deepEqual(carry(g, 2, 8), { serve: true });
+    assert.deepEqual(carry(g, 3, 5), { serve: true });
+    await g.hello(3, key.address);
+    assert.deepEqual(g.counted(key.address), { cells: c.cells + 13n, bytes: c.bytes + 13n * PER_CELL }, "not twice");
+    // Past them, cells count again, on every circuit.
+    assert.deepEqual(carry(g, 2, 2), { serve: true });
+    assert.deepEqual(carry(g, 1, 1), { serve: true });
+    assert.equal(g.counted(key.address).cells, c.cells + 16n);
+    // A circuit opened after the receipt never draws on what it claimed, nor does any once the
+    // window for late cells (ADOPTED_CELLS_MS) has passed.
+    assert.deepEqual(await g.receipt(1, epoch, await receiptFor(c.cells + 20n, c.bytes + 20n * PER_CELL)), {
+      serve: true,
+    });
+    g.open(4);
+    await g.hello(4, key.address);
+    assert.deepEqual(carry(g, 4, 3), { serve: true });
+    assert.equal(g.counted(key.address).cells, c.cells + 23n, "new circuit: counted");
+    assert.deepEqual(carry(g, 2, 1), { serve: true });
+    assert.equal(g.counted(key.address).cells, c.cells + 23n, "an older circuit's late cell: claimed already");
+    clock += ADOPTED_CELLS_MS + 1;
+    assert.deepEqual(carry(g, 2, 2), { serve: true });
+    assert.equal(g.counted(key.address).cells, c.cells + 25n, "too late to be one of them: counted");
   });
 
   it("a payer's node and a relay count alike: the lock the payer signs lands, every receipt it signs is accepted", async () => {

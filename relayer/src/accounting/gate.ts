@@ -86,6 +86,8 @@ export interface GateOptions {
 }
 
 interface CircuitState {
+  /** Opening order (1, 2, …): tells the circuits open when a receipt came from later ones. */
+  readonly serial: number;
   key: KeyEntry | null;
   /** Cells carried while no account is known for the circuit (before the hello, or during its read). */
   unpaidCells: bigint;
@@ -95,6 +97,12 @@ interface CircuitState {
   /** A PAY_HELLO arrived and its signature is being checked (see `helloPending`). */
   helloPending: boolean;
 }
+
+/**
+ * How long cells a receipt claimed ahead of the relay's count may still arrive late (held in a
+ * slow relay's queue, or behind a hello's check) and be recognised as already counted.
+ */
+export const ADOPTED_CELLS_MS = 60_000;
 
 /** Cells a circuit may carry beyond the pre-hello budget while its hello's signature is checked. */
 export const PENDING_HELLO_CELLS = 256n;
@@ -113,6 +121,7 @@ export class PaymentGate {
   readonly #ledger: PayerLedger;
   readonly #circuits = new Map<number, CircuitState>();
   readonly #now: () => number;
+  #serial = 0;
   readonly #pendingMax: bigint;
   readonly #pendingRefillMs: number;
   #pending: { tokens: bigint; at: number };
@@ -132,6 +141,7 @@ export class PaymentGate {
   /** A circuit through this relay was created. */
   open(circuitId: number): void {
     this.#circuits.set(circuitId, {
+      serial: ++this.#serial,
       key: null,
       unpaidCells: 0n,
       unpaidBytes: 0n,
@@ -200,7 +210,7 @@ export class PaymentGate {
     const key = circuit.key;
     const account = key?.account;
     if (!account) return this.#unattributed(circuit, key);
-    this.#ledger.count(key, account, CELL_PRICE_BYTES);
+    if (key.adopted === 0n || this.#late(key, circuit, 1n) === 0n) this.#ledger.count(key, account, CELL_PRICE_BYTES);
     if (key.stopped !== null) return stop(key.stopped);
     if (account.unpaid > account.covered) return stop(PayStopReason.lockShort);
     // Receipts must keep up: a payer that stops signing is carried one receipt interval, no more
@@ -241,13 +251,16 @@ export class PaymentGate {
     // it, so cells in flight when a circuit died (a hop gone, a stop) were counted there and never
     // here, and a count resumed from the store lacks the last cells before the relay's restart.
     // Up to the slack the relay takes the payer's signed word and charges it for them (a receipt
-    // only ever costs its signer); beyond, the receipt over-claims.
+    // only ever costs its signer); beyond, the receipt over-claims. Cells that were only late (on
+    // a slower path, or behind a hello's check) are then not counted again when they come (#late).
     const ahead = receipt.cells - key.cells;
-    if (ahead > 0n && ahead <= this.#o.slackCells)
-      this.#ledger.setCounts(key, receipt.cells, key.bytes + ahead * CELL_PRICE_BYTES);
+    const adopt = ahead > 0n && ahead <= this.#o.slackCells;
+    const counted = adopt
+      ? { cells: receipt.cells, bytes: key.bytes + ahead * CELL_PRICE_BYTES }
+      : { cells: key.cells, bytes: key.bytes };
     const verdict = judgeReceipt({
       receipt: { cells: receipt.cells, bytes: receipt.bytes_ },
-      counted: { cells: key.cells, bytes: key.bytes },
+      counted,
       chain,
       epoch: current,
       slackCells: this.#o.slackCells,
@@ -255,6 +268,15 @@ export class PaymentGate {
       allowanceBytes: this.#o.allowanceBytes,
     });
     if (!verdict.ok) return this.#stop(key, STOP_REASON_OF[verdict.reason]);
+    if (adopt) {
+      this.#ledger.setCounts(key, counted.cells, counted.bytes);
+      const now = this.#now();
+      const left = now <= key.adoptedUntil ? key.adopted : 0n;
+      key.adopted = left + ahead > this.#o.slackCells ? this.#o.slackCells : left + ahead;
+      key.adoptedBefore = this.#serial + 1;
+      key.adoptedOn = circuit.serial;
+      key.adoptedUntil = now + ADOPTED_CELLS_MS;
+    }
     this.#o.store.saveReceipt(epoch, receipt);
     if (receipt.bytes_ > key.receipted) this.#ledger.setReceipted(key, receipt.bytes_);
     key.stopped = null;
@@ -308,13 +330,34 @@ export class PaymentGate {
   #fold(circuit: CircuitState): void {
     const key = circuit.key;
     if (!key?.account || circuit.unpaidCells === 0n) return;
-    this.#ledger.setCounts(key, key.cells + circuit.unpaidCells, key.bytes + circuit.unpaidBytes);
+    const late = key.adopted === 0n ? 0n : this.#late(key, circuit, circuit.unpaidCells);
+    this.#ledger.setCounts(
+      key,
+      key.cells + circuit.unpaidCells - late,
+      key.bytes + circuit.unpaidBytes - late * CELL_PRICE_BYTES,
+    );
     // Charged to an account now: the pending budget gets it back.
     const back = this.#pending.tokens + circuit.pendingBytes;
     this.#pending.tokens = back > this.#pendingMax ? this.#pendingMax : back;
     circuit.unpaidCells = 0n;
     circuit.unpaidBytes = 0n;
     circuit.pendingBytes = 0n;
+  }
+
+  /**
+   * How many of `cells` cells of `circuit` are late ones a receipt already claimed (and the relay
+   * counted then): only a circuit open before that receipt came, not the receipt's own, within
+   * ADOPTED_CELLS_MS. Takes them from the key's adopted cells.
+   */
+  #late(key: KeyEntry, circuit: CircuitState, cells: bigint): bigint {
+    if (circuit.serial >= key.adoptedBefore || circuit.serial === key.adoptedOn) return 0n;
+    if (this.#now() > key.adoptedUntil) {
+      key.adopted = 0n;
+      return 0n;
+    }
+    const late = cells < key.adopted ? cells : key.adopted;
+    key.adopted -= late;
+    return late;
   }
 
   /** Reads the key's channel (one read at a time per key) and applies it. */

@@ -32,6 +32,16 @@ export interface KeyEntry {
   /** Bytes owed by the key's highest accepted (or stored) receipt. */
   receipted: bigint;
   stopped: PayStopReason | null;
+  /**
+   * Cells a receipt claimed beyond the relay's count that the relay took on the payer's word
+   * (gate.ts): lost in flight, or only late. Late ones still arrive, on a circuit of the key
+   * opened before the receipt came (`adoptedBefore`, a circuit serial) other than the receipt's
+   * own (`adoptedOn`), until `adoptedUntil` (ms): those draw on this instead of being counted twice.
+   */
+  adopted: bigint;
+  adoptedBefore: number;
+  adoptedOn: number;
+  adoptedUntil: number;
   /** Open circuits that named this key: while any is open, the key is never dropped. */
   circuits: number;
   /** A chain read of the key under way (the first one decides its account). */
@@ -94,6 +104,10 @@ export class PayerLedger {
       // A resumed count is what the key's kept receipts say: all of it is receipted.
       receipted: counts?.bytes ?? 0n,
       stopped: null,
+      adopted: 0n,
+      adoptedBefore: 0,
+      adoptedOn: 0,
+      adoptedUntil: 0,
       circuits: 0,
       reading: null,
     };
