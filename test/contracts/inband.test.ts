@@ -322,4 +322,44 @@ describe("in-band payment through a 3-hop circuit", async () => {
     assert.equal(again.circuit.closed, false, `the exit still serves the payer (${lost} cells were lost in flight)`);
     console.log(`    ${lost} cells in flight when the hop died; the next receipt was taken`);
   });
+  it("an idle paid circuit covers its traffic with one round of receipts, then sends none", async (t) => {
+    const idler = await buyCredit(p, p.wallets[9]!, 1n * X0T);
+    const epoch = await p.rewards.read.currentEpoch();
+    for (const o of operators) await lockFor(p, p.wallets[9]!, getAddress(o.account.address), GB / 100n, epoch + 1n);
+    const channels = new PayerChannels({
+      key: idler,
+      receiptDomain: p.receiptDomain,
+      creditDomain: p.creditDomain,
+      epoch: () => epoch,
+      everyCells: 64n,
+      everyMs: 50,
+    });
+    const { circuit, link } = await circuitFor(channels);
+    t.after(() => link.close());
+    const size = 256 * 1024;
+    assert.equal(await fetchThrough(circuit, blob.port, `/blob/${size}`), expectedSha256(size));
+    await new Promise((r) => setTimeout(r, 300)); // the idle round after the download
+    const seen = gates.map(() => 0);
+    const originals = gates.map((g) => g.receipt.bind(g));
+    for (const [i, g] of gates.entries())
+      g.receipt = (id, at, r) => {
+        if (r.key.toLowerCase() === idler.address.toLowerCase()) seen[i]!++;
+        return originals[i]!(id, at, r);
+      };
+    t.after(() => {
+      for (const [i, g] of gates.entries()) g.receipt = originals[i]!;
+    });
+    await new Promise((r) => setTimeout(r, 500)); // ten receipt intervals
+    assert.deepEqual(seen, [0, 0, 0], "no receipt while the circuit is idle");
+    for (const [i, o] of operators.entries()) {
+      const kept = stores[i]!.queued(epoch).find((r) => r.key.toLowerCase() === idler.address.toLowerCase());
+      const counted = gates[i]!.counted(idler.address).cells;
+      assert.ok(
+        kept && counted - kept.cells <= 8n,
+        `hop ${i + 1}: the kept receipt covers all but the receipts' cells`,
+      );
+      assert.equal(channels.counted(getAddress(o.account.address)).cells, counted, `hop ${i + 1}: both sides agree`);
+    }
+    assert.equal(circuit.closed, false);
+  });
 });

@@ -129,10 +129,14 @@ export class ClientCircuit implements CircuitEndpoint {
   private error: CircuitError | undefined;
   private readonly closeListeners: Array<(error: CircuitError) => void> = [];
   private payer: CircuitPayer | undefined;
+  /** The hops were sent their PAY_HELLO: receipts may leave (before, cells are only counted). */
+  private helloSent = false;
   /** Hops whose receipt is being signed (one at a time per hop). */
   private readonly signing = new Set<number>();
   /** Sends due receipts when traffic pauses (receipts are otherwise sent as cells pass). */
   private receiptTimer: NodeJS.Timeout | undefined;
+  /** Cells other than the payer's own messages crossed the circuit since the last idle receipts. */
+  private trafficSinceIdle = false;
   readonly createdAt = Date.now();
 
   private constructor(mux: CircuitMux, path: readonly HopInfo[]) {
@@ -147,6 +151,10 @@ export class ClientCircuit implements CircuitEndpoint {
       throw new RangeError(`a circuit has 1..${MAX_HOPS} hops, got ${path.length}`);
     const circuit = new ClientCircuit(mux, path);
     const timeout = options.stepTimeoutMs ?? 10_000;
+    // The build's EXTEND and EXTENDED cells are relay cells the hops count: so must the payer
+    // (no receipt leaves before the hops' hellos, below), or each circuit would leave the first
+    // hop 4 cells and the second 2 ahead of every receipt, for good.
+    circuit.payer = options.payer;
     try {
       let hs: ClientHandshake = startClientHandshake((path[0] as HopInfo).keys);
       for (let i = 0; i < path.length; i++) {
@@ -175,7 +183,7 @@ export class ClientCircuit implements CircuitEndpoint {
         if (nextHs) hs = nextHs;
       }
       if (options.payer) {
-        circuit.payer = options.payer;
+        circuit.helloSent = true;
         for (let i = 0; i < circuit.hops.length; i++) {
           const operator = options.payer.operators[i];
           if (operator) circuit.sendHello(i, operator);
@@ -338,6 +346,7 @@ export class ClientCircuit implements CircuitEndpoint {
       if (cell.command !== CellCommand.relay || this.hops.length === 0) throw new ProtocolError("unexpected cell");
       const { hop, message } = unwrapBackward(this.hops, cell.body);
       this.carried(hop);
+      this.trafficSinceIdle = true;
       this.handle(hop, message);
     } catch (error) {
       const reason = error instanceof AuthenticationError ? DestroyReason.authentication : DestroyReason.protocol;
@@ -443,6 +452,8 @@ export class ClientCircuit implements CircuitEndpoint {
   private sendTo(hop: number, command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
     if (this.error) return false;
     this.carried(hop);
+    if (command !== RelayCommand.payReceipt && command !== RelayCommand.payLock && command !== RelayCommand.payHello)
+      this.trafficSinceIdle = true;
     return this.mux.send(
       this.id,
       CellCommand.relay,
@@ -459,14 +470,20 @@ export class ClientCircuit implements CircuitEndpoint {
     if (!payer) return;
     for (let i = 0; i <= farthest && i < this.hops.length; i++) {
       const operator = payer.operators[i];
-      if (operator && payer.channels.carried(operator)) this.sendReceipt(i, operator);
+      if (operator && payer.channels.carried(operator) && this.helloSent) this.sendReceipt(i, operator);
     }
   }
 
-  /** Every hop with cells not covered by a receipt yet gets one (traffic paused). */
+  /**
+   * Every hop with cells not covered by a receipt yet gets one (traffic paused), once per pause:
+   * the receipts' own cells are left for the next receipt (a few cells of lag, well within the
+   * relays' slack), or each round would make the next one due and an idle circuit would sign and
+   * send a receipt per hop every interval for as long as it stays open.
+   */
   private sendIdleReceipts(): void {
     const payer = this.payer;
-    if (!payer || this.closed) return;
+    if (!payer || this.closed || !this.trafficSinceIdle) return;
+    this.trafficSinceIdle = false;
     for (let i = 0; i < this.hops.length; i++) {
       const operator = payer.operators[i];
       if (operator && payer.channels.unsigned(operator)) this.sendReceipt(i, operator);
