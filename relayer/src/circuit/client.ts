@@ -483,11 +483,16 @@ export class ClientCircuit implements CircuitEndpoint {
   private sendIdleReceipts(): void {
     const payer = this.payer;
     if (!payer || this.closed || !this.trafficSinceIdle) return;
-    this.trafficSinceIdle = false;
+    // A hop whose receipt is being signed now (for the count when it started) is tried again at
+    // the next tick, or the cells after that count would wait for the next traffic.
+    let again = false;
     for (let i = 0; i < this.hops.length; i++) {
       const operator = payer.operators[i];
-      if (operator && payer.channels.unsigned(operator)) this.sendReceipt(i, operator);
+      if (!operator || !payer.channels.unsigned(operator)) continue;
+      if (this.signing.has(i)) again = true;
+      else this.sendReceipt(i, operator);
     }
+    this.trafficSinceIdle = again;
   }
 
   /**
