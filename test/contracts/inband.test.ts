@@ -23,7 +23,7 @@ import type { RelayNode } from "../../relayer/src/node/relay.ts";
 import { DestroyReason } from "../../relayer/src/wire/cell.ts";
 import { StreamOpenError, StreamReason } from "../../relayer/src/wire/reasons.ts";
 import { expectedSha256, hopsOf, startBlobServer, startRelays } from "../relayer/helpers.ts";
-import { closeServer, echoServer, listen, waitFor } from "../helpers/net.ts";
+import { closedPort, closeServer, echoServer, listen, waitFor } from "../helpers/net.ts";
 import {
   buyCredit,
   connect,
@@ -361,5 +361,22 @@ describe("in-band payment through a 3-hop circuit", async () => {
       assert.equal(channels.counted(getAddress(o.account.address)).cells, counted, `hop ${i + 1}: both sides agree`);
     }
     assert.equal(circuit.closed, false);
+  });
+  it("a build that fails before the hellos leaves no cell counted on either side, as the relays do", async () => {
+    const failing = await buyCredit(p, p.wallets[10]!, 1n * X0T);
+    const channels = new PayerChannels({
+      key: failing,
+      receiptDomain: p.receiptDomain,
+      creditDomain: p.creditDomain,
+      epoch: () => 0n,
+      everyCells: 64n,
+      everyMs: 60_000,
+    });
+    const dead = { ...hopsOf(relays)[1]!, port: await closedPort() };
+    for (let attempt = 0; attempt < 3; attempt++)
+      await assert.rejects(circuitFor(channels, [hopsOf(relays)[0]!, dead, hopsOf(relays)[2]!]));
+    const first = getAddress(operators[0]!.account.address);
+    assert.deepEqual(channels.counted(first), { cells: 0n, bytes: 0n }, "the payer counted nothing");
+    assert.deepEqual(gates[0]!.counted(failing.address), { cells: 0n, bytes: 0n }, "nor did the first hop");
   });
 });

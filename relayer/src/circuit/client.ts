@@ -129,8 +129,13 @@ export class ClientCircuit implements CircuitEndpoint {
   private error: CircuitError | undefined;
   private readonly closeListeners: Array<(error: CircuitError) => void> = [];
   private payer: CircuitPayer | undefined;
-  /** The hops were sent their PAY_HELLO: receipts may leave (before, cells are only counted). */
-  private helloSent = false;
+  /**
+   * Cells each hop carried before its PAY_HELLO left (the build's EXTEND and EXTENDED, anything
+   * sent while the hello was signed): a relay charges them to the key only when the hello comes,
+   * and drops them if the circuit dies before. So does the payer: they join the hop's channel as
+   * its hello leaves. -1 once it has.
+   */
+  private readonly beforeHello: number[] = [];
   /** Hops whose receipt is being signed (one at a time per hop). */
   private readonly signing = new Set<number>();
   /** Sends due receipts when traffic pauses (receipts are otherwise sent as cells pass). */
@@ -152,8 +157,8 @@ export class ClientCircuit implements CircuitEndpoint {
     const circuit = new ClientCircuit(mux, path);
     const timeout = options.stepTimeoutMs ?? 10_000;
     // The build's EXTEND and EXTENDED cells are relay cells the hops count: so must the payer
-    // (no receipt leaves before the hops' hellos, below), or each circuit would leave the first
-    // hop 4 cells and the second 2 ahead of every receipt, for good.
+    // (as the relays do, from the hop's hello on: `beforeHello`), or each circuit would leave the
+    // first hop 4 cells and the second 2 ahead of every receipt, for good.
     circuit.payer = options.payer;
     try {
       let hs: ClientHandshake = startClientHandshake((path[0] as HopInfo).keys);
@@ -183,7 +188,6 @@ export class ClientCircuit implements CircuitEndpoint {
         if (nextHs) hs = nextHs;
       }
       if (options.payer) {
-        circuit.helloSent = true;
         for (let i = 0; i < circuit.hops.length; i++) {
           const operator = options.payer.operators[i];
           if (operator) circuit.sendHello(i, operator);
@@ -470,7 +474,10 @@ export class ClientCircuit implements CircuitEndpoint {
     if (!payer) return;
     for (let i = 0; i <= farthest && i < this.hops.length; i++) {
       const operator = payer.operators[i];
-      if (operator && payer.channels.carried(operator) && this.helloSent) this.sendReceipt(i, operator);
+      if (!operator) continue;
+      const waiting = this.beforeHello[i] ?? 0;
+      if (waiting >= 0) this.beforeHello[i] = waiting + 1;
+      else if (payer.channels.carried(operator)) this.sendReceipt(i, operator);
     }
   }
 
@@ -508,6 +515,8 @@ export class ClientCircuit implements CircuitEndpoint {
       (hello) => {
         this.signing.delete(i);
         if (this.closed) return;
+        for (let n = this.beforeHello[i] ?? 0; n > 0; n--) payer.channels.carried(operator);
+        this.beforeHello[i] = -1;
         this.sendTo(i, RelayCommand.payHello, 0, [encodePayHello(hello)]);
         if (payer.channels.unsigned(operator)) this.sendReceipt(i, operator);
         else this.sendLockIfDue(i);
@@ -517,7 +526,7 @@ export class ClientCircuit implements CircuitEndpoint {
   }
 
   private sendReceipt(i: number, operator: Address): void {
-    if (!this.payer || this.signing.has(i)) return;
+    if (!this.payer || this.signing.has(i) || this.beforeHello[i] !== -1) return;
     this.signing.add(i);
     this.payer.channels.receipt(operator).then(
       (r) => {
