@@ -361,6 +361,26 @@ describe("in-band payment through a 3-hop circuit", async () => {
       assert.equal(channels.counted(getAddress(o.account.address)).cells, counted, `hop ${i + 1}: both sides agree`);
     }
     assert.equal(circuit.closed, false);
+
+    // A second circuit carries a few cells and closes before any receipt covers them: the idle
+    // circuit, through the same relays, sends those hops their receipts.
+    const other = await circuitFor(channels);
+    t.after(() => other.link.close());
+    await new Promise((r) => setTimeout(r, 100)); // its hellos are out
+    // A probe to each hop (3 cells on the first, 2, 1): after a pause, each makes a receipt due at
+    // once, signed for this circuit, which closes before it can leave.
+    void other.circuit.probe(1_000);
+    const tail = operators.map((o) => channels.counted(getAddress(o.account.address)).cells);
+    other.circuit.close();
+    await waitFor(
+      () =>
+        operators.every((o, i) => {
+          const kept = stores[i]!.queued(epoch).find((r) => r.key.toLowerCase() === idler.address.toLowerCase());
+          return (kept?.cells ?? 0n) >= tail[i]! && !channels.unsigned(getAddress(o.account.address));
+        }),
+      5_000,
+      "the idle circuit to send the closed circuit's tail",
+    );
   });
   it("a build that fails before the hellos leaves no cell counted on either side, as the relays do", async () => {
     const failing = await buyCredit(p, p.wallets[10]!, 1n * X0T);

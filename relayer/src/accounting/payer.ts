@@ -41,7 +41,8 @@ export interface PayerOptions {
 export class PayerChannels {
   readonly #o: PayerOptions;
   readonly #meter = new ChannelMeter<string>();
-  readonly #lastSigned = new Map<string, { cells: bigint; at: number }>();
+  /** Per relay: the count the last receipt signed, when, and the payer's own cells since (`own`). */
+  readonly #lastSigned = new Map<string, { cells: bigint; at: number; own: bigint }>();
   readonly #now: () => number;
   /** What this node asked each relay to lock (bytes owed up to which it is covered, and until when). */
   readonly #requested = new Map<string, { upTo: bigint; expiresEpoch: bigint }>();
@@ -56,7 +57,7 @@ export class PayerChannels {
     this.#nonce = stored ?? options.firstNonce ?? BigInt(this.#now()) << 16n;
     for (const [relayer, count] of options.store?.channels(options.key.address) ?? []) {
       this.#meter.resume(relayer, count);
-      this.#lastSigned.set(relayer, { cells: count.cells, at: this.#now() });
+      this.#lastSigned.set(relayer, { cells: count.cells, at: this.#now(), own: 0n });
     }
   }
 
@@ -74,12 +75,17 @@ export class PayerChannels {
     this.#meter.resume(relayer.toLowerCase(), { cells, bytes });
   }
 
-  /** `relayer` carried a relay cell for us (either direction); true when a receipt is due for it. */
-  carried(relayer: Address): boolean {
+  /**
+   * `relayer` carried a relay cell for us (either direction); true when a receipt is due for it.
+   * `own`: one of the payer's own messages (PAY_HELLO, PAY_RECEIPT, PAY_LOCK), counted like any
+   * cell but no reason for an idle receipt (`unsigned`).
+   */
+  carried(relayer: Address, own = false): boolean {
     const id = relayer.toLowerCase();
     const count = this.#meter.add(id, CELL_PRICE_BYTES);
-    const last = this.#lastSigned.get(id) ?? { cells: 0n, at: this.#now() };
-    if (!this.#lastSigned.has(id)) this.#lastSigned.set(id, last);
+    let last = this.#lastSigned.get(id);
+    if (!last) this.#lastSigned.set(id, (last = { cells: 0n, at: this.#now(), own: 0n }));
+    if (own) last.own += 1n;
     return count.cells - last.cells >= this.#o.everyCells || this.#now() - last.at >= this.#o.everyMs;
   }
 
@@ -88,10 +94,29 @@ export class PayerChannels {
     return this.#o.everyMs;
   }
 
-  /** True when `relayer` carried cells that no signed receipt covers yet. */
+  /**
+   * True when `relayer` carried cells that no signed receipt covers yet, other than the payer's own
+   * messages since the last one: each receipt is itself a cell, so counting those would make every
+   * idle receipt the cause of the next, and an idle circuit would sign one per hop every interval.
+   * They wait for the next receipt (a few cells, well within the relays' slack).
+   */
   unsigned(relayer: Address): boolean {
     const id = relayer.toLowerCase();
-    return this.#meter.get(id).cells > (this.#lastSigned.get(id)?.cells ?? 0n);
+    const last = this.#lastSigned.get(id);
+    return this.#meter.get(id).cells > (last ? last.cells + last.own : 0n);
+  }
+
+  /**
+   * A receipt for `cells` was signed but never sent (its circuit closed meanwhile): unless a later
+   * one was signed since, the relay's cells are uncovered again, and the next receipt (cumulative)
+   * covers them.
+   */
+  unsent(relayer: Address, cells: bigint): void {
+    const last = this.#lastSigned.get(relayer.toLowerCase());
+    if (last && last.cells === cells) {
+      last.cells = 0n;
+      last.own = 0n;
+    }
   }
 
   /** Signs `relayer` a receipt for everything counted so far. */
@@ -99,7 +124,7 @@ export class PayerChannels {
     const id = relayer.toLowerCase();
     const count = this.#meter.get(id);
     const epoch = this.#o.epoch();
-    this.#lastSigned.set(id, { cells: count.cells, at: this.#now() });
+    this.#lastSigned.set(id, { cells: count.cells, at: this.#now(), own: 0n });
     this.#o.store?.signed(this.#o.key.address, relayer, count);
     const signed = await signReceipt(this.#o.key, this.#o.receiptDomain, {
       relayer,

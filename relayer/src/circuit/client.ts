@@ -140,8 +140,6 @@ export class ClientCircuit implements CircuitEndpoint {
   private readonly signing = new Set<number>();
   /** Sends due receipts when traffic pauses (receipts are otherwise sent as cells pass). */
   private receiptTimer: NodeJS.Timeout | undefined;
-  /** Cells other than the payer's own messages crossed the circuit since the last idle receipts. */
-  private trafficSinceIdle = false;
   readonly createdAt = Date.now();
 
   private constructor(mux: CircuitMux, path: readonly HopInfo[]) {
@@ -350,7 +348,6 @@ export class ClientCircuit implements CircuitEndpoint {
       if (cell.command !== CellCommand.relay || this.hops.length === 0) throw new ProtocolError("unexpected cell");
       const { hop, message } = unwrapBackward(this.hops, cell.body);
       this.carried(hop);
-      this.trafficSinceIdle = true;
       this.handle(hop, message);
     } catch (error) {
       const reason = error instanceof AuthenticationError ? DestroyReason.authentication : DestroyReason.protocol;
@@ -455,9 +452,10 @@ export class ClientCircuit implements CircuitEndpoint {
 
   private sendTo(hop: number, command: RelayCommand, streamId: number, data: readonly Buffer[]): boolean {
     if (this.error) return false;
-    this.carried(hop);
-    if (command !== RelayCommand.payReceipt && command !== RelayCommand.payLock && command !== RelayCommand.payHello)
-      this.trafficSinceIdle = true;
+    this.carried(
+      hop,
+      command === RelayCommand.payReceipt || command === RelayCommand.payLock || command === RelayCommand.payHello,
+    );
     return this.mux.send(
       this.id,
       CellCommand.relay,
@@ -469,7 +467,7 @@ export class ClientCircuit implements CircuitEndpoint {
    * A relay cell crossed hops 0..`farthest` (a forward cell to hop `farthest`, or a backward one
    * from it): counts it for each paid hop, and sends a hop its receipt when one is due.
    */
-  private carried(farthest: number): void {
+  private carried(farthest: number, own = false): void {
     const payer = this.payer;
     if (!payer) return;
     for (let i = 0; i <= farthest && i < this.hops.length; i++) {
@@ -477,29 +475,21 @@ export class ClientCircuit implements CircuitEndpoint {
       if (!operator) continue;
       const waiting = this.beforeHello[i] ?? 0;
       if (waiting >= 0) this.beforeHello[i] = waiting + 1;
-      else if (payer.channels.carried(operator)) this.sendReceipt(i, operator);
+      else if (payer.channels.carried(operator, own)) this.sendReceipt(i, operator);
     }
   }
 
   /**
-   * Every hop with cells not covered by a receipt yet gets one (traffic paused), once per pause:
-   * the receipts' own cells are left for the next receipt (a few cells of lag, well within the
-   * relays' slack), or each round would make the next one due and an idle circuit would sign and
-   * send a receipt per hop every interval for as long as it stays open.
+   * Every hop with cells not covered by a receipt yet gets one (traffic paused; the payer's own
+   * messages since the last receipt do not count, see `PayerChannels.unsigned`).
    */
   private sendIdleReceipts(): void {
     const payer = this.payer;
-    if (!payer || this.closed || !this.trafficSinceIdle) return;
-    // A hop whose receipt is being signed now (for the count when it started) is tried again at
-    // the next tick, or the cells after that count would wait for the next traffic.
-    let again = false;
+    if (!payer || this.closed) return;
     for (let i = 0; i < this.hops.length; i++) {
       const operator = payer.operators[i];
-      if (!operator || !payer.channels.unsigned(operator)) continue;
-      if (this.signing.has(i)) again = true;
-      else this.sendReceipt(i, operator);
+      if (operator && payer.channels.unsigned(operator)) this.sendReceipt(i, operator);
     }
-    this.trafficSinceIdle = again;
   }
 
   /**
@@ -528,10 +518,12 @@ export class ClientCircuit implements CircuitEndpoint {
   private sendReceipt(i: number, operator: Address): void {
     if (!this.payer || this.signing.has(i) || this.beforeHello[i] !== -1) return;
     this.signing.add(i);
-    this.payer.channels.receipt(operator).then(
+    const channels = this.payer.channels;
+    channels.receipt(operator).then(
       (r) => {
         this.signing.delete(i);
-        if (this.closed) return;
+        // Closed while it was signed: it never leaves, so its cells are not covered yet.
+        if (this.closed) return channels.unsent(operator, r.cells);
         this.sendTo(i, RelayCommand.payReceipt, 0, [encodePayReceipt(r)]);
         this.sendLockIfDue(i);
       },
