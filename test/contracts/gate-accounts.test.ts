@@ -12,7 +12,7 @@ import { CELL_PRICE_BYTES, type GateChain, PaymentGate } from "@x0tta6bl4/relaye
 import { signReceipt, verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
-import { settleOnce, type SettlementClients } from "@x0tta6bl4/relayer/chain/settlement";
+import { settleOnce } from "@x0tta6bl4/relayer/chain/settlement";
 import { PayStopReason } from "../../relayer/src/wire/payment.ts";
 import {
   authorizeKey,
@@ -25,6 +25,7 @@ import {
   type Wallet,
   warpToEpoch,
   X0T,
+  settlementClients,
 } from "../helpers/protocol.js";
 
 const PER_CELL = CELL_PRICE_BYTES;
@@ -199,11 +200,7 @@ describe("payment gate against multi-key accounts and key floods", async () => {
     }
     // The next epoch: the relay settles both devices' receipts (200 cells paid from the lock).
     await warpToEpoch(connection, p, epoch + 1n);
-    const clients = {
-      public: p.publicClient as unknown as SettlementClients["public"],
-      wallet: relay as unknown as SettlementClients["wallet"],
-      rewards: p.rewards.address,
-    };
+    const clients = settlementClients(p, relay);
     assert.equal((await settleOnce(store, clients, relayer)).submitted[0]?.paid, 2);
     // The phone's next receipt shows the smaller lock; the laptop's paid count here is older. The
     // gate reads the laptop again before it believes the smaller lock: 100 + 10 cells are left.

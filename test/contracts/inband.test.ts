@@ -15,7 +15,7 @@ import type { PayHello } from "../../relayer/src/wire/payment.ts";
 import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
 import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
-import { claimRewards, type SettlementClients, settleOnce } from "@x0tta6bl4/relayer/chain/settlement";
+import { claimRewards, settleOnce } from "@x0tta6bl4/relayer/chain/settlement";
 import { ClientCircuit, CircuitError } from "../../relayer/src/circuit/client.ts";
 import { CircuitMux } from "../../relayer/src/circuit/mux.ts";
 import { Link } from "../../relayer/src/link/link.ts";
@@ -36,6 +36,7 @@ import {
   type Wallet,
   warpToEpoch,
   X0T,
+  settlementClients,
 } from "../helpers/protocol.js";
 
 async function fetchThrough(circuit: ClientCircuit, port: number, path: string) {
@@ -136,11 +137,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
     }
     await warpToEpoch(connection, p, epoch + 1n);
     for (const [i, o] of operators.entries()) {
-      const clients = {
-        public: p.publicClient as unknown as SettlementClients["public"],
-        wallet: o as unknown as SettlementClients["wallet"],
-        rewards: p.rewards.address,
-      };
+      const clients = settlementClients(p, o);
       const report = await settleOnce(stores[i]!, clients, getAddress(o.account.address));
       assert.equal(report.submitted[0]?.paid, 1, `hop ${i + 1}'s receipt paid`);
     }
@@ -148,11 +145,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
     for (const o of operators) {
       const relayer = getAddress(o.account.address);
       const owed = channels.counted(relayer).bytes;
-      const clients = {
-        public: p.publicClient as unknown as SettlementClients["public"],
-        wallet: o as unknown as SettlementClients["wallet"],
-        rewards: p.rewards.address,
-      };
+      const clients = settlementClients(p, o);
       const { minted } = await claimRewards(clients, relayer, [epoch]);
       const value = (X0T * owed) / GB; // 1 X0T per GB, the lock's own price
       assert.equal(minted, (value * 9_000n) / 10_000n, "90% of what the payer released for this hop, to the wei");

@@ -40,6 +40,7 @@ import {
   type Wallet,
   warpToEpoch,
   X0T,
+  settlementClients,
 } from "../helpers/protocol.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -63,11 +64,7 @@ describe("relay settlement (SQLite store + EpochRewards)", async () => {
     await registerRelayer(p, relay);
     payers = [];
     for (const wallet of p.wallets.slice(4, 7)) payers.push({ wallet, key: await buyCredit(p, wallet, 10n * X0T) });
-    clients = {
-      public: (await connection.viem.getPublicClient()) as unknown as SettlementClients["public"],
-      wallet: relay as unknown as SettlementClients["wallet"],
-      rewards: p.rewards.address,
-    };
+    clients = settlementClients(p, relay, await connection.viem.getPublicClient());
     const snapshot = await networkHelpers.takeSnapshot();
     restore = () => snapshot.restore();
   });
@@ -305,11 +302,7 @@ describe("relay settlement through an RPC outage", async () => {
     });
     const publicClient = createPublicClient({ transport, pollingInterval: 50 });
     const walletClient = createWalletClient({ account: relay.account, transport });
-    const clients = {
-      public: publicClient as unknown as SettlementClients["public"],
-      wallet: walletClient as unknown as SettlementClients["wallet"],
-      rewards: p.rewards.address,
-    };
+    const clients = settlementClients(p, walletClient, publicClient);
     let clock = 0;
     const reader = new ChannelReader(
       publicClient as unknown as SettlementClients["public"],
@@ -362,11 +355,7 @@ describe("relay settlement through an RPC outage", async () => {
     const late = await signReceipt(payer.key, p.receiptDomain, { relayer, epoch, cells: 1n, bytes: 1n });
     store.saveReceipt(epoch, late);
     await warpToEpoch(connection, p, epoch + 4n);
-    const clients = {
-      public: p.publicClient as unknown as SettlementClients["public"],
-      wallet: relay as unknown as SettlementClients["wallet"],
-      rewards: p.rewards.address,
-    };
+    const clients = settlementClients(p, relay);
     const report = await settleOnce(store, clients, relayer);
     assert.deepEqual(report.abandoned, [{ epoch, receipts: 1 }]);
     assert.equal(store.outcome(epoch, payer.key.address), "refused: submission window closed");

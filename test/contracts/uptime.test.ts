@@ -17,7 +17,7 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { signReceipt, signUptime } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { epochRewardsAbi } from "@x0tta6bl4/relayer/chain/abi";
-import { claimRewards, type SettlementClients, settleOnce } from "@x0tta6bl4/relayer/chain/settlement";
+import { claimRewards, settleOnce } from "@x0tta6bl4/relayer/chain/settlement";
 import { submitUptimeDue } from "../../relayer/src/chain/uptime.ts";
 import { Link } from "../../relayer/src/link/link.ts";
 import { Knowledge } from "../../relayer/src/mesh/knowledge.ts";
@@ -37,6 +37,7 @@ import {
   type Wallet,
   warpToEpoch,
   X0T,
+  settlementClients,
 } from "../helpers/protocol.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -122,11 +123,7 @@ describe("uptime attestations between relays (probes, signatures, inbox, submitU
   });
 
   const peerOf = (r: TestRelay) => ({ operator: r.operator, host: r.node.host, port: r.node.port, keys: r.node.keys });
-  const clientsOf = async (r: TestRelay): Promise<SettlementClients> => ({
-    public: (await connection.viem.getPublicClient()) as unknown as SettlementClients["public"],
-    wallet: r.wallet as unknown as SettlementClients["wallet"],
-    rewards: p.rewards.address,
-  });
+  const clientsOf = async (r: TestRelay) => settlementClients(p, r.wallet, await connection.viem.getPublicClient());
 
   it("probes for an epoch, attests the relays that stayed up, and pays the bonus only with k attestations", async () => {
     const [a, b, c] = relays as [TestRelay, TestRelay, TestRelay];

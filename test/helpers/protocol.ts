@@ -17,6 +17,7 @@ import { ClientKeys } from "../../relayer/src/accounting/client-keys.ts";
 import type { PayHello } from "../../relayer/src/wire/payment.ts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
+import type { SettlementClients } from "@x0tta6bl4/relayer/chain/settlement";
 
 export const X0T = 10n ** 18n;
 export const GB = 1_000_000_000n;
@@ -150,6 +151,19 @@ export async function warpToEpoch(connection: Connection, p: Protocol, epoch: bi
   const now = BigInt(await connection.networkHelpers.time.latest());
   if (now >= target) throw new Error(`already past epoch ${epoch} + ${offset}s (now ${now}, target ${target})`);
   await connection.networkHelpers.time.increaseTo(target);
+}
+
+/** What settlement (settleOnce, claimRewards) needs to send as `wallet`, a relay's operator or signer. */
+export function settlementClients(
+  p: Protocol,
+  wallet: unknown,
+  publicClient: unknown = p.publicClient,
+): SettlementClients {
+  return {
+    public: publicClient as SettlementClients["public"],
+    wallet: wallet as SettlementClients["wallet"],
+    rewards: p.rewards.address,
+  };
 }
 
 /**
