@@ -38,6 +38,15 @@ export interface PayerOptions {
   locks?: { bytes: bigint; epochs: bigint };
 }
 
+/** What the payer asked a relay to lock: covered up to `upTo` bytes owed, until `expiresEpoch`. */
+interface Requested {
+  upTo: bigint;
+  expiresEpoch: bigint;
+  /** The request's nonce, and what was asked before it (restored if it never leaves). */
+  nonce?: bigint;
+  before?: Requested;
+}
+
 export class PayerChannels {
   readonly #o: PayerOptions;
   readonly #meter = new ChannelMeter<string>();
@@ -45,7 +54,7 @@ export class PayerChannels {
   readonly #lastSigned = new Map<string, { cells: bigint; at: number; own: bigint }>();
   readonly #now: () => number;
   /** What this node asked each relay to lock (bytes owed up to which it is covered, and until when). */
-  readonly #requested = new Map<string, { upTo: bigint; expiresEpoch: bigint }>();
+  readonly #requested = new Map<string, Requested>();
   #nonce: bigint;
 
   constructor(options: PayerOptions) {
@@ -85,7 +94,12 @@ export class PayerChannels {
     const count = this.#meter.add(id, CELL_PRICE_BYTES);
     let last = this.#lastSigned.get(id);
     if (!last) this.#lastSigned.set(id, (last = { cells: 0n, at: this.#now(), own: 0n }));
-    if (own) last.own += 1n;
+    // The payer's own message never makes a receipt due by itself (a receipt for a far hop would
+    // otherwise set off receipts at the hops before it once their interval has passed).
+    if (own) {
+      last.own += 1n;
+      return false;
+    }
     return count.cells - last.cells >= this.#o.everyCells || this.#now() - last.at >= this.#o.everyMs;
   }
 
@@ -126,12 +140,18 @@ export class PayerChannels {
     const epoch = this.#o.epoch();
     this.#lastSigned.set(id, { cells: count.cells, at: this.#now(), own: 0n });
     this.#o.store?.signed(this.#o.key.address, relayer, count);
-    const signed = await signReceipt(this.#o.key, this.#o.receiptDomain, {
-      relayer,
-      epoch,
-      cells: count.cells,
-      bytes: count.bytes,
-    });
+    let signed;
+    try {
+      signed = await signReceipt(this.#o.key, this.#o.receiptDomain, {
+        relayer,
+        epoch,
+        cells: count.cells,
+        bytes: count.bytes,
+      });
+    } catch (error) {
+      this.unsent(relayer, count.cells); // nothing was signed: its cells are not covered
+      throw error;
+    }
     return { key: signed.key, epoch, cells: signed.cells, bytes: signed.bytes_, r: signed.r, vs: signed.vs };
   }
 
@@ -156,8 +176,33 @@ export class PayerChannels {
     const last = this.#requested.get(id);
     if (last && owed + policy.bytes / 2n < last.upTo && last.expiresEpoch > epoch) return undefined;
     const expiresEpoch = epoch + policy.epochs;
-    this.#requested.set(id, { upTo: (last && last.upTo > owed ? last.upTo : owed) + policy.bytes, expiresEpoch });
-    return this.lockRequest(relayer, policy.bytes, expiresEpoch);
+    const next: Requested = { upTo: (last && last.upTo > owed ? last.upTo : owed) + policy.bytes, expiresEpoch };
+    if (last) next.before = { upTo: last.upTo, expiresEpoch: last.expiresEpoch };
+    this.#requested.set(id, next);
+    try {
+      const lock = await this.lockRequest(relayer, policy.bytes, expiresEpoch);
+      next.nonce = lock.nonce;
+      return lock;
+    } catch (error) {
+      this.#unask(id, next);
+      throw error;
+    }
+  }
+
+  /**
+   * The lock request `nonce` for `relayer` never left (its circuit closed while it was signed):
+   * unless another was asked since, the next circuit asks again at once.
+   */
+  lockUnsent(relayer: Address, nonce: bigint): void {
+    const id = relayer.toLowerCase();
+    const current = this.#requested.get(id);
+    if (current?.nonce === nonce) this.#unask(id, current);
+  }
+
+  #unask(id: string, request: Requested): void {
+    if (this.#requested.get(id) !== request) return;
+    if (request.before) this.#requested.set(id, request.before);
+    else this.#requested.delete(id);
   }
 
   /** What the payer counted for `relayer`. */

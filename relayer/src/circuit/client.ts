@@ -535,9 +535,13 @@ export class ClientCircuit implements CircuitEndpoint {
   private sendLockIfDue(i: number): void {
     const operator = this.payer?.operators[i];
     if (!operator || !this.payer) return;
-    this.payer.channels.lockDue(operator).then(
+    const channels = this.payer.channels;
+    channels.lockDue(operator).then(
       (lock) => {
-        if (lock && !this.closed) this.sendTo(i, RelayCommand.payLock, 0, [encodePayLock(lock)]);
+        if (!lock) return;
+        // Closed while it was signed: it never leaves, and the next circuit asks again.
+        if (this.closed) return channels.lockUnsent(operator, lock.nonce);
+        this.sendTo(i, RelayCommand.payLock, 0, [encodePayLock(lock)]);
       },
       () => {},
     );
