@@ -12,7 +12,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type Address, getAddress, type LocalAccount, parseEventLogs } from "viem";
+import { type Address, getAddress, type LocalAccount, parseEventLogs, type PublicClient } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { signReceipt, signUptime } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
@@ -22,7 +22,7 @@ import { submitUptimeDue } from "../../relayer/src/chain/uptime.ts";
 import { Link } from "../../relayer/src/link/link.ts";
 import { Knowledge } from "../../relayer/src/mesh/knowledge.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
-import { UptimeInbox, UptimeProber } from "../../relayer/src/node/uptime.ts";
+import { registryNodeOf, UptimeInbox, UptimeProber } from "../../relayer/src/node/uptime.ts";
 import { CellCommand } from "../../relayer/src/wire/cell.ts";
 import { encodeUptime, type UptimeAttestation } from "../../relayer/src/wire/uptime.ts";
 import { startRelays } from "../relayer/helpers.ts";
@@ -124,6 +124,34 @@ describe("uptime attestations between relays (probes, signatures, inbox, submitU
 
   const peerOf = (r: TestRelay) => ({ operator: r.operator, host: r.node.host, port: r.node.port, keys: r.node.keys });
   const clientsOf = async (r: TestRelay) => settlementClients(p, r.wallet, await connection.viem.getPublicClient());
+
+  it("reads each uptime peer's registry record once per TTL, not at every refresh; a failed read is not kept", async () => {
+    let reads = 0;
+    let failNext = false;
+    const counting = {
+      readContract: (args: Parameters<PublicClient["readContract"]>[0]) => {
+        reads++;
+        if (failNext) {
+          failNext = false;
+          return Promise.reject(new Error("RPC down"));
+        }
+        return p.publicClient.readContract(args as never);
+      },
+    } as unknown as PublicClient;
+    let clock = 1_000_000;
+    const nodeOf = registryNodeOf(counting, p.registry.address, { ttlMs: 300_000, now: () => clock });
+    const a = relays[0]!.operator;
+    for (let refresh = 0; refresh < 30; refresh++) assert.notEqual((await nodeOf(a)).registeredAt, 0);
+    assert.equal(reads, 1, "30 refreshes within the TTL: one read");
+    const stranger = privateKeyToAccount(generatePrivateKey()).address;
+    assert.equal((await nodeOf(stranger)).registeredAt, 0);
+    assert.equal(reads, 2);
+    clock += 300_001;
+    failNext = true;
+    await assert.rejects(nodeOf(a), /RPC down/);
+    assert.equal((await nodeOf(a)).keysHash, (await p.registry.read.getNode([a])).keysHash, "read again");
+    assert.equal(reads, 4, "past the TTL: read again; the failed read was not kept");
+  });
 
   it("probes for an epoch, attests the relays that stayed up, and pays the bonus only with k attestations", async () => {
     const [a, b, c] = relays as [TestRelay, TestRelay, TestRelay];

@@ -50,6 +50,7 @@ import { Knowledge } from "../mesh/knowledge.ts";
 import {
   ChainEpochClock,
   probeIntervalFor,
+  registryNodeOf,
   registryOperatorOf,
   UptimeInbox,
   type UptimePeer,
@@ -228,10 +229,11 @@ async function startRelayNode(
       knowledge = new Knowledge(u.knowledge ?? p.accounting.replace(/(\.sqlite)?$/, ".knowledge.sqlite"));
       const known = knowledge;
       const probeIntervalMs = u.probeIntervalMs ?? probeIntervalFor(epochs.length);
+      const nodeOf = registryNodeOf(chain.client, chain.contracts.RelayerRegistry);
       startProber = async () => {
         const prober = new UptimeProber({
           self: relayer,
-          peers: () => registeredPeers(chain, peersDir, rlog),
+          peers: () => registeredPeers(nodeOf, peersDir, rlog),
           knowledge: known,
           clock: epochs,
           probeIntervalMs,
@@ -410,16 +412,15 @@ async function startEntryNode(config: Extract<NodeConfig, { role: "entry" }>, lo
  * its static keys (the registry holds only their hash); the endpoint is the registry's. Descriptors
  * whose keys do not match the record, or whose operator is not registered, are skipped with a reason.
  */
-async function registeredPeers(chain: ChainContext, dir: string, log: Logger): Promise<UptimePeer[]> {
+async function registeredPeers(
+  nodeOf: ReturnType<typeof registryNodeOf>,
+  dir: string,
+  log: Logger,
+): Promise<UptimePeer[]> {
   const peers: UptimePeer[] = [];
   for (const entry of readDirectory(dir)) {
     if (!entry.operator) continue;
-    const node = await chain.client.readContract({
-      address: chain.contracts.RelayerRegistry,
-      abi: relayerRegistryAbi,
-      functionName: "getNode",
-      args: [entry.operator],
-    });
+    const node = await nodeOf(getAddress(entry.operator));
     const why =
       node.registeredAt === 0
         ? "not registered"

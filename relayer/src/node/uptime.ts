@@ -470,19 +470,45 @@ export class UptimeInbox {
 
 /** RelayerRegistry.operatorOf, cached for `ttlMs` (bounded); errors propagate (the inbox counts them). */
 export function registryOperatorOf(client: PublicClient, registry: Address, ttlMs = 60_000, max = 4_096) {
-  const cache = new Map<string, { operator: Address; at: number }>();
-  return async (signer: Address): Promise<Address> => {
-    const id = signer.toLowerCase();
+  return cachedReads(
+    (signer) =>
+      client.readContract({ address: registry, abi: relayerRegistryAbi, functionName: "operatorOf", args: [signer] }),
+    ttlMs,
+    max,
+  );
+}
+
+/**
+ * An operator's node record from the registry (getNode), each kept `ttlMs` (default 5 min): the
+ * uptime prober asks for every peer's record at each refresh (10 s), which uncached was one RPC
+ * call per peer every 10 s, most of a relay's calls on a public RPC. A changed endpoint or keys
+ * are seen within `ttlMs`.
+ */
+export function registryNodeOf(
+  client: PublicClient,
+  registry: Address,
+  options: { ttlMs?: number; max?: number; now?: () => number } = {},
+) {
+  return cachedReads(
+    (operator) =>
+      client.readContract({ address: registry, abi: relayerRegistryAbi, functionName: "getNode", args: [operator] }),
+    options.ttlMs ?? 300_000,
+    options.max ?? 4_096,
+    options.now,
+  );
+}
+
+/** `read` behind a cache of at most `max` addresses, each answer kept `ttlMs` (a failed read is not kept). */
+function cachedReads<T>(read: (key: Address) => Promise<T>, ttlMs: number, max: number, now: () => number = Date.now) {
+  const cache = new Map<string, { value: T; at: number }>();
+  return async (key: Address): Promise<T> => {
+    const id = key.toLowerCase();
     const hit = cache.get(id);
-    if (hit && Date.now() - hit.at < ttlMs) return hit.operator;
-    const operator = await client.readContract({
-      address: registry,
-      abi: relayerRegistryAbi,
-      functionName: "operatorOf",
-      args: [signer],
-    });
+    if (hit && now() - hit.at < ttlMs) return hit.value;
+    const value = await read(key);
+    cache.delete(id); // re-inserted last: the oldest entry is the first one dropped
     if (cache.size >= max) cache.delete(cache.keys().next().value as string);
-    cache.set(id, { operator, at: Date.now() });
-    return operator;
+    cache.set(id, { value, at: now() });
+    return value;
   };
 }
