@@ -105,17 +105,30 @@ describe("in-band payment through a 3-hop circuit", async () => {
     return { circuit, link };
   }
 
-  it("pays each hop for what it carried: same counts on both sides, receipts settled, 90% claimed to the wei", async () => {
-    const epoch = await p.rewards.read.currentEpoch();
-    for (const o of operators) await lockFor(p, payer, getAddress(o.account.address), GB / 4n, epoch + 1n);
-    const channels = new PayerChannels({
+  /** The payer's node's channels for `key` (epoch fixed), a receipt every `everyCells` cells or `everyMs`. */
+  const payerChannels = (key: LocalAccount, epoch: bigint, everyCells: bigint, everyMs: number) =>
+    new PayerChannels({
       key,
       receiptDomain: p.receiptDomain,
       creditDomain: p.creditDomain,
       epoch: () => epoch,
-      everyCells: 256n,
-      everyMs: 60_000,
+      everyCells,
+      everyMs,
     });
+
+  /** A new payer (1 X0T of credit, 10 MB locked at each relay this epoch), receipts every 64 cells or `everyMs`. */
+  async function lockedPayer(wallet: Wallet, everyMs: number) {
+    const key = await buyCredit(p, wallet, 1n * X0T);
+    const epoch = await p.rewards.read.currentEpoch();
+    for (const o of operators) await lockFor(p, wallet, getAddress(o.account.address), GB / 100n, epoch + 1n);
+    const channels = payerChannels(key, epoch, 64n, everyMs);
+    return { key, channels, epoch };
+  }
+
+  it("pays each hop for what it carried: same counts on both sides, receipts settled, 90% claimed to the wei", async () => {
+    const epoch = await p.rewards.read.currentEpoch();
+    for (const o of operators) await lockFor(p, payer, getAddress(o.account.address), GB / 4n, epoch + 1n);
+    const channels = payerChannels(key, epoch, 256n, 60_000);
     const { circuit, link } = await circuitFor(channels);
     const size = 8 * 1024 * 1024;
     assert.equal(await fetchThrough(circuit, blob.port, `/blob/${size}`), expectedSha256(size));
@@ -158,14 +171,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
   it("stops a payer with no lock once the allowance is used: the client sees why", async () => {
     const stranger = await buyCredit(p, p.wallets[7]!, 1n * X0T);
     const epoch = await p.rewards.read.currentEpoch();
-    const channels = new PayerChannels({
-      key: stranger,
-      receiptDomain: p.receiptDomain,
-      creditDomain: p.creditDomain,
-      epoch: () => epoch,
-      everyCells: 64n,
-      everyMs: 60_000,
-    });
+    const channels = payerChannels(stranger, epoch, 64n, 60_000);
     const { circuit, link } = await circuitFor(channels);
     await assert.rejects(fetchThrough(circuit, blob.port, `/blob/${8 * 1024 * 1024}`));
     const closed = await new Promise<CircuitError>((resolve) => circuit.onClose(resolve));
@@ -190,15 +196,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
 
   it("refuses a PAY_HELLO replayed from another payer's circuit: the circuit is stopped, the victim's counts do not move", async () => {
     const epoch = await p.rewards.read.currentEpoch();
-    const channelsOf = (k: LocalAccount) =>
-      new PayerChannels({
-        key: k,
-        receiptDomain: p.receiptDomain,
-        creditDomain: p.creditDomain,
-        epoch: () => epoch,
-        everyCells: 256n,
-        everyMs: 60_000,
-      });
+    const channelsOf = (k: LocalAccount) => payerChannels(k, epoch, 256n, 60_000);
     // The victim's node builds a circuit; its hellos are seen (say, by a hostile first hop's operator
     // who also runs the others, or leaked from memory).
     const victim = channelsOf(key);
@@ -255,17 +253,8 @@ describe("in-band payment through a 3-hop circuit", async () => {
       await closeServer(cut);
       await closeServer(echo);
     });
-    const uploader = await buyCredit(p, p.wallets[8]!, 1n * X0T);
-    const epoch = await p.rewards.read.currentEpoch();
-    for (const o of operators) await lockFor(p, p.wallets[8]!, getAddress(o.account.address), GB / 100n, epoch + 1n);
-    const channels = new PayerChannels({
-      key: uploader,
-      receiptDomain: p.receiptDomain,
-      creditDomain: p.creditDomain,
-      epoch: () => epoch,
-      everyCells: 64n,
-      everyMs: 200, // and a receipt for everything once the traffic pauses
-    });
+    // A receipt every 64 cells, and one for everything once the traffic pauses for 200 ms.
+    const { key: uploader, channels, epoch } = await lockedPayer(p.wallets[8]!, 200);
     const exit = getAddress(operators[2]!.account.address);
     const viaCut = hopsOf(relays).map((h, i) => (i === 2 ? { ...h, port: cutPort } : h));
     const first = await circuitFor(channels, viaCut);
@@ -316,17 +305,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
     console.log(`    ${lost} cells in flight when the hop died; the next receipt was taken`);
   });
   it("an idle paid circuit covers its traffic with one round of receipts, then sends none", async (t) => {
-    const idler = await buyCredit(p, p.wallets[9]!, 1n * X0T);
-    const epoch = await p.rewards.read.currentEpoch();
-    for (const o of operators) await lockFor(p, p.wallets[9]!, getAddress(o.account.address), GB / 100n, epoch + 1n);
-    const channels = new PayerChannels({
-      key: idler,
-      receiptDomain: p.receiptDomain,
-      creditDomain: p.creditDomain,
-      epoch: () => epoch,
-      everyCells: 64n,
-      everyMs: 50,
-    });
+    const { key: idler, channels, epoch } = await lockedPayer(p.wallets[9]!, 50);
     const { circuit, link } = await circuitFor(channels);
     t.after(() => link.close());
     const size = 256 * 1024;
@@ -377,14 +356,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
   });
   it("a build that fails before the hellos leaves no cell counted on either side, as the relays do", async () => {
     const failing = await buyCredit(p, p.wallets[10]!, 1n * X0T);
-    const channels = new PayerChannels({
-      key: failing,
-      receiptDomain: p.receiptDomain,
-      creditDomain: p.creditDomain,
-      epoch: () => 0n,
-      everyCells: 64n,
-      everyMs: 60_000,
-    });
+    const channels = payerChannels(failing, 0n, 64n, 60_000);
     const dead = { ...hopsOf(relays)[1]!, port: await closedPort() };
     for (let attempt = 0; attempt < 3; attempt++)
       await assert.rejects(circuitFor(channels, [hopsOf(relays)[0]!, dead, hopsOf(relays)[2]!]));
