@@ -90,9 +90,10 @@ export interface RelayCoreOptions {
   rekeyInterval?: number;
   /**
    * Adversarial tests only: sees every forward cell body this relay is about to pass on and may
-   * change it, or return false to drop it (a malicious relay). Never set in production.
+   * change it, return false to drop it, or `{ destroy }` to destroy the circuit with any reason it
+   * likes (a malicious relay). Never set in production.
    */
-  tamperForward?: (body: Buffer) => boolean | void;
+  tamperForward?: (body: Buffer) => boolean | void | { destroy: DestroyReason };
   /**
    * In-band payment (docs/settlement.md): every relay cell of every circuit is counted by the
    * gate, which decides whether the circuit's payer is still served. Without it, relaying is free.
@@ -471,7 +472,9 @@ class RelayCircuit {
   private passForward(inner: Buffer): void {
     if (!this.next) throw new ProtocolError("cell to pass on, but the circuit ends here");
     if (inner.length <= TAG_BYTES) throw new ProtocolError("cell to pass on is shorter than an onion layer");
-    if (this.core.options.tamperForward?.(inner) === false) return;
+    const tampered = this.core.options.tamperForward?.(inner);
+    if (tampered === false) return;
+    if (typeof tampered === "object") return this.destroy(tampered.destroy);
     // Never pause the previous link for one circuit (every circuit on it would stall): queue this
     // circuit's cells, and destroy it if it overruns what its streams' windows allow.
     if (!this.next.queue.push(this.next.id, CellCommand.relay, [inner])) this.overflow("next");
