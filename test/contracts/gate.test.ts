@@ -7,7 +7,6 @@ import { before, beforeEach, describe, it } from "node:test";
 import { type Address, getAddress, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { ADOPTED_CELLS_MS, CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
-import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
 import { signReceipt, verifyReceipt } from "@x0tta6bl4/relayer/accounting/receipts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
@@ -21,6 +20,7 @@ import {
   registerRelayer,
   type Wallet,
   X0T,
+  payerChannels,
 } from "../helpers/protocol.js";
 
 const PER_CELL = CELL_PRICE_BYTES; // what a cell owes each hop
@@ -239,15 +239,7 @@ describe("payment gate of a relay", async () => {
     const { gate: g, store } = gate();
     const epoch = await p.rewards.read.currentEpoch();
     let clock = 0;
-    const payerSide = new PayerChannels({
-      key,
-      receiptDomain: p.receiptDomain,
-      creditDomain: p.creditDomain,
-      epoch: () => epoch,
-      everyCells: 64n,
-      everyMs: 5_000,
-      now: () => clock,
-    });
+    const payerSide = payerChannels(p, key, epoch, { everyCells: 64n, everyMs: 5_000, now: () => clock });
     // The payer signs a lock request for the relay; the relay lands it (paying the gas).
     const request = await payerSide.lockRequest(relayer, 1_000n * PER_CELL, epoch + 1n);
     await p.credit.write.openLocks([[{ ...request, relayer, bytes_: request.bytes }]]);

@@ -13,7 +13,7 @@ import { type Address, getAddress, type LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import type { PayHello } from "../../relayer/src/wire/payment.ts";
 import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
-import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
+import type { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { claimRewards, settleOnce } from "@x0tta6bl4/relayer/chain/settlement";
 import { ClientCircuit, CircuitError } from "../../relayer/src/circuit/client.ts";
@@ -37,6 +37,7 @@ import {
   warpToEpoch,
   X0T,
   settlementClients,
+  payerChannels,
 } from "../helpers/protocol.js";
 
 async function fetchThrough(circuit: ClientCircuit, port: number, path: string) {
@@ -106,29 +107,22 @@ describe("in-band payment through a 3-hop circuit", async () => {
   }
 
   /** The payer's node's channels for `key` (epoch fixed), a receipt every `everyCells` cells or `everyMs`. */
-  const payerChannels = (key: LocalAccount, epoch: bigint, everyCells: bigint, everyMs: number) =>
-    new PayerChannels({
-      key,
-      receiptDomain: p.receiptDomain,
-      creditDomain: p.creditDomain,
-      epoch: () => epoch,
-      everyCells,
-      everyMs,
-    });
+  const channelsFor = (key: LocalAccount, epoch: bigint, everyCells: bigint, everyMs: number) =>
+    payerChannels(p, key, epoch, { everyCells, everyMs });
 
   /** A new payer (1 X0T of credit, 10 MB locked at each relay this epoch), receipts every 64 cells or `everyMs`. */
   async function lockedPayer(wallet: Wallet, everyMs: number) {
     const key = await buyCredit(p, wallet, 1n * X0T);
     const epoch = await p.rewards.read.currentEpoch();
     for (const o of operators) await lockFor(p, wallet, getAddress(o.account.address), GB / 100n, epoch + 1n);
-    const channels = payerChannels(key, epoch, 64n, everyMs);
+    const channels = channelsFor(key, epoch, 64n, everyMs);
     return { key, channels, epoch };
   }
 
   it("pays each hop for what it carried: same counts on both sides, receipts settled, 90% claimed to the wei", async () => {
     const epoch = await p.rewards.read.currentEpoch();
     for (const o of operators) await lockFor(p, payer, getAddress(o.account.address), GB / 4n, epoch + 1n);
-    const channels = payerChannels(key, epoch, 256n, 60_000);
+    const channels = channelsFor(key, epoch, 256n, 60_000);
     const { circuit, link } = await circuitFor(channels);
     const size = 8 * 1024 * 1024;
     assert.equal(await fetchThrough(circuit, blob.port, `/blob/${size}`), expectedSha256(size));
@@ -171,7 +165,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
   it("stops a payer with no lock once the allowance is used: the client sees why", async () => {
     const stranger = await buyCredit(p, p.wallets[7]!, 1n * X0T);
     const epoch = await p.rewards.read.currentEpoch();
-    const channels = payerChannels(stranger, epoch, 64n, 60_000);
+    const channels = channelsFor(stranger, epoch, 64n, 60_000);
     const { circuit, link } = await circuitFor(channels);
     await assert.rejects(fetchThrough(circuit, blob.port, `/blob/${8 * 1024 * 1024}`));
     const closed = await new Promise<CircuitError>((resolve) => circuit.onClose(resolve));
@@ -196,7 +190,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
 
   it("refuses a PAY_HELLO replayed from another payer's circuit: the circuit is stopped, the victim's counts do not move", async () => {
     const epoch = await p.rewards.read.currentEpoch();
-    const channelsOf = (k: LocalAccount) => payerChannels(k, epoch, 256n, 60_000);
+    const channelsOf = (k: LocalAccount) => channelsFor(k, epoch, 256n, 60_000);
     // The victim's node builds a circuit; its hellos are seen (say, by a hostile first hop's operator
     // who also runs the others, or leaked from memory).
     const victim = channelsOf(key);
@@ -356,7 +350,7 @@ describe("in-band payment through a 3-hop circuit", async () => {
   });
   it("a build that fails before the hellos leaves no cell counted on either side, as the relays do", async () => {
     const failing = await buyCredit(p, p.wallets[10]!, 1n * X0T);
-    const channels = payerChannels(failing, 0n, 64n, 60_000);
+    const channels = channelsFor(failing, 0n, 64n, 60_000);
     const dead = { ...hopsOf(relays)[1]!, port: await closedPort() };
     for (let attempt = 0; attempt < 3; attempt++)
       await assert.rejects(circuitFor(channels, [hopsOf(relays)[0]!, dead, hopsOf(relays)[2]!]));

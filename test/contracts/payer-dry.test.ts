@@ -9,15 +9,22 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { getAddress, type LocalAccount } from "viem";
 import { CELL_PRICE_BYTES, PaymentGate } from "@x0tta6bl4/relayer/accounting/gate";
-import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
 import { startChainDuties, type ChainDuties } from "../../relayer/src/node/chain-duties.ts";
-import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
 import { type EntryNode, startEntry } from "../../relayer/src/node/entry.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
 import { silentLogger } from "../../relayer/src/log.ts";
 import { curl, rawExchange } from "../helpers/net.ts";
 import { startBlobServer, startRelays } from "../relayer/helpers.ts";
-import { buyCredit, connect, deployProtocol, paymentGateFor, registerRelayer, X0T } from "../helpers/protocol.js";
+import {
+  buyCredit,
+  connect,
+  deployProtocol,
+  directoryOf,
+  payerChannels,
+  paymentGateFor,
+  registerRelayer,
+  X0T,
+} from "../helpers/protocol.js";
 
 const MiB = 1n << 20n;
 const ALLOWANCE = 2n * MiB;
@@ -66,21 +73,8 @@ describe("a payer whose credit runs out mid-download", async () => {
         ...(await startRelays(1, { payments: gate, checkPayHello, onLockRequest: (lock) => d.requestLock(lock) })),
       );
     }
-    const directory: DirectoryEntry[] = relays.map((r, i) => ({
-      name: `r${i + 1}`,
-      host: r.host,
-      port: r.port,
-      keys: r.keys,
-      exit: i === relays.length - 1,
-      region: undefined,
-      operator: getAddress(operators[i]!.account.address),
-    }));
-    const epoch = await p.rewards.read.currentEpoch();
-    const payer = new PayerChannels({
-      key,
-      receiptDomain: p.receiptDomain,
-      creditDomain: p.creditDomain,
-      epoch: () => epoch,
+    const directory = directoryOf(relays, operators);
+    const payer = payerChannels(p, key, await p.rewards.read.currentEpoch(), {
       everyCells: 64n,
       everyMs: 1_000,
       locks: { bytes: 2n * MiB, epochs: 2n },

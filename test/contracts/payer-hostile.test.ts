@@ -11,14 +11,21 @@ import { connect as connectTcp } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { getAddress } from "viem";
 import { CELL_PRICE_BYTES } from "@x0tta6bl4/relayer/accounting/gate";
-import { PayerChannels } from "@x0tta6bl4/relayer/accounting/payer";
-import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
 import { type EntryNode, startEntry } from "../../relayer/src/node/entry.ts";
 import type { RelayNode } from "../../relayer/src/node/relay.ts";
 import { DestroyReason } from "../../relayer/src/wire/cell.ts";
 import { curl, readBytes } from "../helpers/net.ts";
 import { startBlobServer, startRelays } from "../relayer/helpers.ts";
-import { buyCredit, connect, deployProtocol, paymentGateFor, registerRelayer, X0T } from "../helpers/protocol.js";
+import {
+  buyCredit,
+  connect,
+  deployProtocol,
+  directoryOf,
+  payerChannels,
+  paymentGateFor,
+  registerRelayer,
+  X0T,
+} from "../helpers/protocol.js";
 
 describe("a relay that sends bare payment DESTROYs and stops the payer once", async () => {
   const connection = await connect();
@@ -56,24 +63,8 @@ describe("a relay that sends bare payment DESTROYs and stops the payer once", as
       },
     });
     relays.push(...(await startRelays(3))); // free relays: they ignore the payment messages
-    const directory: DirectoryEntry[] = relays.map((r, i) => ({
-      name: ["hostile", "a", "b", "exit"][i]!,
-      host: r.host,
-      port: r.port,
-      keys: r.keys,
-      exit: i === 3,
-      region: undefined,
-      operator: getAddress(operators[i]!.account.address),
-    }));
-    const epoch = await p.rewards.read.currentEpoch();
-    const payer = new PayerChannels({
-      key,
-      receiptDomain: p.receiptDomain,
-      creditDomain: p.creditDomain,
-      epoch: () => epoch,
-      everyCells: 16n,
-      everyMs: 1_000,
-    });
+    const directory = directoryOf(relays, operators, ["hostile", "a", "b", "exit"]);
+    const payer = payerChannels(p, key, await p.rewards.read.currentEpoch(), { everyCells: 16n, everyMs: 1_000 });
     entry = await startEntry({ socksPort: 0, hops: 3, directory: () => directory, payer, paymentBackoffMs: 60_000 });
     blob = await startBlobServer();
   });

@@ -3,7 +3,7 @@
  * in-process EVM, with short epochs and a small k so tests can walk through epochs quickly.
  */
 import { network } from "hardhat";
-import { type Address, type Hex, type LocalAccount, keccak256, stringToHex, toHex } from "viem";
+import { type Address, getAddress, type Hex, type LocalAccount, keccak256, stringToHex, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import ProtocolModule from "../../deploy/ignition/modules/Protocol.js";
 import {
@@ -18,6 +18,8 @@ import type { PayHello } from "../../relayer/src/wire/payment.ts";
 import { AccountingStore } from "@x0tta6bl4/relayer/accounting/store";
 import { ChannelReader } from "@x0tta6bl4/relayer/chain/reader";
 import type { SettlementClients } from "@x0tta6bl4/relayer/chain/settlement";
+import { PayerChannels, type PayerOptions } from "@x0tta6bl4/relayer/accounting/payer";
+import type { DirectoryEntry } from "../../relayer/src/node/directory.ts";
 
 export const X0T = 10n ** 18n;
 export const GB = 1_000_000_000n;
@@ -151,6 +153,39 @@ export async function warpToEpoch(connection: Connection, p: Protocol, epoch: bi
   const now = BigInt(await connection.networkHelpers.time.latest());
   if (now >= target) throw new Error(`already past epoch ${epoch} + ${offset}s (now ${now}, target ${target})`);
   await connection.networkHelpers.time.increaseTo(target);
+}
+
+/** A payer's node's channels for `key` on this deployment, dated `epoch` (a fixed epoch). */
+export function payerChannels(
+  p: Protocol,
+  key: LocalAccount,
+  epoch: bigint,
+  options: Pick<PayerOptions, "everyCells" | "everyMs" | "locks" | "now">,
+): PayerChannels {
+  return new PayerChannels({
+    key,
+    receiptDomain: p.receiptDomain,
+    creditDomain: p.creditDomain,
+    epoch: () => epoch,
+    ...options,
+  });
+}
+
+/** An entry's directory of `relays` run by `operators` (same order), the last one the exit. */
+export function directoryOf(
+  relays: readonly { host: string; port: number; keys: DirectoryEntry["keys"] }[],
+  operators: readonly Wallet[],
+  names = relays.map((_, i) => `r${i + 1}`),
+): DirectoryEntry[] {
+  return relays.map((r, i) => ({
+    name: names[i]!,
+    host: r.host,
+    port: r.port,
+    keys: r.keys,
+    exit: i === relays.length - 1,
+    region: undefined,
+    operator: getAddress(operators[i]!.account.address),
+  }));
 }
 
 /** What settlement (settleOnce, claimRewards) needs to send as `wallet`, a relay's operator or signer. */
